@@ -1,0 +1,93 @@
+#pragma once
+// Run configuration: plain data, validated once at the boundary (architecture.md principle 8).
+// The JSON form is documented in README.md ("Config reference").
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace taep {
+
+// p(x, 0) = sum_k w_k N(x; m_k, sigma_k^2 I). Weights need not be normalized (their sum must be > 0).
+struct MixtureSpec {
+  std::vector<double> weights;
+  std::vector<std::vector<double>> means;  // K vectors of dimension d
+  std::vector<double> sigmas;              // K widths > 0
+  int dim() const { return means.empty() ? 0 : int(means.front().size()); }
+  int components() const { return int(weights.size()); }
+};
+
+struct TargetConfig {
+  std::string preset;   // "ring8" or empty; a preset fills `mixture`
+  MixtureSpec mixture;  // always filled after validation
+};
+
+// Controlled mode collapse of the target (physics.md section 2): the first `modes` components get
+// weight eps each, the rest share 1 - modes*eps equally.
+struct CollapseSpec {
+  int modes = 1;
+  double eps = 0.01;
+};
+
+struct ModelConfig {
+  std::string type = "exact";               // exact: s_theta = grad log q(x, t)
+  std::optional<MixtureSpec> mixture;       // q given explicitly ...
+  std::optional<CollapseSpec> collapse;     // ... or as the collapse of the target
+};
+
+enum class Scheme { euler, milstein };
+enum class Backend { automatic, cpu, cuda };
+
+struct ScheduleConfig {
+  double beta_min = 0.1;
+  double beta_max = 20.0;
+  double t_min = 1e-3;
+  double t_max = 1.0;
+  int steps = 1000;
+  Scheme scheme = Scheme::euler;
+};
+
+struct RunSettings {
+  std::uint64_t paths = 1000000;
+  std::uint64_t seed = 1;
+  Backend backend = Backend::automatic;
+  std::uint64_t chunk_paths = 0;  // 0: automatic (fits device memory); rounded up to 4096
+  int threads = 0;                // CPU threads, 0: all available
+};
+
+struct HistogramConfig {
+  int bins = 200;
+  std::optional<double> lo;  // both or neither; neither: automatic range from a pilot of paths
+  std::optional<double> hi;
+};
+
+struct Config {
+  TargetConfig target;
+  ModelConfig model;
+  ScheduleConfig schedule;
+  RunSettings run;
+  HistogramConfig histogram;
+};
+
+// The built-in default: ring8 target, exact model with a 1-mode collapse at eps = 0.01.
+Config default_config();
+
+// Parses and validates a JSON config; missing sections and keys take the defaults above.
+// Throws ConfigError naming the field on malformed JSON, unknown keys, wrong types or bad values.
+Config parse_config(const std::string& json_text);
+
+// Checks every field (and fills target.mixture from a preset). Throws ConfigError.
+void validate(Config& config);
+
+// The canonical JSON form of a (validated) config.
+std::string config_to_json(const Config& config, int indent = 2);
+
+const char* to_string(Scheme s);
+const char* to_string(Backend b);
+
+// The 8-mode ring of the paper: equal weights, means 4 (cos 2 pi k/8, sin 2 pi k/8), sigma 0.25.
+MixtureSpec ring8();
+// The m-mode collapse of a mixture (weights only; means and widths unchanged).
+MixtureSpec collapse(const MixtureSpec& target, const CollapseSpec& c);
+
+}  // namespace taep

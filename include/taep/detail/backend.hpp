@@ -1,0 +1,48 @@
+#pragma once
+// The interface the engine drives; one implementation per backend (host/cpu_backend.cpp,
+// kernels/cuda_backend.cu, or host/cuda_stubs.cpp when built without CUDA).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "taep/detail/forward_problem.hpp"
+#include "taep/physics/accumulators.hpp"
+
+namespace taep {
+namespace detail {
+
+// What one chunk reduces to: one PathStats per reduce block (in path order) and histogram counts
+// laid out [underflow, bin 0 .. bin bins-1, overflow].
+struct ChunkStats {
+  std::vector<physics::PathStats> blocks;
+  std::vector<std::uint64_t> histogram;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual std::string device() const = 0;
+  virtual int threads() const { return 1; }
+  // Largest chunk (paths) that fits this backend's memory.
+  virtual std::uint64_t max_chunk_paths() const = 0;
+  // Paths [first, first + count), first a multiple of kReduceBlock: simulate and reduce.
+  virtual void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
+                         ChunkStats& out) = 0;
+  // Per-path values to host memory (reference empty unless the problem has one).
+  virtual void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
+                        std::vector<double>& reference) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(const ForwardProblem& problem, int threads);
+// Throws BackendUnavailable when built without CUDA or without a usable device.
+std::unique_ptr<Backend> make_cuda_backend(const ForwardProblem& problem);
+bool cuda_device_available(std::string* why);
+
+// Reduces one block of per-path values (count <= kReduceBlock) in the fixed order of
+// physics/accumulators.hpp; the CUDA reduction kernel follows the same order.
+physics::PathStats reduce_block_cpu(const double* taep, const double* reference, int count);
+
+}  // namespace detail
+}  // namespace taep

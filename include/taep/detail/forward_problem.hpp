@@ -1,0 +1,87 @@
+#pragma once
+// The validated config turned into the flat tables every backend reads (host memory). A backend maps
+// each table to its own memory and builds a physics::ForwardView over it.
+#include <cstdint>
+#include <vector>
+
+#include "taep/config.hpp"
+#include "taep/physics/forward_taep.hpp"
+#include "taep/physics/schedule.hpp"
+
+namespace taep {
+namespace detail {
+
+struct MixtureTablesHost {
+  int K = 0;
+  std::vector<float> mean;
+  std::vector<double> mean_d, log_w, sigma2, weight;
+  std::vector<physics::ComponentStep> comp;  // steps * K
+};
+
+struct HistogramSpec {
+  double lo = 0, hi = 1;
+  int bins = 1;
+  double inv_width() const { return bins / (hi - lo); }
+};
+
+struct ForwardProblem {
+  int d = 0;
+  int steps = 0;
+  bool milstein = false;
+  bool reference = false;
+  bool shared = false;
+  std::uint64_t seed = 0;
+  physics::VpSchedule schedule;
+  physics::TimeGrid grid;
+  MixtureTablesHost target, model;
+  std::vector<float> ratio;
+  std::vector<physics::StepScalars> step;
+  std::vector<double> init_cum_w;
+  std::vector<float> init_std;
+  float init_sqrt_abar = 1.f;
+  double abar_start = 1, abar_end = 0;
+
+  // `map(vec)` returns the pointer a backend's code should use for a host vector.
+  template <class Map>
+  physics::ForwardView view(Map&& map) const {
+    physics::ForwardView v;
+    v.d = d;
+    v.steps = steps;
+    v.milstein = milstein;
+    v.reference = reference;
+    v.shared = shared;
+    v.target = tables(target, map);
+    v.model = tables(model, map);
+    v.ratio = shared ? map(ratio) : nullptr;
+    v.step = map(step);
+    v.init_cum_w = map(init_cum_w);
+    v.init_std = map(init_std);
+    v.init_sqrt_abar = init_sqrt_abar;
+    v.abar_start = abar_start;
+    v.abar_end = abar_end;
+    v.seed = seed;
+    return v;
+  }
+
+ private:
+  template <class Map>
+  static physics::MixtureTables tables(const MixtureTablesHost& m, Map& map) {
+    physics::MixtureTables t;
+    t.K = m.K;
+    t.mean = map(m.mean);
+    t.mean_d = map(m.mean_d);
+    t.log_w = map(m.log_w);
+    t.sigma2 = map(m.sigma2);
+    t.comp = map(m.comp);
+    return t;
+  }
+};
+
+// Builds the tables of a validated config.
+ForwardProblem build_forward_problem(const Config& config);
+
+// Supported dimensions of the compiled fixed-size paths (others use the dynamic path, d <= kMaxDim).
+constexpr int kFixedDims[] = {1, 2, 3, 4, 8, 16};
+
+}  // namespace detail
+}  // namespace taep

@@ -1,0 +1,44 @@
+#pragma once
+// The engine's entry points.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "taep/config.hpp"
+#include "taep/result.hpp"
+
+namespace taep {
+
+struct Progress {
+  std::uint64_t paths_done = 0;
+  std::uint64_t paths_total = 0;
+  double seconds = 0;
+  double path_steps_per_second = 0;
+};
+
+struct RunOptions {
+  // Called after every chunk (from the calling thread).
+  std::function<void(const Progress&)> on_progress;
+};
+
+// Runs a validated config end to end. Throws ConfigError, BackendUnavailable, CudaError.
+RunResult run(const Config& config, const RunOptions& options = {});
+
+// Per-path values for paths [first, first + count) on one backend (for tests and tools).
+struct PathValues {
+  std::vector<double> taep;
+  std::vector<double> reference;  // empty unless the model is an exact score
+};
+PathValues simulate_paths(const Config& config, Backend backend, std::uint64_t first,
+                          std::uint64_t count);
+
+// Whether the CUDA backend can run here; `why` says why not.
+bool cuda_available(std::string* why = nullptr);
+// Whether this build contains the CUDA backend at all.
+bool built_with_cuda();
+
+// Backend::automatic resolved: cuda when available, else cpu.
+Backend resolve_backend(Backend requested);
+
+}  // namespace taep

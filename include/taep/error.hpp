@@ -1,0 +1,46 @@
+#pragma once
+// One error family (architecture.md principle 7). Library code throws; it never calls exit().
+#include <stdexcept>
+#include <string>
+
+namespace taep {
+
+// Base of everything taep throws; what() carries "file:line: message" for internal failures.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Bad input: a config field, a CLI flag or a file. field() names it ("schedule.steps").
+class ConfigError : public Error {
+ public:
+  ConfigError(std::string field, const std::string& message)
+      : Error(field + ": " + message), field_(std::move(field)) {}
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string field_;
+};
+
+// The CUDA backend was asked for where it cannot run (built without CUDA, or no usable device).
+class BackendUnavailable : public Error {
+ public:
+  using Error::Error;
+};
+
+// A CUDA runtime or library call failed; the message names the call, file:line and the status string.
+class CudaError : public Error {
+ public:
+  using Error::Error;
+};
+
+namespace detail {
+[[noreturn]] void throw_internal(const char* file, int line, const std::string& message);
+}  // namespace detail
+
+}  // namespace taep
+
+#define TAEP_EXPECTS(cond, msg) \
+  do {                          \
+    if (!(cond)) ::taep::detail::throw_internal(__FILE__, __LINE__, (msg)); \
+  } while (0)

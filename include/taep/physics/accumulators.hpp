@@ -1,0 +1,170 @@
+#pragma once
+// Mergeable accumulators (physics.md section 6; architecture.md principle 9). Each has add() for one
+// value and merge() for another accumulator; merge is exact up to floating-point rounding and
+// associative in exact arithmetic, so chunks, devices and ranks combine the same way. The engine also
+// fixes the ORDER of every add and merge (see reduce_block below), which makes results bitwise
+// independent of chunk size and thread count.
+#include <cstdint>
+
+#include "taep/physics/hd.hpp"
+
+namespace taep {
+namespace physics {
+
+// Count, mean and central moment sums M2..M4 (Pebay 2008; Chan et al. pairwise update).
+struct Moments {
+  double n = 0.0;
+  double mean = 0.0;
+  double m2 = 0.0;
+  double m3 = 0.0;
+  double m4 = 0.0;
+
+  TAEP_HD void add(double x) {
+    const double n1 = n;
+    n += 1.0;
+    const double delta = x - mean;
+    const double delta_n = delta / n;
+    const double delta_n2 = delta_n * delta_n;
+    const double term1 = delta * delta_n * n1;
+    mean += delta_n;
+    m4 += term1 * delta_n2 * (n * n - 3.0 * n + 3.0) + 6.0 * delta_n2 * m2 - 4.0 * delta_n * m3;
+    m3 += term1 * delta_n * (n - 2.0) - 3.0 * delta_n * m2;
+    m2 += term1;
+  }
+
+  TAEP_HD void merge(const Moments& o) {
+    if (o.n == 0.0) return;
+    if (n == 0.0) {
+      *this = o;
+      return;
+    }
+    const double na = n, nb = o.n, nt = na + nb;
+    const double delta = o.mean - mean;
+    const double d_n = delta / nt;
+    const double d2 = delta * delta, d3 = d2 * delta, d4 = d3 * delta;
+    const double new_m4 = m4 + o.m4 + d4 * na * nb * (na * na - na * nb + nb * nb) / (nt * nt * nt) +
+                          6.0 * d2 * (na * na * o.m2 + nb * nb * m2) / (nt * nt) +
+                          4.0 * delta * (na * o.m3 - nb * m3) / nt;
+    const double new_m3 = m3 + o.m3 + d3 * na * nb * (na - nb) / (nt * nt) +
+                          3.0 * delta * (na * o.m2 - nb * m2) / nt;
+    m2 = m2 + o.m2 + d2 * na * nb / nt;
+    m3 = new_m3;
+    m4 = new_m4;
+    mean += d_n * nb;
+    n = nt;
+  }
+
+  TAEP_HD double variance() const { return n > 1.0 ? m2 / (n - 1.0) : 0.0; }  // unbiased
+  TAEP_HD double skewness() const {
+    return m2 > 0.0 ? sqrt_(n) * m3 / (m2 * sqrt_(m2)) : 0.0;
+  }
+  TAEP_HD double excess_kurtosis() const { return m2 > 0.0 ? n * m4 / (m2 * m2) - 3.0 : 0.0; }
+};
+
+// Log-sum-exp accumulator of the weights w = exp(-S) for the integral fluctuation theorem:
+// holds shift = max(-S) and the scaled sums sum exp(-S - shift), sum exp(-2S - 2 shift).
+struct LogSumExp {
+  double n = 0.0;
+  double shift = 0.0;
+  double sum = 0.0;   // sum w / exp(shift)
+  double sum2 = 0.0;  // sum w^2 / exp(2 shift)
+
+  TAEP_HD void add(double s) {
+    const double a = -s;
+    if (n == 0.0) {
+      shift = a;
+      sum = 1.0;
+      sum2 = 1.0;
+    } else if (a > shift) {
+      const double r = exp_(shift - a);
+      sum = sum * r + 1.0;
+      sum2 = sum2 * r * r + 1.0;
+      shift = a;
+    } else {
+      const double r = exp_(a - shift);
+      sum += r;
+      sum2 += r * r;
+    }
+    n += 1.0;
+  }
+
+  TAEP_HD void merge(const LogSumExp& o) {
+    if (o.n == 0.0) return;
+    if (n == 0.0) {
+      *this = o;
+      return;
+    }
+    if (o.shift > shift) {
+      const double r = exp_(shift - o.shift);
+      sum = sum * r + o.sum;
+      sum2 = sum2 * r * r + o.sum2;
+      shift = o.shift;
+    } else {
+      const double r = exp_(o.shift - shift);
+      sum += o.sum * r;
+      sum2 += o.sum2 * r * r;
+    }
+    n += o.n;
+  }
+
+  // log <exp(-S)>
+  TAEP_HD double log_mean() const { return shift + log_(sum / n); }
+  // Effective sample size (sum w)^2 / sum w^2.
+  TAEP_HD double ess() const { return n > 0.0 ? sum * sum / sum2 : 0.0; }
+  // Standard error of <exp(-S)> (delta method on the sample mean of w), unbiased sample variance.
+  TAEP_HD double stderr_of_mean() const {
+    if (n < 2.0) return 0.0;
+    const double scale = exp_(shift);
+    const double mean_w = sum / n;                                // / scale
+    const double var_w = (sum2 / n - mean_w * mean_w) * n / (n - 1.0);  // / scale^2
+    return scale * sqrt_(var_w > 0.0 ? var_w / n : 0.0);
+  }
+};
+
+// Everything reduced from the per-path values of one block of paths.
+struct PathStats {
+  Moments taep;        // S over finite paths
+  LogSumExp ift;       // exp(-S) over finite paths
+  Moments reference;   // closed form R over finite paths (exact-score models)
+  Moments error;       // S - R over finite paths (exact-score models)
+  double nonfinite = 0.0;  // paths whose S (or R) is not finite: counted, excluded from the rest
+
+  TAEP_HD void add(double s, double r, bool with_reference) {
+    if (!isfinite_(s) || (with_reference && !isfinite_(r))) {
+      nonfinite += 1.0;
+      return;
+    }
+    taep.add(s);
+    ift.add(s);
+    if (with_reference) {
+      reference.add(r);
+      error.add(s - r);
+    }
+  }
+  TAEP_HD void merge(const PathStats& o) {
+    taep.merge(o.taep);
+    ift.merge(o.ift);
+    reference.merge(o.reference);
+    error.merge(o.error);
+    nonfinite += o.nonfinite;
+  }
+};
+
+// The fixed reduction order shared by the CPU and CUDA backends: paths are cut into blocks of
+// kReduceBlock consecutive path ids; within a block lane j (0..kReduceLanes-1) adds paths
+// j*kLaneSpan .. j*kLaneSpan+kLaneSpan-1 in order, then lanes merge by a halving tree; blocks merge
+// in increasing order on the host. Chunks are whole blocks, so the result does not depend on them.
+constexpr int kReduceLanes = 256;
+constexpr int kLaneSpan = 16;
+constexpr int kReduceBlock = kReduceLanes * kLaneSpan;  // 4096 paths
+
+// Histogram bin of s on [lo, hi) with `bins` bins; -1 underflow, bins overflow.
+TAEP_HD int histogram_bin(double s, double lo, double inv_width, int bins) {
+  if (s < lo) return -1;
+  const double f = (s - lo) * inv_width;
+  if (f >= double(bins)) return bins;
+  return int(f);
+}
+
+}  // namespace physics
+}  // namespace taep

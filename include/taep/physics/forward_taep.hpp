@@ -1,0 +1,164 @@
+#pragma once
+// One forward VP-SDE path and its time-asymmetry entropy production (physics.md section 4), written
+// once and called by the CPU backend's loop and by the CUDA kernel alike.
+//
+//   S      += beta_k/2 [l_theta - l_*](x_k) h + sqrt(beta_k) (s_theta - s_*)(x_k) . dW_k
+//   (milstein) += beta_k/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta - div s_*)]
+//   x_{k+1} = x_k - 1/2 beta_k x_k h + sqrt(beta_k) dW_k,     l = |s|^2 + 2 div s
+//
+// Everything at the start of the step, the same dW that moves x (Ito). The state and the score are
+// float; S is accumulated in double.
+#include <cstdint>
+
+#include "taep/physics/hd.hpp"
+#include "taep/physics/mixture.hpp"
+#include "taep/physics/philox.hpp"
+
+namespace taep {
+namespace physics {
+
+// Per-step constants shared by every path (precomputed once per run in double, stored as float).
+struct StepScalars {
+  float half_beta;   // beta(t_k) / 2
+  float h;           // t_{k+1} - t_k
+  float sqrt_h;
+  float sqrt_beta;
+  float sqrt_abar;   // sqrt(abar(t_k))
+  float decay;       // 1 - beta_k h / 2
+};
+
+struct MixtureTables {
+  int K = 0;
+  const float* mean = nullptr;     // K*d, float, for the path integrator
+  const double* mean_d = nullptr;  // K*d, double, for the closed-form endpoints
+  const double* log_w = nullptr;   // K
+  const double* sigma2 = nullptr;  // K
+  const ComponentStep* comp = nullptr;  // steps*K: per-step (1/v_k, log w_k - d/2 log 2 pi v_k)
+};
+
+// Everything a forward path needs, as non-owning pointers into host or device memory.
+struct ForwardView {
+  int d = 0;
+  int steps = 0;
+  bool milstein = false;
+  bool reference = false;  // exact-score model: also evaluate log(p/q) at both ends
+  bool shared = false;     // model = target components with other weights: one pass, one exp each
+  MixtureTables target;
+  MixtureTables model;
+  const float* ratio = nullptr;  // shared: w_model / w_target per component
+  const StepScalars* step = nullptr;  // steps
+  // x0 ~ p(x, t_min): component by cumulative weight, then sqrt(abar) m_k + sqrt(v_k) z.
+  const double* init_cum_w = nullptr;  // K of target, last = 1
+  const float* init_std = nullptr;     // sqrt(v_k(t_min)), K of target
+  float init_sqrt_abar = 1.f;
+  double abar_start = 1.0;  // abar(t_min)
+  double abar_end = 0.0;    // abar(t_max)
+  std::uint64_t seed = 0;
+};
+
+struct PathResult {
+  double taep;       // S
+  double reference;  // log(p/q)(x_0,t_min) - log(p/q)(x_N,t_max), exact-score models; else 0
+};
+
+// Serves normals one at a time from normal4 blocks without indexing an array, so the buffer stays in
+// registers on the GPU. Normal j of the stream is always the same number, whatever consumes it.
+template <class Stream>
+struct NormalSource {
+  Stream& stream;
+  rng::F4 buf{0.f, 0.f, 0.f, 0.f};
+  int left = 0;
+  TAEP_HD explicit NormalSource(Stream& s) : stream(s) {}
+  TAEP_HD float next() {
+    if (left == 0) {
+      buf = stream.next_normal4();
+      left = 4;
+    }
+    const float r = buf.x;
+    buf.x = buf.y;
+    buf.y = buf.z;
+    buf.z = buf.w;
+    --left;
+    return r;
+  }
+};
+
+template <int D>
+TAEP_HD double log_ratio_at(const ForwardView& V, double abar, const float* x) {
+  const double lp = mixture_log_density(V.d, V.target.K, V.target.mean_d, V.target.log_w,
+                                        V.target.sigma2, abar, x);
+  const double lq = mixture_log_density(V.d, V.model.K, V.model.mean_d, V.model.log_w,
+                                        V.model.sigma2, abar, x);
+  return lp - lq;
+}
+
+// Draws x0 from p(x, t_min) with the initial-state stream of this path.
+template <int D, class Stream>
+TAEP_HD void sample_initial_state(const ForwardView& V, Stream& init, float* x) {
+  const int d = D > 0 ? D : V.d;
+  const rng::U4 pick = init.next_u4();
+  const double u = (double(pick.x) + 0.5) * 2.3283064365386963e-10;  // (0, 1), exact in double
+  int k = 0;
+  while (k + 1 < V.target.K && u >= V.init_cum_w[k]) ++k;
+  NormalSource<Stream> z(init);
+  const float sd = V.init_std[k];
+  const float* mk = V.target.mean + k * d;
+  for (int i = 0; i < d; ++i) x[i] = V.init_sqrt_abar * mk[i] + sd * z.next();
+}
+
+// Score, divergence and quadratic form of target (p) and model (q) at x and step k.
+template <int D>
+TAEP_HD void evaluate_scores(const ForwardView& V, int k, float sqrt_abar, const float* x,
+                             const float* dw, ScoreEval<D>& p, ScoreEval<D>& q) {
+  const int d = D > 0 ? D : V.d;
+  MixtureSums<D> sp{}, sq{};  // value-initialized: the compiler cannot see that one branch fills each
+  if (V.shared) {
+    accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + k * V.target.K, V.ratio,
+                          sqrt_abar, x, dw, V.milstein, sp, sq);
+  } else {
+    accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + k * V.target.K, nullptr,
+                          sqrt_abar, x, dw, V.milstein, sp, sq);
+    accumulate_mixture<D>(d, V.model.K, V.model.mean, V.model.comp + k * V.model.K, nullptr,
+                          sqrt_abar, x, dw, V.milstein, sq, sp);
+  }
+  p.finish(sp, dw, d, V.milstein);
+  q.finish(sq, dw, d, V.milstein);
+}
+
+// The whole path: sample x0, run all steps, return S (and the closed form for exact models).
+template <int D, class Stream>
+TAEP_HD PathResult forward_path(const ForwardView& V, Stream& init, Stream& noise) {
+  const int d = D > 0 ? D : V.d;
+  float x[storage_dim<D>()];
+  float dw[storage_dim<D>()];
+  sample_initial_state<D>(V, init, x);
+  PathResult out{0.0, 0.0};
+  if (V.reference) out.reference = log_ratio_at<D>(V, V.abar_start, x);
+
+  NormalSource<Stream> z(noise);
+  double S = 0.0;
+  ScoreEval<D> p, q;
+  for (int k = 0; k < V.steps; ++k) {
+    const StepScalars c = V.step[k];
+    for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * z.next();
+    evaluate_scores<D>(V, k, c.sqrt_abar, x, dw, p, q);
+    float noise_term = 0.f;
+    float l_diff = 0.f;
+    for (int i = 0; i < d; ++i) {
+      noise_term += (q.s[i] - p.s[i]) * dw[i];
+      l_diff += q.s[i] * q.s[i] - p.s[i] * p.s[i];
+    }
+    const float div_diff = q.div - p.div;
+    l_diff += 2.f * div_diff;
+    float inc = c.half_beta * c.h * l_diff + c.sqrt_beta * noise_term;
+    if (V.milstein) inc += c.half_beta * ((q.quad - p.quad) - c.h * div_diff);
+    S += double(inc);
+    for (int i = 0; i < d; ++i) x[i] = c.decay * x[i] + c.sqrt_beta * dw[i];
+  }
+  out.taep = S;
+  if (V.reference) out.reference -= log_ratio_at<D>(V, V.abar_end, x);
+  return out;
+}
+
+}  // namespace physics
+}  // namespace taep

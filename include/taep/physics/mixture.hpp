@@ -1,0 +1,148 @@
+#pragma once
+// Isotropic Gaussian mixtures diffused by the VP SDE (physics.md section 2), evaluated in one pass
+// over the components with an online (streaming) softmax: one exp per component, no array of K
+// responsibilities, so K is unbounded on the GPU. With
+//   u_k = sqrt(abar) m_k - x,  logit_k = log w_k - |u_k|^2 / (2 v_k) - d/2 log(2 pi v_k),
+//   r_k = softmax(logit)_k,
+//   s        = sum_k r_k u_k / v_k
+//   div s    = sum_k r_k (|u_k|^2/v_k^2 - d/v_k) - |s|^2
+//   a.grad s.a = sum_k r_k ((u_k.a)^2/v_k^2 - |a|^2/v_k) - (s.a)^2
+#include "taep/physics/hd.hpp"
+
+namespace taep {
+namespace physics {
+
+// Largest dimension the fixed-storage evaluators accept (the dynamic-dimension kernel's arrays).
+constexpr int kMaxDim = 256;
+
+template <int D>
+constexpr int storage_dim() {
+  return D > 0 ? D : kMaxDim;
+}
+
+// Per-step coefficients of one component: 1/v_k(t) and log w_k - d/2 log(2 pi v_k(t)).
+struct ComponentStep {
+  float inv_v;
+  float log_norm;
+};
+
+// Unnormalized sums of one mixture's online softmax (the common factor exp(-M) is left out).
+template <int D>
+struct MixtureSums {
+  float z = 0.f;  // sum e_k
+  float a = 0.f;  // sum e_k (|u|^2/v^2 - d/v)
+  float b = 0.f;  // sum e_k ((u.a)^2/v^2 - |a|^2/v)
+  float s[storage_dim<D>()];
+
+  TAEP_HD void clear(int d) {
+    z = a = b = 0.f;
+    for (int i = 0; i < d; ++i) s[i] = 0.f;
+  }
+  TAEP_HD void scale(float c, int d) {
+    z *= c;
+    a *= c;
+    b *= c;
+    for (int i = 0; i < d; ++i) s[i] *= c;
+  }
+  TAEP_HD void add(float e, const float* u, float inv_v, float uu, float ua, float aa, int d,
+                   bool quad) {
+    z += e;
+    const float ev = e * inv_v;
+    for (int i = 0; i < d; ++i) s[i] += ev * u[i];
+    a += ev * (uu * inv_v - float(d));
+    if (quad) b += ev * (ua * ua * inv_v - aa);
+  }
+};
+
+// Score, divergence and (optionally) the quadratic form dW.grad s.dW of one mixture at one point.
+template <int D>
+struct ScoreEval {
+  float s[storage_dim<D>()];
+  float div;
+  float quad;
+
+  TAEP_HD void finish(const MixtureSums<D>& m, const float* a, int d, bool quad_wanted) {
+    const float inv_z = 1.f / m.z;
+    float ss = 0.f, sa = 0.f;
+    for (int i = 0; i < d; ++i) {
+      s[i] = m.s[i] * inv_z;
+      ss += s[i] * s[i];
+      if (quad_wanted) sa += s[i] * a[i];
+    }
+    div = m.a * inv_z - ss;
+    quad = quad_wanted ? m.b * inv_z - sa * sa : 0.f;
+  }
+};
+
+// One pass over K components centred at sqrt_abar * mean[k], weighted per step by comp[k].
+// With ratio != nullptr a second mixture on the same components (same means and widths, weights
+// w'_k = ratio_k w_k) is accumulated from the same exponentials: the target and a collapse model
+// then cost one exp per component together.
+template <int D>
+TAEP_HD void accumulate_mixture(int d, int K, const float* mean, const ComponentStep* comp,
+                                const float* ratio, float sqrt_abar, const float* x,
+                                const float* a, bool quad, MixtureSums<D>& first,
+                                MixtureSums<D>& second) {
+  float aa = 0.f;
+  if (quad)
+    for (int i = 0; i < d; ++i) aa += a[i] * a[i];
+  first.clear(d);
+  if (ratio) second.clear(d);
+  float max_logit = 0.f;
+  for (int k = 0; k < K; ++k) {
+    float u[storage_dim<D>()];
+    float uu = 0.f, ua = 0.f;
+    const float* mk = mean + k * d;
+    for (int i = 0; i < d; ++i) {
+      u[i] = sqrt_abar * mk[i] - x[i];
+      uu += u[i] * u[i];
+      if (quad) ua += u[i] * a[i];
+    }
+    const float inv_v = comp[k].inv_v;
+    const float logit = comp[k].log_norm - 0.5f * inv_v * uu;
+    float e = 1.f;
+    if (k == 0) {
+      max_logit = logit;
+    } else {
+      const float diff = logit - max_logit;
+      const float ex = exp_(-abs_(diff));
+      if (diff > 0.f) {  // new maximum: rescale what was summed so far
+        first.scale(ex, d);
+        if (ratio) second.scale(ex, d);
+        max_logit = logit;
+      } else {
+        e = ex;
+      }
+    }
+    first.add(e, u, inv_v, uu, ua, aa, d, quad);
+    if (ratio) second.add(e * ratio[k], u, inv_v, uu, ua, aa, d, quad);
+  }
+}
+
+// log p(x, t) of a mixture in double precision (endpoints of the closed-form reference).
+// mean: K*d, log_w: K, sigma2: K; abar = abar(t); x float (path state) or double (tests).
+template <class X>
+TAEP_HD double mixture_log_density(int d, int K, const double* mean, const double* log_w,
+                                   const double* sigma2, double abar, const X* x) {
+  const double sab = sqrt_(abar);
+  double max_l = 0.0, sum = 0.0;
+  for (int k = 0; k < K; ++k) {
+    const double v = abar * sigma2[k] + (1.0 - abar);
+    double uu = 0.0;
+    for (int i = 0; i < d; ++i) {
+      const double u = sab * mean[k * d + i] - double(x[i]);
+      uu += u * u;
+    }
+    const double l = log_w[k] - 0.5 * uu / v - 0.5 * d * log_(2.0 * kPi * v);
+    if (k == 0 || l > max_l) {
+      sum = (k == 0) ? 1.0 : sum * exp_(max_l - l) + 1.0;
+      max_l = l;
+    } else {
+      sum += exp_(l - max_l);
+    }
+  }
+  return max_l + log_(sum);
+}
+
+}  // namespace physics
+}  // namespace taep

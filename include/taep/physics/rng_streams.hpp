@@ -1,0 +1,28 @@
+#pragma once
+// Counter-based random numbers keyed by identity, never by thread (architecture.md principle 3).
+// Every draw is addressed by (seed, stream, path id, draw index): cuRAND's Philox4_32_10 is started
+// with curand_init(seed, subsequence(stream, path), 0) and consumed four numbers at a time, so the
+// numbers a path sees do not depend on launch shape, chunk size, thread count or device.
+#include <cstdint>
+
+namespace taep {
+namespace rng {
+
+// One line per consumer. Never renumber: results are reproducible only while these stay fixed.
+enum Stream : std::uint32_t {
+  kInitialState = 1,  // x0 ~ p(x, t_min): one uint4 for the component, then normal4 blocks
+  kForwardNoise = 2,  // dW of the forward Euler-Maruyama steps: normals k*d .. k*d+d-1 of step k
+  kHutchinson = 3,    // reserved: Hutchinson probes (learned-score models)
+  kReverseNoise = 4,  // reserved: reverse-process noise
+};
+
+constexpr int kPathIdBits = 40;  // paths per run < 2^40 (1.1e12)
+constexpr std::uint64_t kMaxPaths = std::uint64_t(1) << kPathIdBits;
+
+// cuRAND subsequence index of (stream, path): the stream sits above the path id.
+constexpr std::uint64_t subsequence(std::uint32_t stream, std::uint64_t path) {
+  return (std::uint64_t(stream) << kPathIdBits) | path;
+}
+
+}  // namespace rng
+}  // namespace taep

@@ -1,0 +1,66 @@
+#pragma once
+// What a run returns; result_to_json writes the JSON documented in README.md ("Result reference").
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "taep/config.hpp"
+
+namespace taep {
+
+struct TaepSummary {
+  std::uint64_t count = 0;  // finite paths that entered the statistics
+  double mean = 0, variance = 0, skewness = 0, excess_kurtosis = 0;
+  double stderr_mean = 0;      // sqrt(variance / count)
+  std::uint64_t nonfinite = 0;  // paths with a non-finite S, excluded and counted
+};
+
+struct IftSummary {
+  double estimate = 0;      // <exp(-S)>, should be 1
+  double stderr_ = 0;       // its standard error
+  double log_estimate = 0;  // log <exp(-S)>
+  double ess = 0;           // (sum w)^2 / sum w^2, w = exp(-S)
+};
+
+struct HistogramResult {
+  std::vector<double> edges;  // bins + 1
+  std::vector<std::uint64_t> counts;
+  std::uint64_t underflow = 0, overflow = 0;
+};
+
+// Exact-score models: the closed form R = log(p/q)(x_0, t_min) - log(p/q)(x_N, t_max) per path.
+struct ReferenceSummary {
+  double mean = 0, variance = 0;         // of R
+  double error_mean = 0, error_variance = 0;  // of S - R
+  double rms_path_error = 0;             // sqrt(<(S - R)^2>)
+};
+
+// Well-separated-mode predictions when model and target share means and widths (eq. 53).
+struct TheorySummary {
+  double variance_eq53 = 0;  // sum_k p_k L_k^2 - (sum_k p_k L_k)^2, L_k = log(p_k/q_k)
+  double mean_eq53 = 0;      // sum_k p_k L_k (relative entropy of the weights)
+};
+
+struct PerformanceSummary {
+  std::string backend;
+  std::string device;
+  double wall_seconds = 0;
+  double path_steps_per_second = 0;
+  std::uint64_t chunk_paths = 0;
+  int threads = 0;
+};
+
+struct RunResult {
+  TaepSummary taep;
+  IftSummary ift;
+  HistogramResult histogram;
+  std::optional<ReferenceSummary> reference;
+  std::optional<TheorySummary> theory;
+  PerformanceSummary performance;
+  Config config;
+};
+
+std::string result_to_json(const RunResult& result, int indent = 2);
+
+}  // namespace taep

@@ -1,0 +1,6 @@
+#pragma once
+// Umbrella header of the taep library.
+#include "taep/config.hpp"
+#include "taep/engine.hpp"
+#include "taep/error.hpp"
+#include "taep/result.hpp"

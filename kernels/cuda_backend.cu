@@ -1,0 +1,160 @@
+// The CUDA backend: problem tables uploaded once; per chunk the fused forward kernel writes S (and the
+// closed form) per path, the reduction kernels turn them into per-block accumulators and histogram
+// counts, and only those come back to the host.
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include "cuda_check.cuh"
+#include "device_buffer.cuh"
+#include "drivers.hpp"
+#include "taep/detail/backend.hpp"
+
+namespace taep {
+namespace detail {
+
+bool cuda_device_available(std::string* why) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    if (why) *why = std::string("no usable CUDA device: ") + cudaGetErrorString(status);
+    return false;
+  }
+  if (count == 0) {
+    if (why) *why = "no CUDA device found";
+    return false;
+  }
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess || prop.major < 8) {
+    if (why)
+      *why = "CUDA device 0 has compute capability " + std::to_string(prop.major) + "." +
+             std::to_string(prop.minor) + "; taep needs 8.0 or later";
+    return false;
+  }
+  if (why) why->clear();
+  return true;
+}
+
+namespace {
+
+class CudaStream {
+ public:
+  CudaStream() { TAEP_CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  ~CudaStream() { TAEP_CUDA_CHECK_PRINT(cudaStreamDestroy(s_)); }
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const ForwardProblem& problem) : problem_(problem) {
+    TAEP_CUDA_CHECK(cudaSetDevice(0));
+    cudaDeviceProp prop{};
+    TAEP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    device_ = std::string(prop.name) + " (compute capability " + std::to_string(prop.major) + "." +
+              std::to_string(prop.minor) + ")";
+    // Upload every table once; the view's pointers then refer to device memory.
+    view_ = problem_.view([this](const auto& host) {
+      using T = typename std::decay_t<decltype(host)>::value_type;
+      auto buf = std::make_shared<DeviceBuffer<T>>(host);
+      uploads_.push_back(buf);
+      return static_cast<const T*>(buf->data());
+    });
+    std::size_t free_bytes = 0, total_bytes = 0;
+    TAEP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    // Per path: S and the closed form (16 bytes); take at most a quarter of free memory.
+    const std::uint64_t fit = free_bytes / 4 / (2 * sizeof(double));
+    max_chunk_ = std::max<std::uint64_t>(
+        physics::kReduceBlock,
+        std::min<std::uint64_t>(std::uint64_t(1) << 24, fit) / physics::kReduceBlock * physics::kReduceBlock);
+  }
+
+  std::string name() const override { return "cuda"; }
+  std::string device() const override { return device_; }
+  std::uint64_t max_chunk_paths() const override { return max_chunk_; }
+
+  void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
+                std::vector<double>& reference) override {
+    taep.assign(count, 0.0);
+    reference.assign(problem_.reference ? count : 0, 0.0);
+    std::vector<double> part;
+    for (std::uint64_t off = 0; off < count; off += max_chunk_) {
+      const std::uint64_t n = std::min(max_chunk_, count - off);
+      forward(first + off, n);
+      s_.copy_to_host(part, n, stream_.get());
+      TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+      std::copy(part.begin(), part.end(), taep.begin() + off);
+      if (problem_.reference) {
+        r_.copy_to_host(part, n, stream_.get());
+        TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+        std::copy(part.begin(), part.end(), reference.begin() + off);
+      }
+    }
+  }
+
+  void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
+                 ChunkStats& out) override {
+    forward(first, count);
+    const std::size_t blocks = (count + physics::kReduceBlock - 1) / physics::kReduceBlock;
+    if (blocks_.size() < blocks) blocks_ = DeviceBuffer<physics::PathStats>(blocks);
+    if (hist_.size() != std::size_t(hist.bins) + 2) hist_ = DeviceBuffer<unsigned long long>(hist.bins + 2);
+    TAEP_CUDA_CHECK(cudaMemsetAsync(hist_.data(), 0, hist_.size() * sizeof(unsigned long long), stream_.get()));
+    ReduceLaunch r;
+    r.taep = s_.data();
+    r.reference = problem_.reference ? r_.data() : nullptr;
+    r.count = count;
+    r.blocks = blocks_.data();
+    r.hist = hist;
+    r.histogram = hist_.data();
+    r.stream = stream_.get();
+    launch_reduce(r);
+    blocks_.copy_to_host(out.blocks, blocks, stream_.get());
+    std::vector<unsigned long long> counts;
+    hist_.copy_to_host(counts, hist_.size(), stream_.get());
+    TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    out.histogram.assign(counts.begin(), counts.end());
+  }
+
+ private:
+  void forward(std::uint64_t first, std::uint64_t count) {
+    if (s_.size() < count) {
+      s_ = DeviceBuffer<double>(count);
+      if (problem_.reference) r_ = DeviceBuffer<double>(count);
+    }
+    ForwardLaunch f;
+    f.view = view_;
+    f.first = first;
+    f.count = count;
+    f.taep = s_.data();
+    f.reference = problem_.reference ? r_.data() : nullptr;
+    f.stream = stream_.get();
+    launch_forward_taep(f);
+  }
+
+  ForwardProblem problem_;
+  std::string device_;
+  std::vector<std::shared_ptr<void>> uploads_;
+  physics::ForwardView view_;
+  std::uint64_t max_chunk_ = physics::kReduceBlock;
+  CudaStream stream_;
+  DeviceBuffer<double> s_, r_;
+  DeviceBuffer<physics::PathStats> blocks_;
+  DeviceBuffer<unsigned long long> hist_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const ForwardProblem& problem) {
+  std::string why;
+  if (!cuda_device_available(&why))
+    throw BackendUnavailable("run.backend: 'cuda' is not available: " + why);
+  return std::make_unique<CudaBackend>(problem);
+}
+
+}  // namespace detail
+}  // namespace taep

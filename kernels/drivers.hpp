@@ -1,0 +1,36 @@
+#pragma once
+// Launch arguments and free driver functions of the kernels; host code never writes <<<>>>
+// (architecture.md principle 2).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "taep/detail/forward_problem.hpp"
+#include "taep/physics/accumulators.hpp"
+
+namespace taep {
+namespace detail {
+
+struct ForwardLaunch {
+  physics::ForwardView view;  // pointers into device memory
+  std::uint64_t first = 0;    // global id of the first path
+  std::uint64_t count = 0;
+  double* taep = nullptr;       // count
+  double* reference = nullptr;  // count, or nullptr
+  cudaStream_t stream = nullptr;
+};
+void launch_forward_taep(const ForwardLaunch& args);
+
+struct ReduceLaunch {
+  const double* taep = nullptr;
+  const double* reference = nullptr;  // or nullptr
+  std::uint64_t count = 0;
+  physics::PathStats* blocks = nullptr;  // ceil(count / kReduceBlock)
+  HistogramSpec hist;
+  unsigned long long* histogram = nullptr;  // bins + 2, accumulated into (atomics)
+  cudaStream_t stream = nullptr;
+};
+void launch_reduce(const ReduceLaunch& args);
+
+}  // namespace detail
+}  // namespace taep

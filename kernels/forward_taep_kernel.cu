@@ -1,0 +1,43 @@
+// The fused forward kernel: one thread carries one path through all steps in registers and writes
+// only S (and the closed form). All physics is physics::forward_path, shared with the CPU backend.
+#include "curand_stream.cuh"
+#include "drivers.hpp"
+#include "cuda_check.cuh"
+#include "taep/detail/dispatch.hpp"
+#include "taep/physics/forward_taep.hpp"
+#include "taep/physics/rng_streams.hpp"
+
+namespace taep {
+namespace detail {
+namespace {
+
+constexpr int kForwardThreads = 128;
+
+template <int D>
+__global__ void __launch_bounds__(kForwardThreads)
+    forward_taep_kernel(const physics::ForwardView V, std::uint64_t first, std::uint64_t count,
+                        double* __restrict__ taep, double* __restrict__ reference) {
+  const std::uint64_t i = std::uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const std::uint64_t path = first + i;
+  CurandPhiloxStream init(V.seed, rng::subsequence(rng::kInitialState, path));
+  CurandPhiloxStream noise(V.seed, rng::subsequence(rng::kForwardNoise, path));
+  const physics::PathResult r = physics::forward_path<D>(V, init, noise);
+  taep[i] = r.taep;
+  if (reference) reference[i] = r.reference;
+}
+
+}  // namespace
+
+void launch_forward_taep(const ForwardLaunch& a) {
+  if (a.count == 0) return;
+  const unsigned blocks = unsigned((a.count + kForwardThreads - 1) / kForwardThreads);
+  dispatch_dim(a.view.d, [&](auto dim) {
+    forward_taep_kernel<decltype(dim)::value>
+        <<<blocks, kForwardThreads, 0, a.stream>>>(a.view, a.first, a.count, a.taep, a.reference);
+  });
+  TAEP_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace detail
+}  // namespace taep

@@ -1,0 +1,193 @@
+// End-to-end tests of the `taep` executable: exit codes, the result file, and that bad input never
+// leaves an output or temp file behind.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "taep/engine.hpp"
+
+#ifndef TAEP_CLI_PATH
+#error "TAEP_CLI_PATH must name the taep executable"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kSmallRun =
+    R"({"schedule": {"steps": 20}, "run": {"paths": 4096, "backend": "cpu"}})";
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Each test gets a fresh directory: `work/` is the CLI's working directory (config and outputs),
+// stdout and stderr are captured beside it so a listing of work/ shows exactly what the CLI left.
+class Cli : public ::testing::Test {
+ protected:
+  struct Outcome {
+    int exit_code = -1;
+    std::string out, err;
+  };
+
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "taep_cli_test.XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    work_ = root_ / "work";
+    fs::create_directory(work_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  void write(const std::string& name, const std::string& text) {
+    std::ofstream(work_ / name, std::ios::binary) << text;
+  }
+
+  Outcome run(const std::string& args) {
+    const std::string command = "cd '" + work_.string() + "' && '" TAEP_CLI_PATH "' " + args +
+                                " >'" + (root_ / "stdout").string() + "' 2>'" +
+                                (root_ / "stderr").string() + "'";
+    const int status = std::system(command.c_str());
+    Outcome o;
+    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    o.out = read_text(root_ / "stdout");
+    o.err = read_text(root_ / "stderr");
+    return o;
+  }
+
+  std::vector<std::string> listing() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(work_)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  fs::path root_, work_;
+};
+
+TEST_F(Cli, HelpExitsZeroAndListsRun) {
+  const Outcome o = run("--help");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("run"), std::string::npos) << o.out;
+
+  const Outcome r = run("run --help");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* flag : {"--paths", "--steps", "--seed", "--backend", "--out", "--quiet"})
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag << " in " << r.out;
+}
+
+TEST_F(Cli, NoCommandIsBadInput) {
+  const Outcome o = run("");
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(o.err.rfind("taep: error: ", 0), 0u) << o.err;
+}
+
+TEST_F(Cli, SmallRunWritesTheResultFile) {
+  write("small.json", kSmallRun);
+  const Outcome o = run("run small.json --out result.json");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_TRUE(o.out.empty()) << "the result goes to --out, not stdout";
+  EXPECT_NE(o.err.find("IFT"), std::string::npos) << "summary on stderr: " << o.err;
+  EXPECT_EQ(listing(), (std::vector<std::string>{"result.json", "small.json"}));
+
+  const auto j = nlohmann::json::parse(read_text(work_ / "result.json"));
+  for (const char* key :
+       {"taep", "ift", "histogram", "reference", "theory", "performance", "config"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["config"]["run"]["paths"], 4096);
+  EXPECT_EQ(j["config"]["schedule"]["steps"], 20);
+  EXPECT_EQ(j["taep"]["count"].get<std::uint64_t>() + j["taep"]["nonfinite"].get<std::uint64_t>(),
+            4096u);
+}
+
+TEST_F(Cli, FlagsOverrideTheConfigAndQuietPrintsNothing) {
+  write("small.json", kSmallRun);
+  const Outcome o = run("run small.json --paths 5000 --steps 10 --seed 9 --backend cpu --quiet");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_TRUE(o.err.empty()) << o.err;
+  const auto j = nlohmann::json::parse(o.out);  // no --out: the result goes to stdout
+  EXPECT_EQ(j["config"]["run"]["paths"], 5000);
+  EXPECT_EQ(j["config"]["run"]["seed"], 9);
+  EXPECT_EQ(j["config"]["schedule"]["steps"], 10);
+  EXPECT_EQ(j["config"]["run"]["backend"], "cpu");
+}
+
+TEST_F(Cli, FailedRunKeepsAnExistingOutputFile) {
+  write("result.json", "previous");
+  const Outcome o = run("run --steps 0 --out result.json");
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(read_text(work_ / "result.json"), "previous");
+  EXPECT_EQ(listing(), std::vector<std::string>{"result.json"});
+}
+
+// ---- bad input: exit 2, one error line naming the field, nothing left behind --------------------
+
+struct BadCli {
+  const char* name;
+  std::optional<std::string> config;  // written to cfg.json when set
+  const char* args;                   // after "run"
+  const char* field;                  // must appear in the error line
+};
+
+std::ostream& operator<<(std::ostream& os, const BadCli& b) { return os << b.name; }
+
+const BadCli kBadCli[] = {
+    {"MalformedJson", R"({"run": {"paths": 10,,}})", "cfg.json", "config"},
+    {"UnknownKey", R"({"run": {"pathz": 10}})", "cfg.json", "run.pathz"},
+    {"StepsZero", R"({"schedule": {"steps": 0}})", "cfg.json", "schedule.steps"},
+    {"TMinNotBelowTMax", R"({"schedule": {"t_min": 1, "t_max": 1}})", "cfg.json", "schedule.t_max"},
+    {"NegativeSigma",
+     R"({"target": {"weights": [1, 1], "means": [[0], [3]], "sigmas": [1, -1]}})", "cfg.json",
+     "target.sigmas[1]"},
+    {"CollapseModesNotBelowK", R"({"model": {"collapse": {"modes": 8}}})", "cfg.json",
+     "model.collapse.modes"},
+    {"MissingConfigFile", std::nullopt, "missing.json", "CONFIG"},
+    {"ConfigIsADirectory", std::nullopt, ".", "CONFIG"},
+    {"PathsNotANumber", std::nullopt, "--paths abc", "--paths"},
+    {"PathsNegative", std::nullopt, "--paths -5", "--paths"},
+    {"StepsFlagZero", std::nullopt, "--steps 0", "--steps"},
+    {"UnknownBackendFlag", std::nullopt, "--backend gpu", "--backend"},
+    {"UnknownFlag", std::nullopt, "--pathz 10", "--pathz"},
+    {"CudaUnavailable", R"({"run": {"paths": 4096}})", "cfg.json --backend cuda", "cuda"},
+};
+
+class CliBadInput : public Cli, public ::testing::WithParamInterface<BadCli> {};
+
+TEST_P(CliBadInput, ExitsTwoNamingTheFieldAndLeavesNoFile) {
+  const BadCli& b = GetParam();
+  if (std::string(b.name) == "CudaUnavailable" && taep::cuda_available())
+    GTEST_SKIP() << "CUDA is available here";
+  std::vector<std::string> before;
+  if (b.config) {
+    write("cfg.json", *b.config);
+    before.push_back("cfg.json");
+  }
+  const Outcome o = run(std::string("run ") + b.args + " --out out.json");
+  EXPECT_EQ(o.exit_code, 2) << o.err;
+  EXPECT_EQ(o.err.rfind("taep: error: ", 0), 0u) << o.err;
+  EXPECT_NE(o.err.find(b.field), std::string::npos) << o.err;
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << "one line: " << o.err;
+  EXPECT_TRUE(o.out.empty()) << o.out;
+  EXPECT_EQ(listing(), before) << "no out.json, no out.json.tmp.*";
+}
+
+INSTANTIATE_TEST_SUITE_P(Cli, CliBadInput, ::testing::ValuesIn(kBadCli),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace

@@ -1,0 +1,75 @@
+// Statistical checks against theory, on the backend under test (CPU in taep_tests, CUDA in
+// taep_gpu_tests): Var(S) of the ring against eq. 55 and the integral fluctuation theorem.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "taep/taep.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+struct Collapse {
+  int modes;
+  double eps;
+};
+
+// eq. 55: Var = m (K - m)/K^2 [log((1 - m eps)/((K - m) eps))]^2, K = 8.
+double eq55(const Collapse& c) {
+  const double K = 8, m = c.modes;
+  const double L = std::log((1 - m * c.eps) / ((K - m) * c.eps));
+  return m * (K - m) / (K * K) * L * L;
+}
+
+// Standard error of the unbiased sample variance from the sample's own fourth moment:
+// Var(s^2) = (mu4 - sigma^4 (n-3)/(n-1)) / n.
+double variance_stderr(const taep::TaepSummary& s) {
+  const double n = double(s.count), v = s.variance;
+  const double mu4 = (s.excess_kurtosis + 3.0) * v * v;
+  return std::sqrt(std::max(0.0, mu4 - v * v * (n - 3) / (n - 1)) / n);
+}
+
+class Eq55 : public ::testing::TestWithParam<Collapse> {
+ protected:
+  void SetUp() override { TAEP_REQUIRE_BACKEND(taep_test::backend_under_test()); }
+};
+
+}  // namespace
+
+// Tolerance: 4 standard errors of the sample variance, plus the bound the per-path discretization
+// error e = S - R (measured in the same run, R the exact closed form) puts on |Var(S) - Var(R)|:
+// 2 sd(R) rms(e) + rms(e)^2 (Cauchy-Schwarz), plus 0.5% for what eq. 55 leaves out (finite t_min
+// and t_max, the overlap of components 12 sigma apart: both far below that).
+TEST_P(Eq55, VarianceOfTaepMatchesRelativeEntropyVariance) {
+  const Collapse c = GetParam();
+  taep::Config cfg = taep_test::ring_config(c.modes, c.eps, 40960, 400);
+  cfg.schedule.scheme = taep::Scheme::milstein;
+  const taep::RunResult r = taep::run(cfg);
+  const double expected = eq55(c);
+  const double e = r.reference->rms_path_error;
+  const double tol = 4 * variance_stderr(r.taep) + 2 * std::sqrt(r.reference->variance) * e + e * e +
+                     0.005 * expected;
+  EXPECT_EQ(r.taep.nonfinite, 0u);
+  EXPECT_NEAR(r.taep.variance, expected, tol)
+      << "m=" << c.modes << " eps=" << c.eps << " rms path error " << e;
+  EXPECT_NEAR(r.theory->variance_eq53, expected, 1e-12);
+  // The integral fluctuation theorem on the same paths.
+  EXPECT_NEAR(r.ift.estimate, 1.0, 4 * r.ift.stderr_) << "ESS " << r.ift.ess;
+}
+
+INSTANTIATE_TEST_SUITE_P(SingleModeCollapse, Eq55,
+                         ::testing::Values(Collapse{1, 0.09}, Collapse{1, 0.05}, Collapse{1, 0.02},
+                                           Collapse{1, 0.01}, Collapse{1, 0.005}));
+INSTANTIATE_TEST_SUITE_P(ManyModesCollapsed, Eq55,
+                         ::testing::Values(Collapse{2, 0.01}, Collapse{3, 0.01}, Collapse{4, 0.01},
+                                           Collapse{5, 0.01}));
+
+TEST(FluctuationTheorem, EulerSchemeOnTheDefaultModel) {
+  TAEP_REQUIRE_BACKEND(taep_test::backend_under_test());
+  taep::Config cfg = taep_test::ring_config(1, 0.01, 40960, 500);
+  const taep::RunResult r = taep::run(cfg);
+  EXPECT_NEAR(r.ift.estimate, 1.0, 4 * r.ift.stderr_) << "ESS " << r.ift.ess;
+  // physics.md section 5: Euler-Maruyama's per-path RMS error is about 0.1 at N = 500 on the ring.
+  EXPECT_GT(r.reference->rms_path_error, 0.05);
+  EXPECT_LT(r.reference->rms_path_error, 0.2);
+}
