@@ -51,7 +51,7 @@ taep::Config three_mode_config() {
 
 TEST(Convergence, EulerErrorFallsLikeInverseSqrtNAndMilsteinFaster) {
   const std::vector<int> steps{50, 100, 200, 400, 800};
-  for (taep::Config c : {cpu_ring(1, 0.05, 0, 0), three_mode_config()}) {
+  for (taep::Config c : {cpu_ring(1, 0.05, 1, 50), three_mode_config()}) {
     std::vector<double> euler, milstein;
     for (int n : steps) {
       c.schedule.steps = n;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 
 #include "taep/taep.hpp"
 #include "test_support.hpp"
@@ -27,6 +28,13 @@ double variance_stderr(const taep::TaepSummary& s) {
   const double n = double(s.count), v = s.variance;
   const double mu4 = (s.excess_kurtosis + 3.0) * v * v;
   return std::sqrt(std::max(0.0, mu4 - v * v * (n - 3) / (n - 1)) / n);
+}
+
+std::string name(const ::testing::TestParamInfo<Collapse>& info) {
+  std::string eps = std::to_string(info.param.eps);
+  for (auto& ch : eps)
+    if (ch == '.') ch = 'p';
+  return "m" + std::to_string(info.param.modes) + "_eps" + eps.substr(0, eps.find_last_not_of('0') + 1);
 }
 
 class Eq55 : public ::testing::TestWithParam<Collapse> {
@@ -59,10 +67,12 @@ TEST_P(Eq55, VarianceOfTaepMatchesRelativeEntropyVariance) {
 
 INSTANTIATE_TEST_SUITE_P(SingleModeCollapse, Eq55,
                          ::testing::Values(Collapse{1, 0.09}, Collapse{1, 0.05}, Collapse{1, 0.02},
-                                           Collapse{1, 0.01}, Collapse{1, 0.005}));
+                                           Collapse{1, 0.01}, Collapse{1, 0.005}),
+                         name);
 INSTANTIATE_TEST_SUITE_P(ManyModesCollapsed, Eq55,
                          ::testing::Values(Collapse{2, 0.01}, Collapse{3, 0.01}, Collapse{4, 0.01},
-                                           Collapse{5, 0.01}));
+                                           Collapse{5, 0.01}),
+                         name);
 
 TEST(FluctuationTheorem, EulerSchemeOnTheDefaultModel) {
   TAEP_REQUIRE_BACKEND(taep_test::backend_under_test());
