@@ -5,7 +5,8 @@
 namespace taep {
 
 std::string result_to_json(const RunResult& r, int indent) {
-  using nlohmann::json;
+  // ordered: sections in the documented order, keys as written
+  using json = nlohmann::ordered_json;
   json j;
   j["taep"] = {{"count", r.taep.count},
                {"mean", r.taep.mean},
