@@ -1,13 +1,20 @@
 // The CPU reference backend: OpenMP over blocks of paths, each path's whole time loop fused, the
-// physics of include/taep/physics/ called exactly as the CUDA kernel calls it.
+// physics of include/taep/physics/ called exactly as the CUDA kernel calls it: path by path (the
+// scalar loop, below) or in packets of 8 or 16 paths (the vector loop, host/cpu_simd_*.cpp) where
+// the CPU has AVX2 + FMA or AVX-512.
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "taep/detail/backend.hpp"
+#include "taep/detail/cpu_simd.hpp"
 #include "taep/detail/dispatch.hpp"
+#include "taep/error.hpp"
 #include "taep/physics/philox.hpp"
 #include "taep/physics/rng_streams.hpp"
 
@@ -27,7 +34,70 @@ physics::PathStats reduce_block_cpu(const double* taep, const double* reference,
   return lane[0];
 }
 
+const char* to_string(SimdIsa isa) { return isa == SimdIsa::avx512 ? "AVX-512" : "AVX2"; }
+
+// Defined here, in a unit built for the baseline instruction set: it decides whether code built for
+// a wider one may run at all.
+bool cpu_supports(SimdIsa isa) {
+#if defined(TAEP_HAVE_CPU_SIMD)
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == SimdIsa::avx2) return avx2;
+  return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
+#else
+  (void)isa;
+  return false;
+#endif
+}
+
+void simulate_range_simd(SimdIsa isa, const physics::ForwardView& V, std::uint64_t first, int count,
+                         double* taep, double* reference) {
+  TAEP_EXPECTS(cpu_supports(isa), "the CPU vector loop was asked for where it cannot run");
+#if defined(TAEP_HAVE_CPU_SIMD)
+  if (isa == SimdIsa::avx512) return avx512::simulate_range(V, first, count, taep, reference);
+  avx2::simulate_range(V, first, count, taep, reference);
+#else
+  (void)V, (void)first, (void)count, (void)taep, (void)reference;
+#endif
+}
+
+void cpu_simd_philox_probe(SimdIsa isa, std::uint64_t seed, std::uint64_t first_subsequence,
+                           int blocks, std::uint32_t* words, float* normals) {
+  TAEP_EXPECTS(cpu_supports(isa), "the CPU vector loop was asked for where it cannot run");
+#if defined(TAEP_HAVE_CPU_SIMD)
+  if (isa == SimdIsa::avx512)
+    return avx512::philox_probe(seed, first_subsequence, blocks, words, normals);
+  avx2::philox_probe(seed, first_subsequence, blocks, words, normals);
+#else
+  (void)seed, (void)first_subsequence, (void)blocks, (void)words, (void)normals;
+#endif
+}
+
 namespace {
+
+// The loop a backend runs: nullopt for the scalar one.
+std::optional<SimdIsa> choose_loop(CpuLoop loop) {
+  const auto required = [](SimdIsa isa) {
+    if (!cpu_supports(isa))
+      throw BackendUnavailable(std::string("the CPU vector loop for ") + to_string(isa) +
+                               " is not in this build or not supported by this CPU");
+    return std::optional<SimdIsa>(isa);
+  };
+  switch (loop) {
+    case CpuLoop::scalar: return std::nullopt;
+    case CpuLoop::avx2: return required(SimdIsa::avx2);
+    case CpuLoop::avx512: return required(SimdIsa::avx512);
+    case CpuLoop::automatic: break;
+  }
+  // TAEP_CPU_SIMD=0 forces the scalar loop, =avx2 the narrower vector loop where the wider runs.
+  const char* env = std::getenv("TAEP_CPU_SIMD");
+  const std::string want = env ? env : "";
+  if (want == "0") return std::nullopt;
+  if (want != "avx2" && cpu_supports(SimdIsa::avx512)) return SimdIsa::avx512;
+  if (cpu_supports(SimdIsa::avx2)) return SimdIsa::avx2;
+  return std::nullopt;
+}
 
 template <int D>
 void simulate_range(const physics::ForwardView& V, std::uint64_t first, int count, double* taep,
@@ -44,14 +114,19 @@ void simulate_range(const physics::ForwardView& V, std::uint64_t first, int coun
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const ForwardProblem& problem, int threads)
+  CpuBackend(const ForwardProblem& problem, int threads, CpuLoop loop)
       : problem_(problem),
         view_(problem_.view([](const auto& v) { return v.data(); })),
-        threads_(threads > 0 ? threads : std::max(1, omp_get_max_threads())) {}
+        threads_(threads > 0 ? threads : std::max(1, omp_get_max_threads())),
+        simd_(choose_loop(loop)) {}
 
   std::string name() const override { return "cpu"; }
   std::string device() const override {
-    return "CPU, " + std::to_string(threads_) + " OpenMP thread" + (threads_ == 1 ? "" : "s");
+    const std::string loop = simd_ ? std::string(" (") + to_string(*simd_) + ", " +
+                                         std::to_string(simd_lanes(*simd_)) + " paths per packet)"
+                                   : std::string();
+    return "CPU" + loop + ", " + std::to_string(threads_) + " OpenMP thread" +
+           (threads_ == 1 ? "" : "s");
   }
   int threads() const override { return threads_; }
   std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 20; }
@@ -98,6 +173,7 @@ class CpuBackend final : public Backend {
 
  private:
   void run(std::uint64_t first, int n, double* taep, double* ref) const {
+    if (simd_) return simulate_range_simd(*simd_, view_, first, n, taep, ref);
     dispatch_dim(problem_.d, [&](auto dim) {
       simulate_range<decltype(dim)::value>(view_, first, n, taep, ref);
     });
@@ -106,12 +182,14 @@ class CpuBackend final : public Backend {
   ForwardProblem problem_;
   physics::ForwardView view_;
   int threads_;
+  std::optional<SimdIsa> simd_;  // the vector loop's instruction set; none: the scalar loop
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(const ForwardProblem& problem, int threads) {
-  return std::make_unique<CpuBackend>(problem, threads);
+std::unique_ptr<Backend> make_cpu_backend(const ForwardProblem& problem, int threads,
+                                          CpuLoop loop) {
+  return std::make_unique<CpuBackend>(problem, threads, loop);
 }
 
 }  // namespace detail

@@ -35,7 +35,13 @@ class Backend {
                         std::vector<double>& reference) = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend(const ForwardProblem& problem, int threads);
+// Which loop the CPU backend runs. automatic: the widest vector loop this build and CPU have
+// (packets of 16 paths with AVX-512, of 8 with AVX2; host/cpu_simd_*.cpp), else the scalar loop;
+// the environment can force TAEP_CPU_SIMD=0 (scalar) or =avx2. The others by request (tests
+// compare them); asking for a vector loop that cannot run throws BackendUnavailable.
+enum class CpuLoop { automatic, scalar, avx2, avx512 };
+std::unique_ptr<Backend> make_cpu_backend(const ForwardProblem& problem, int threads,
+                                          CpuLoop loop = CpuLoop::automatic);
 // Throws BackendUnavailable when built without CUDA or without a usable device.
 std::unique_ptr<Backend> make_cuda_backend(const ForwardProblem& problem);
 bool cuda_device_available(std::string* why);

@@ -7,8 +7,10 @@
 //   x_{k+1} = x_k - 1/2 beta_k x_k h + sqrt(beta_k) dW_k,     l = |s|^2 + 2 div s
 //
 // Everything at the start of the step, the same dW that moves x (Ito). The state and the score are
-// float; S is accumulated in double.
+// float (or packets of floats, one path per lane: hd.hpp, "Lane types"); S is accumulated in
+// double.
 #include <cstdint>
+#include <utility>
 
 #include "taep/physics/hd.hpp"
 #include "taep/physics/mixture.hpp"
@@ -56,25 +58,34 @@ struct ForwardView {
   std::uint64_t seed = 0;
 };
 
-struct PathResult {
-  double taep;       // S
-  double reference;  // log(p/q)(x_0,t_min) - log(p/q)(x_N,t_max), exact-score models; else 0
+// S and the closed form of one path (W = double), or of a packet's paths (W = a packet of doubles).
+template <class W>
+struct PathResultOf {
+  W taep;       // S
+  W reference;  // log(p/q)(x_0,t_min) - log(p/q)(x_N,t_max), exact-score models; else 0
 };
+using PathResult = PathResultOf<double>;
+
+// Block type a stream's next_normal4() returns (rng::F4, or four packets for a packet stream).
+template <class Stream>
+using normal4_t = decltype(std::declval<Stream&>().next_normal4());
 
 // Serves normals one at a time from normal4 blocks without indexing an array, so the buffer stays in
 // registers on the GPU. Normal j of the stream is always the same number, whatever consumes it.
 template <class Stream>
 struct NormalSource {
+  using Block = normal4_t<Stream>;
+  using T = decltype(Block{}.x);
   Stream& stream;
-  rng::F4 buf{0.f, 0.f, 0.f, 0.f};
+  Block buf{};
   int left = 0;
   TAEP_HD explicit NormalSource(Stream& s) : stream(s) {}
-  TAEP_HD float next() {
+  TAEP_HD T next() {
     if (left == 0) {
       buf = stream.next_normal4();
       left = 4;
     }
-    const float r = buf.x;
+    const T r = buf.x;
     buf.x = buf.y;
     buf.y = buf.z;
     buf.z = buf.w;
@@ -83,18 +94,21 @@ struct NormalSource {
   }
 };
 
-template <int D>
-TAEP_HD double log_ratio_at(const ForwardView& V, double abar, const float* x) {
+// log(p/q)(x, t) at abar = abar(t), in double precision, of the path in lane `lane` of the state.
+template <int D, class T>
+TAEP_HD double log_ratio_at(const ForwardView& V, double abar, const T* x, int lane = 0) {
   const double lp = mixture_log_density(V.d, V.target.K, V.target.mean_d, V.target.log_w,
-                                        V.target.sigma2, abar, x);
+                                        V.target.sigma2, abar, x, lane);
   const double lq = mixture_log_density(V.d, V.model.K, V.model.mean_d, V.model.log_w,
-                                        V.model.sigma2, abar, x);
+                                        V.model.sigma2, abar, x, lane);
   return lp - lq;
 }
 
-// Draws x0 from p(x, t_min) with the initial-state stream of this path.
-template <int D, class Stream>
-TAEP_HD void sample_initial_state(const ForwardView& V, Stream& init, float* x) {
+// Draws x0 from p(x, t_min) with the initial-state stream of one path, into lane `lane` of the
+// state (even in a packet the start is drawn path by path: the component pick is data-dependent,
+// and it runs once per path).
+template <int D, class Stream, class T>
+TAEP_HD void sample_initial_state(const ForwardView& V, Stream& init, T* x, int lane = 0) {
   const int d = D > 0 ? D : V.d;
   const rng::U4 pick = init.next_u4();
   const double u = (double(pick.x) + 0.5) * 2.3283064365386963e-10;  // (0, 1), exact in double
@@ -103,15 +117,16 @@ TAEP_HD void sample_initial_state(const ForwardView& V, Stream& init, float* x) 
   NormalSource<Stream> z(init);
   const float sd = V.init_std[k];
   const float* mk = V.target.mean + k * d;
-  for (int i = 0; i < d; ++i) x[i] = V.init_sqrt_abar * mk[i] + sd * z.next();
+  for (int i = 0; i < d; ++i) set_lane(x[i], lane, V.init_sqrt_abar * mk[i] + sd * z.next());
 }
 
 // Score, divergence and quadratic form of target (p) and model (q) at x and step k.
-template <int D>
-TAEP_HD void evaluate_scores(const ForwardView& V, int k, float sqrt_abar, const float* x,
-                             const float* dw, ScoreEval<D>& p, ScoreEval<D>& q) {
+template <int D, class T>
+TAEP_HD void evaluate_scores(const ForwardView& V, int k, float sqrt_abar, const T* x, const T* dw,
+                             ScoreEval<D, T>& p, ScoreEval<D, T>& q) {
   const int d = D > 0 ? D : V.d;
-  MixtureSums<D> sp{}, sq{};  // value-initialized: the compiler cannot see that one branch fills each
+  MixtureSums<D, T> sp, sq;  // each is cleared by the pass that fills it ...
+  sq.clear(d);  // ... but the compiler cannot see that V.ratio is set whenever V.shared is
   if (V.shared) {
     accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + k * V.target.K, V.ratio,
                           sqrt_abar, x, dw, V.milstein, sp, sq);
@@ -125,38 +140,54 @@ TAEP_HD void evaluate_scores(const ForwardView& V, int k, float sqrt_abar, const
   q.finish(sq, dw, d, V.milstein);
 }
 
-// The whole path: sample x0, run all steps, return S (and the closed form for exact models).
-template <int D, class Stream>
-TAEP_HD PathResult forward_path(const ForwardView& V, Stream& init, Stream& noise) {
-  const int d = D > 0 ? D : V.d;
-  float x[storage_dim<D>()];
-  float dw[storage_dim<D>()];
-  sample_initial_state<D>(V, init, x);
-  PathResult out{0.0, 0.0};
-  if (V.reference) out.reference = log_ratio_at<D>(V, V.abar_start, x);
+// The initial-state stream of lane l: a single stream serves a float state, an array of streams
+// (one per path) a packet.
+template <class Stream>
+TAEP_HD Stream& lane_stream(Stream& s, int) { return s; }
+template <class Stream, int N>
+TAEP_HD Stream& lane_stream(Stream (&s)[N], int l) { return s[l]; }
 
-  NormalSource<Stream> z(noise);
-  double S = 0.0;
-  ScoreEval<D> p, q;
+// The whole path: sample x0, run all steps, return S (and the closed form for exact models).
+// The noise stream fixes the state type T: a float stream gives one path, a packet stream one path
+// per lane, whose initial-state streams init holds (see lane_stream).
+template <int D, class Init, class Noise>
+TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
+  using T = typename NormalSource<Noise>::T;
+  using W = typename Lanes<T>::wide;
+  const int d = D > 0 ? D : V.d;
+  T x[storage_dim<D>()];
+  T dw[storage_dim<D>()];
+  PathResultOf<W> out{W(0.0), W(0.0)};
+  for (int i = 0; i < d; ++i) x[i] = 0.f;  // filled lane by lane below
+  for (int l = 0; l < Lanes<T>::count; ++l) {
+    sample_initial_state<D>(V, lane_stream(init, l), x, l);
+    if (V.reference) set_lane(out.reference, l, log_ratio_at<D>(V, V.abar_start, x, l));
+  }
+
+  NormalSource<Noise> z(noise);
+  W S(0.0);
+  ScoreEval<D, T> p, q;
   for (int k = 0; k < V.steps; ++k) {
     const StepScalars c = V.step[k];
     for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * z.next();
     evaluate_scores<D>(V, k, c.sqrt_abar, x, dw, p, q);
-    float noise_term = 0.f;
-    float l_diff = 0.f;
+    T noise_term = 0.f;
+    T l_diff = 0.f;
     for (int i = 0; i < d; ++i) {
       noise_term += (q.s[i] - p.s[i]) * dw[i];
       l_diff += q.s[i] * q.s[i] - p.s[i] * p.s[i];
     }
-    const float div_diff = q.div - p.div;
+    const T div_diff = q.div - p.div;
     l_diff += 2.f * div_diff;
-    float inc = c.half_beta * c.h * l_diff + c.sqrt_beta * noise_term;
+    T inc = c.half_beta * c.h * l_diff + c.sqrt_beta * noise_term;
     if (V.milstein) inc += c.half_beta * ((q.quad - p.quad) - c.h * div_diff);
-    S += double(inc);
+    add_widened(S, inc);
     for (int i = 0; i < d; ++i) x[i] = c.decay * x[i] + c.sqrt_beta * dw[i];
   }
   out.taep = S;
-  if (V.reference) out.reference -= log_ratio_at<D>(V, V.abar_end, x);
+  if (V.reference)
+    for (int l = 0; l < Lanes<T>::count; ++l)
+      set_lane(out.reference, l, get_lane(out.reference, l) - log_ratio_at<D>(V, V.abar_end, x, l));
   return out;
 }
 

@@ -1,14 +1,24 @@
 #pragma once
 // TAEP_HD marks every physics function: __host__ __device__ under nvcc, nothing under a plain C++
-// compiler, so the CPU backend and the CUDA kernels call the same code.
+// compiler, so the CPU backend and the CUDA kernels call the same code. TAEP_HOST_INLINE marks the
+// host-only inline functions (the Philox host mirror).
 #include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
 #define TAEP_HD __host__ __device__ __forceinline__
+#define TAEP_HOST_INLINE inline
 #define TAEP_DEVICE_CODE 1
+#elif defined(TAEP_ISA_UNIT)
+// A translation unit built for a wider instruction set than the rest of the library
+// (host/cpu_simd_*.cpp, -mavx2 or -mavx512f): every header function is inlined there, so that unit
+// emits no out-of-line copy of an inline function which the linker could pick in place of the
+// baseline copy the scalar code calls.
+#define TAEP_HD inline __attribute__((always_inline))
+#define TAEP_HOST_INLINE inline __attribute__((always_inline))
 #else
 #define TAEP_HD inline
+#define TAEP_HOST_INLINE inline
 #endif
 
 namespace taep {
@@ -26,6 +36,76 @@ TAEP_HD bool isfinite_(double x) { return (x - x) == 0.0; }  // false for inf an
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kLog2Pi = 1.83787706640934548356;
+
+// ---- Lane types ---------------------------------------------------------------------------------
+// The path integrator is written once over the type T of the path state: float for one path (a GPU
+// thread, the scalar CPU loop), or a SIMD packet of floats whose lane l is a path of its own (the
+// CPU's vector loop; the packet types live in taep/detail/simd.hpp, which nvcc never sees). Code
+// written for T never branches on data (a data-dependent choice is a select, so all lanes do the
+// same work) and never mixes lanes, so a path's result does not depend on the packet or lane it ran
+// in.
+//
+// Each helper has a plain overload for float (or uint32/double) and a template that forwards to
+// PacketOps<T>, which the packet header specializes. A class specialization is found when the
+// physics template is instantiated, so the physics headers need not have seen the packet header.
+template <class T>
+struct PacketOps;
+
+TAEP_HD float select(bool m, float a, float b) { return m ? a : b; }
+TAEP_HD float to_float_(std::uint32_t x) { return float(x); }
+TAEP_HD void sincos_(float x, float& s, float& c) {
+  s = ::sinf(x);
+  c = ::cosf(x);
+}
+// 32x32 -> 64-bit product of Philox's round function, split into high and low words.
+TAEP_HD void mulhilo32(std::uint32_t m, std::uint32_t x, std::uint32_t& hi, std::uint32_t& lo) {
+  const std::uint64_t p = std::uint64_t(m) * x;
+  hi = std::uint32_t(p >> 32);
+  lo = std::uint32_t(p);
+}
+TAEP_HD float get_lane(float x, int) { return x; }
+TAEP_HD double get_lane(double x, int) { return x; }
+TAEP_HD void set_lane(float& x, int, float v) { x = v; }
+TAEP_HD void set_lane(double& x, int, double v) { x = v; }
+// acc += x in double precision, lane by lane (S is a double per path, the state float).
+TAEP_HD void add_widened(double& acc, float x) { acc += double(x); }
+
+template <class T>
+TAEP_HD T exp_(const T& x) { return PacketOps<T>::exp(x); }
+template <class T>
+TAEP_HD T log_(const T& x) { return PacketOps<T>::log(x); }
+template <class T>
+TAEP_HD T sqrt_(const T& x) { return PacketOps<T>::sqrt(x); }
+template <class T>
+TAEP_HD T abs_(const T& x) { return PacketOps<T>::abs(x); }
+template <class M, class T>
+TAEP_HD T select(const M& m, const T& a, const T& b) { return PacketOps<T>::select(m, a, b); }
+template <class U>
+TAEP_HD auto to_float_(const U& x) { return PacketOps<U>::to_float(x); }
+template <class T>
+TAEP_HD void sincos_(const T& x, T& s, T& c) { PacketOps<T>::sincos(x, s, c); }
+template <class U>
+TAEP_HD void mulhilo32(std::uint32_t m, const U& x, U& hi, U& lo) {
+  PacketOps<U>::mulhilo32(m, x, hi, lo);
+}
+template <class T>
+TAEP_HD auto get_lane(const T& x, int l) { return PacketOps<T>::get_lane(x, l); }
+template <class T, class V>
+TAEP_HD void set_lane(T& x, int l, V v) { PacketOps<T>::set_lane(x, l, v); }
+template <class W, class T>
+TAEP_HD void add_widened(W& acc, const T& x) { PacketOps<W>::add_widened(acc, x); }
+
+// Paths per value of T, and the per-path double type that goes with it (S, the closed form).
+template <class T>
+struct Lanes {
+  static constexpr int count = PacketOps<T>::lanes;
+  using wide = typename PacketOps<T>::wide;
+};
+template <>
+struct Lanes<float> {
+  static constexpr int count = 1;
+  using wide = double;
+};
 
 }  // namespace physics
 }  // namespace taep

@@ -27,27 +27,28 @@ struct ComponentStep {
 };
 
 // Unnormalized sums of one mixture's online softmax (the common factor exp(-M) is left out).
-template <int D>
+// T: float or a packet of floats (hd.hpp, "Lane types").
+template <int D, class T = float>
 struct MixtureSums {
-  float z = 0.f;  // sum e_k
-  float a = 0.f;  // sum e_k (|u|^2/v^2 - d/v)
-  float b = 0.f;  // sum e_k ((u.a)^2/v^2 - |a|^2/v)
-  float s[storage_dim<D>()];
+  T z = 0.f;  // sum e_k
+  T a = 0.f;  // sum e_k (|u|^2/v^2 - d/v)
+  T b = 0.f;  // sum e_k ((u.a)^2/v^2 - |a|^2/v)
+  T s[storage_dim<D>()];
 
   TAEP_HD void clear(int d) {
     z = a = b = 0.f;
     for (int i = 0; i < d; ++i) s[i] = 0.f;
   }
-  TAEP_HD void scale(float c, int d) {
+  TAEP_HD void scale(const T& c, int d, bool quad) {
     z *= c;
     a *= c;
-    b *= c;
+    if (quad) b *= c;  // b is summed for the quadratic form only
     for (int i = 0; i < d; ++i) s[i] *= c;
   }
-  TAEP_HD void add(float e, const float* u, float inv_v, float uu, float ua, float aa, int d,
-                   bool quad) {
+  TAEP_HD void add(const T& e, const T* u, float inv_v, const T& uu, const T& ua, const T& aa,
+                   int d, bool quad) {
     z += e;
-    const float ev = e * inv_v;
+    const T ev = e * inv_v;
     for (int i = 0; i < d; ++i) s[i] += ev * u[i];
     a += ev * (uu * inv_v - float(d));
     if (quad) b += ev * (ua * ua * inv_v - aa);
@@ -55,22 +56,22 @@ struct MixtureSums {
 };
 
 // Score, divergence and (optionally) the quadratic form dW.grad s.dW of one mixture at one point.
-template <int D>
+template <int D, class T = float>
 struct ScoreEval {
-  float s[storage_dim<D>()];
-  float div;
-  float quad;
+  T s[storage_dim<D>()];
+  T div;
+  T quad;
 
-  TAEP_HD void finish(const MixtureSums<D>& m, const float* a, int d, bool quad_wanted) {
-    const float inv_z = 1.f / m.z;
-    float ss = 0.f, sa = 0.f;
+  TAEP_HD void finish(const MixtureSums<D, T>& m, const T* a, int d, bool quad_wanted) {
+    const T inv_z = 1.f / m.z;
+    T ss = 0.f, sa = 0.f;
     for (int i = 0; i < d; ++i) {
       s[i] = m.s[i] * inv_z;
       ss += s[i] * s[i];
       if (quad_wanted) sa += s[i] * a[i];
     }
     div = m.a * inv_z - ss;
-    quad = quad_wanted ? m.b * inv_z - sa * sa : 0.f;
+    quad = quad_wanted ? T(m.b * inv_z - sa * sa) : T(0.f);
   }
 };
 
@@ -78,20 +79,19 @@ struct ScoreEval {
 // With ratio != nullptr a second mixture on the same components (same means and widths, weights
 // w'_k = ratio_k w_k) is accumulated from the same exponentials: the target and a collapse model
 // then cost one exp per component together.
-template <int D>
+template <int D, class T>
 TAEP_HD void accumulate_mixture(int d, int K, const float* mean, const ComponentStep* comp,
-                                const float* ratio, float sqrt_abar, const float* x,
-                                const float* a, bool quad, MixtureSums<D>& first,
-                                MixtureSums<D>& second) {
-  float aa = 0.f;
+                                const float* ratio, float sqrt_abar, const T* x, const T* a,
+                                bool quad, MixtureSums<D, T>& first, MixtureSums<D, T>& second) {
+  T aa = 0.f;
   if (quad)
     for (int i = 0; i < d; ++i) aa += a[i] * a[i];
   first.clear(d);
   if (ratio) second.clear(d);
-  float max_logit = 0.f;
+  T max_logit = 0.f;
   for (int k = 0; k < K; ++k) {
-    float u[storage_dim<D>()];
-    float uu = 0.f, ua = 0.f;
+    T u[storage_dim<D>()];
+    T uu = 0.f, ua = 0.f;
     const float* mk = mean + k * d;
     for (int i = 0; i < d; ++i) {
       u[i] = sqrt_abar * mk[i] - x[i];
@@ -99,20 +99,22 @@ TAEP_HD void accumulate_mixture(int d, int K, const float* mean, const Component
       if (quad) ua += u[i] * a[i];
     }
     const float inv_v = comp[k].inv_v;
-    const float logit = comp[k].log_norm - 0.5f * inv_v * uu;
-    float e = 1.f;
+    const T logit = comp[k].log_norm - 0.5f * inv_v * uu;
+    T e = 1.f;
     if (k == 0) {
       max_logit = logit;
     } else {
-      const float diff = logit - max_logit;
-      const float ex = exp_(-abs_(diff));
-      if (diff > 0.f) {  // new maximum: rescale what was summed so far
-        first.scale(ex, d);
-        if (ratio) second.scale(ex, d);
-        max_logit = logit;
-      } else {
-        e = ex;
-      }
+      // A new maximum rescales what was summed so far by exp(old max - new max) and adds the new
+      // term with weight 1; otherwise the term gets exp(logit - max). Selects, not a branch, so
+      // every lane of a packet does the same work; scaling by exactly 1 leaves the sums unchanged.
+      const T diff = logit - max_logit;
+      const T ex = exp_(-abs_(diff));
+      const auto new_max = diff > 0.f;
+      const T rescale = select(new_max, ex, T(1.f));
+      first.scale(rescale, d, quad);
+      if (ratio) second.scale(rescale, d, quad);
+      max_logit = select(new_max, logit, max_logit);
+      e = select(new_max, T(1.f), ex);
     }
     first.add(e, u, inv_v, uu, ua, aa, d, quad);
     if (ratio) second.add(e * ratio[k], u, inv_v, uu, ua, aa, d, quad);
@@ -120,17 +122,18 @@ TAEP_HD void accumulate_mixture(int d, int K, const float* mean, const Component
 }
 
 // log p(x, t) of a mixture in double precision (endpoints of the closed-form reference).
-// mean: K*d, log_w: K, sigma2: K; abar = abar(t); x float (path state) or double (tests).
+// mean: K*d, log_w: K, sigma2: K; abar = abar(t); x float (path state) or double (tests), or a
+// packet state of which lane `lane` is read.
 template <class X>
 TAEP_HD double mixture_log_density(int d, int K, const double* mean, const double* log_w,
-                                   const double* sigma2, double abar, const X* x) {
+                                   const double* sigma2, double abar, const X* x, int lane = 0) {
   const double sab = sqrt_(abar);
   double max_l = 0.0, sum = 0.0;
   for (int k = 0; k < K; ++k) {
     const double v = abar * sigma2[k] + (1.0 - abar);
     double uu = 0.0;
     for (int i = 0; i < d; ++i) {
-      const double u = sab * mean[k * d + i] - double(x[i]);
+      const double u = sab * mean[k * d + i] - double(get_lane(x[i], lane));
       uu += u * u;
     }
     const double l = log_w[k] - 0.5 * uu / v - 0.5 * d * log_(2.0 * kPi * v);
