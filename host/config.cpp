@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "taep/error.hpp"
+#include "taep/mlp.hpp"
 #include "taep/physics/mixture.hpp"
 #include "taep/physics/rng_streams.hpp"
 
@@ -50,7 +51,13 @@ struct Named {
 constexpr Named<Scheme> kSchemes[] = {{"euler", Scheme::euler}, {"milstein", Scheme::milstein}};
 constexpr Named<Backend> kBackends[] = {
     {"auto", Backend::automatic}, {"cpu", Backend::cpu}, {"cuda", Backend::cuda}};
-constexpr const char* kModelTypes[] = {"exact"};
+constexpr Named<Divergence> kDivergences[] = {{"exact", Divergence::exact},
+                                              {"hutchinson", Divergence::hutchinson}};
+constexpr Named<ProbeDistribution> kProbeDistributions[] = {
+    {"rademacher", ProbeDistribution::rademacher}, {"gaussian", ProbeDistribution::gaussian}};
+constexpr Named<MathMode> kMathModes[] = {{"fp32", MathMode::fp32}, {"tf32", MathMode::tf32}};
+constexpr const char* kModelTypes[] = {"exact", "mlp"};
+constexpr IntRange kProbesRange{1, 64};
 
 struct Preset {
   const char* name;
@@ -196,6 +203,25 @@ void check_collapse(const CollapseSpec& c, int K) {
                                    show(1.0 / c.modes) + ") (got " + show(c.eps) + ")");
 }
 
+void validate_mlp_model(const ModelConfig& m, int target_dim, Scheme scheme) {
+  if (m.mixture || m.collapse)
+    fail("model", "an mlp model takes weights, not mixture or collapse");
+  if (m.weights.empty()) fail("model.weights", "must name a safetensors file (got none)");
+  check_int("model.probes", m.probes, kProbesRange);
+  MlpModel mlp;
+  try {
+    mlp = load_mlp(m.weights);
+  } catch (const ConfigError& e) {  // the loader names the file; the config names the field
+    fail("model.weights", e.what());
+  }
+  if (mlp.dim != target_dim)
+    fail("model.weights", "the MLP's dimension d = " + std::to_string(mlp.dim) +
+                              " must equal the target's dimension " + std::to_string(target_dim));
+  if (scheme == Scheme::milstein)
+    fail("schedule.scheme", "must be \"euler\" for an mlp model (the Milstein correction assumes a "
+                            "symmetric score Jacobian, which a network does not have)");
+}
+
 // ---- JSON reader --------------------------------------------------------------------------------
 
 std::string child(const std::string& path, const char* key) {
@@ -316,10 +342,20 @@ void read_target(const json& t, TargetConfig& out) {
     out.mixture = to_mixture(t, "target");
 }
 
+void read_mlp_model(const json& m, ModelConfig& out) {
+  check_keys(m, "model", {"type", "weights", "divergence", "probes", "probe_distribution", "math"});
+  read_string(m, "weights", "model", out.weights);
+  read_enum(m, "divergence", "model", out.divergence, kDivergences);
+  read_int(m, "probes", "model", out.probes, kProbesRange);
+  read_enum(m, "probe_distribution", "model", out.probe_distribution, kProbeDistributions);
+  read_enum(m, "math", "model", out.math, kMathModes);
+}
+
 void read_model(const json& m, ModelConfig& out) {
-  check_keys(m, "model", {"type", "mixture", "collapse"});
   out = ModelConfig{};
   read_string(m, "type", "model", out.type);
+  if (out.type == "mlp") return read_mlp_model(m, out);
+  check_keys(m, "model", {"type", "mixture", "collapse"});
   const json* mixture = section(m, "mixture", "model");
   const json* collapse = section(m, "collapse", "model");
   if (bool(mixture) == bool(collapse))
@@ -391,6 +427,21 @@ const char* to_string(Scheme s) {
   return n ? n : "invalid";
 }
 
+const char* to_string(Divergence d) {
+  const char* n = name_of(kDivergences, d);
+  return n ? n : "invalid";
+}
+
+const char* to_string(ProbeDistribution p) {
+  const char* n = name_of(kProbeDistributions, p);
+  return n ? n : "invalid";
+}
+
+const char* to_string(MathMode m) {
+  const char* n = name_of(kMathModes, m);
+  return n ? n : "invalid";
+}
+
 const char* to_string(Backend b) {
   const char* n = name_of(kBackends, b);
   return n ? n : "invalid";
@@ -443,10 +494,14 @@ void validate(Config& c) {
   const ModelConfig& m = c.model;
   if (!is_one_of(kModelTypes, m.type))
     fail("model.type", "must be one of " + join(kModelTypes) + " (got " + show(m.type) + ")");
-  if (m.mixture.has_value() == m.collapse.has_value())
+  if (m.type == "mlp") {
+    validate_mlp_model(m, t.mixture.dim(), c.schedule.scheme);
+  } else if (m.mixture.has_value() == m.collapse.has_value()) {
     fail("model", std::string("must have exactly one of mixture or collapse (got ") +
                       (m.mixture ? "both" : "neither") + ")");
-  if (m.mixture) {
+  } else if (!m.weights.empty()) {
+    fail("model.weights", "is for model.type \"mlp\" only (got type " + show(m.type) + ")");
+  } else if (m.mixture) {
     check_mixture(*m.mixture, "model.mixture");
     if (m.mixture->dim() != t.mixture.dim())
       fail("model.mixture.means", "must have the target's dimension " +
@@ -513,6 +568,13 @@ std::string config_to_json(const Config& c, int indent) {
   ojson target = c.target.preset.empty() ? mixture_json(c.target.mixture)
                                          : ojson{{"preset", c.target.preset}};
   ojson model{{"type", c.model.type}};
+  if (c.model.type == "mlp") {
+    model["weights"] = c.model.weights;
+    model["divergence"] = to_string(c.model.divergence);
+    model["probes"] = c.model.probes;
+    model["probe_distribution"] = to_string(c.model.probe_distribution);
+    model["math"] = to_string(c.model.math);
+  }
   if (c.model.mixture) model["mixture"] = mixture_json(*c.model.mixture);
   if (c.model.collapse)
     model["collapse"] = ojson{{"modes", c.model.collapse->modes}, {"eps", c.model.collapse->eps}};

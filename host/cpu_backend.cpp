@@ -21,14 +21,15 @@
 namespace taep {
 namespace detail {
 
-physics::PathStats reduce_block_cpu(const double* taep, const double* reference, int count) {
+physics::PathStats reduce_block_cpu(const double* taep, const double* reference, int count,
+                                    const double* aux) {
   using physics::kLaneSpan;
   using physics::kReduceLanes;
   std::array<physics::PathStats, kReduceLanes> lane{};
   const bool with_ref = reference != nullptr;
   for (int j = 0; j < kReduceLanes; ++j)
     for (int i = j * kLaneSpan; i < std::min(count, (j + 1) * kLaneSpan); ++i)
-      lane[j].add(taep[i], with_ref ? reference[i] : 0.0, with_ref);
+      lane[j].add(taep[i], with_ref ? reference[i] : 0.0, with_ref, aux ? aux[i] : 0.0, aux != nullptr);
   for (int stride = kReduceLanes / 2; stride > 0; stride /= 2)
     for (int j = 0; j < stride; ++j) lane[j].merge(lane[j + stride]);
   return lane[0];
@@ -189,6 +190,7 @@ class CpuBackend final : public Backend {
 
 std::unique_ptr<Backend> make_cpu_backend(const ForwardProblem& problem, int threads,
                                           CpuLoop loop) {
+  if (problem.mlp) return make_cpu_mlp_backend(problem, threads);
   return std::make_unique<CpuBackend>(problem, threads, loop);
 }
 

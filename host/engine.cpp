@@ -163,6 +163,16 @@ RunResult run(const Config& config, const RunOptions& options) {
     result.reference = r;
   }
   result.theory = theory(P);
+  if (P.mlp && P.mlp->hutchinson()) {
+    HutchinsonSummary h;
+    h.probes = P.mlp->probes;
+    h.distribution = to_string(P.mlp->probe_distribution);
+    if (h.probes >= 2 && total.aux.n > 0) {
+      h.probe_noise_variance = total.aux.mean;
+      h.variance_without_probe_noise = result.taep.variance - total.aux.mean;
+    }
+    result.hutchinson = h;
+  }
 
   auto& perf = result.performance;
   perf.backend = backend->name();

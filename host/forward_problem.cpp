@@ -58,26 +58,36 @@ bool same_geometry(const MixtureSpec& a, const MixtureSpec& b) {
 ForwardProblem build_forward_problem(const Config& config) {
   ForwardProblem P;
   const MixtureSpec target = normalized(config.target.mixture);
-  TAEP_EXPECTS(config.model.type == "exact", "only exact-score models are implemented");
-  const MixtureSpec model = normalized(config.model.collapse
-                                           ? collapse(config.target.mixture, *config.model.collapse)
-                                           : *config.model.mixture);
+  const bool mlp = config.model.type == "mlp";
   P.d = target.dim();
   TAEP_EXPECTS(P.d >= 1 && P.d <= physics::kMaxDim, "dimension out of range");
-  TAEP_EXPECTS(model.dim() == P.d, "model dimension differs from target dimension");
   P.steps = config.schedule.steps;
   P.milstein = config.schedule.scheme == Scheme::milstein;
-  P.reference = true;  // every model implemented so far is an exact score
+  P.reference = !mlp;  // exact-score models have the closed form of physics.md section 5
   P.seed = config.run.seed;
   P.schedule = {config.schedule.beta_min, config.schedule.beta_max};
   P.grid = {config.schedule.t_min, config.schedule.t_max, config.schedule.steps};
 
   P.target = tables(target, P.schedule, P.grid);
-  P.model = tables(model, P.schedule, P.grid);
-
-  // One streaming pass serves both mixtures when they share components; the model's weights are then
-  // carried as ratios to the target's, bounded so that e * ratio cannot overflow a float.
-  P.shared = same_geometry(target, model);
+  if (mlp) {
+    auto setup = std::make_shared<MlpSetup>();
+    setup->model = load_mlp(config.model.weights);
+    TAEP_EXPECTS(setup->model.dim == P.d, "MLP dimension differs from target dimension");
+    setup->divergence = config.model.divergence;
+    setup->probes = config.model.probes;
+    setup->probe_distribution = config.model.probe_distribution;
+    setup->math = config.model.math;
+    P.mlp = std::move(setup);
+  } else {
+    const MixtureSpec model = normalized(
+        config.model.collapse ? collapse(config.target.mixture, *config.model.collapse)
+                              : *config.model.mixture);
+    TAEP_EXPECTS(model.dim() == P.d, "model dimension differs from target dimension");
+    P.model = tables(model, P.schedule, P.grid);
+    // One streaming pass serves both mixtures when they share components; the model's weights are
+    // then carried as ratios to the target's, bounded so that e * ratio cannot overflow a float.
+    P.shared = same_geometry(target, model);
+  }
   if (P.shared) {
     for (int k = 0; k < P.target.K; ++k) {
       const double r = P.model.weight[k] / P.target.weight[k];

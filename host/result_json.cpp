@@ -33,6 +33,14 @@ std::string result_to_json(const RunResult& r, int indent) {
   j["theory"] = nullptr;
   if (r.theory)
     j["theory"] = {{"variance_eq53", r.theory->variance_eq53}, {"mean_eq53", r.theory->mean_eq53}};
+  j["hutchinson"] = nullptr;
+  if (r.hutchinson) {
+    auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+    j["hutchinson"] = {{"probes", r.hutchinson->probes},
+                       {"distribution", r.hutchinson->distribution},
+                       {"probe_noise_variance", opt(r.hutchinson->probe_noise_variance)},
+                       {"variance_without_probe_noise", opt(r.hutchinson->variance_without_probe_noise)}};
+  }
   j["performance"] = {{"backend", r.performance.backend},
                       {"device", r.performance.device},
                       {"threads", r.performance.threads},

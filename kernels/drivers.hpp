@@ -24,6 +24,7 @@ void launch_forward_taep(const ForwardLaunch& args);
 struct ReduceLaunch {
   const double* taep = nullptr;
   const double* reference = nullptr;  // or nullptr
+  const double* aux = nullptr;        // per-path side value (probe-noise variance), or nullptr
   std::uint64_t count = 0;
   physics::PathStats* blocks = nullptr;  // ceil(count / kReduceBlock)
   HistogramSpec hist;

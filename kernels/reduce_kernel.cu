@@ -18,8 +18,10 @@ using physics::PathStats;
 
 __global__ void __launch_bounds__(kReduceLanes)
     reduce_stats_kernel(const double* __restrict__ taep, const double* __restrict__ reference,
-                        std::uint64_t count, PathStats* __restrict__ blocks) {
-  __shared__ alignas(alignof(PathStats)) unsigned char storage[sizeof(PathStats) * kReduceLanes];
+                        const double* __restrict__ aux, std::uint64_t count,
+                        PathStats* __restrict__ blocks) {
+  // 256 PathStats exceed the 48 KB of static shared memory: dynamic, opted in at launch.
+  extern __shared__ __align__(16) unsigned char storage[];
   PathStats* lanes = reinterpret_cast<PathStats*>(storage);
   const std::uint64_t base = std::uint64_t(blockIdx.x) * kReduceBlock;
   const int n = count - base < std::uint64_t(kReduceBlock) ? int(count - base) : kReduceBlock;
@@ -28,7 +30,8 @@ __global__ void __launch_bounds__(kReduceLanes)
   PathStats acc;
   const int end = min(n, (j + 1) * kLaneSpan);
   for (int i = j * kLaneSpan; i < end; ++i)
-    acc.add(taep[base + i], with_ref ? reference[base + i] : 0.0, with_ref);
+    acc.add(taep[base + i], with_ref ? reference[base + i] : 0.0, with_ref,
+            aux ? aux[base + i] : 0.0, aux != nullptr);
   lanes[j] = acc;
   __syncthreads();
   for (int stride = kReduceLanes / 2; stride > 0; stride /= 2) {
@@ -73,7 +76,11 @@ __global__ void __launch_bounds__(kHistThreads)
 void launch_reduce(const ReduceLaunch& a) {
   if (a.count == 0) return;
   const unsigned blocks = unsigned((a.count + kReduceBlock - 1) / kReduceBlock);
-  reduce_stats_kernel<<<blocks, kReduceLanes, 0, a.stream>>>(a.taep, a.reference, a.count, a.blocks);
+  constexpr int shared_bytes = int(sizeof(PathStats)) * kReduceLanes;
+  TAEP_CUDA_CHECK(cudaFuncSetAttribute(reduce_stats_kernel,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
+  reduce_stats_kernel<<<blocks, kReduceLanes, shared_bytes, a.stream>>>(a.taep, a.reference, a.aux,
+                                                                        a.count, a.blocks);
   TAEP_CUDA_CHECK(cudaGetLastError());
 
   const int slots = a.hist.bins + 2;

@@ -29,10 +29,21 @@ struct CollapseSpec {
   double eps = 0.01;
 };
 
+enum class Divergence { exact, hutchinson };
+enum class ProbeDistribution { rademacher, gaussian };
+enum class MathMode { fp32, tf32 };
+
 struct ModelConfig {
-  std::string type = "exact";               // exact: s_theta = grad log q(x, t)
+  std::string type = "exact";               // exact: s_theta = grad log q(x, t); mlp: learned
+  // type "exact": exactly one of
   std::optional<MixtureSpec> mixture;       // q given explicitly ...
   std::optional<CollapseSpec> collapse;     // ... or as the collapse of the target
+  // type "mlp" (include/taep/mlp.hpp):
+  std::string weights;                      // safetensors file (relative to the working directory)
+  Divergence divergence = Divergence::exact;  // exact: d tangents; hutchinson: v^T J v probes
+  int probes = 1;                           // Hutchinson probes per step
+  ProbeDistribution probe_distribution = ProbeDistribution::rademacher;
+  MathMode math = MathMode::fp32;           // GPU GEMM precision (tf32: tensor cores)
 };
 
 enum class Scheme { euler, milstein };
@@ -84,6 +95,9 @@ std::string config_to_json(const Config& config, int indent = 2);
 
 const char* to_string(Scheme s);
 const char* to_string(Backend b);
+const char* to_string(Divergence d);
+const char* to_string(ProbeDistribution p);
+const char* to_string(MathMode m);
 
 // The 8-mode ring of the paper: equal weights, means 4 (cos 2 pi k/8, sin 2 pi k/8), sigma 0.25.
 MixtureSpec ring8();

@@ -42,6 +42,16 @@ struct TheorySummary {
   double mean_eq53 = 0;      // sum_k p_k L_k (relative entropy of the weights)
 };
 
+// Learned models with Hutchinson divergence: the probe noise's share of Var(S). Fresh probes each
+// step add independent noise beta h (div_est - div) to S; its variance, estimated per step from the
+// spread of the P >= 2 probe estimates and summed along each path, is averaged over paths.
+struct HutchinsonSummary {
+  int probes = 0;
+  std::string distribution;
+  std::optional<double> probe_noise_variance;  // needs probes >= 2
+  std::optional<double> variance_without_probe_noise;  // taep.variance - probe_noise_variance
+};
+
 struct PerformanceSummary {
   std::string backend;
   std::string device;
@@ -57,6 +67,7 @@ struct RunResult {
   HistogramResult histogram;
   std::optional<ReferenceSummary> reference;
   std::optional<TheorySummary> theory;
+  std::optional<HutchinsonSummary> hutchinson;
   PerformanceSummary performance;
   Config config;
 };

@@ -42,13 +42,16 @@ class Backend {
 enum class CpuLoop { automatic, scalar, avx2, avx512 };
 std::unique_ptr<Backend> make_cpu_backend(const ForwardProblem& problem, int threads,
                                           CpuLoop loop = CpuLoop::automatic);
+// Learned-score (MLP) problems: step-synchronous batches with CPU-BLAS GEMMs (cpu_mlp_backend.cpp).
+std::unique_ptr<Backend> make_cpu_mlp_backend(const ForwardProblem& problem, int threads);
 // Throws BackendUnavailable when built without CUDA or without a usable device.
 std::unique_ptr<Backend> make_cuda_backend(const ForwardProblem& problem);
 bool cuda_device_available(std::string* why);
 
 // Reduces one block of per-path values (count <= kReduceBlock) in the fixed order of
 // physics/accumulators.hpp; the CUDA reduction kernel follows the same order.
-physics::PathStats reduce_block_cpu(const double* taep, const double* reference, int count);
+physics::PathStats reduce_block_cpu(const double* taep, const double* reference, int count,
+                                    const double* aux = nullptr);
 
 }  // namespace detail
 }  // namespace taep

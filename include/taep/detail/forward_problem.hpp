@@ -2,9 +2,11 @@
 // The validated config turned into the flat tables every backend reads (host memory). A backend maps
 // each table to its own memory and builds a physics::ForwardView over it.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "taep/config.hpp"
+#include "taep/mlp.hpp"
 #include "taep/physics/forward_taep.hpp"
 #include "taep/physics/schedule.hpp"
 
@@ -24,6 +26,18 @@ struct HistogramSpec {
   double inv_width() const { return bins / (hi - lo); }
 };
 
+// A learned score model and how its divergence is taken.
+struct MlpSetup {
+  MlpModel model;
+  Divergence divergence = Divergence::exact;
+  int probes = 1;
+  ProbeDistribution probe_distribution = ProbeDistribution::rademacher;
+  MathMode math = MathMode::fp32;
+  bool hutchinson() const { return divergence == Divergence::hutchinson; }
+  // Tangent directions carried through the network per point: e_1..e_d, or the P probes.
+  int tangents() const { return hutchinson() ? probes : model.dim; }
+};
+
 struct ForwardProblem {
   int d = 0;
   int steps = 0;
@@ -40,6 +54,8 @@ struct ForwardProblem {
   std::vector<float> init_std;
   float init_sqrt_abar = 1.f;
   double abar_start = 1, abar_end = 0;
+  // Set for model.type "mlp" (then `model` is empty and there is no closed-form reference).
+  std::shared_ptr<const MlpSetup> mlp;
 
   // `map(vec)` returns the pointer a backend's code should use for a host vector.
   template <class Map>

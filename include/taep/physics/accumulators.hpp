@@ -127,9 +127,11 @@ struct PathStats {
   LogSumExp ift;       // exp(-S) over finite paths
   Moments reference;   // closed form R over finite paths (exact-score models)
   Moments error;       // S - R over finite paths (exact-score models)
+  Moments aux;         // a per-path side value: the Hutchinson probe-noise variance of S (mlp)
   double nonfinite = 0.0;  // paths whose S (or R) is not finite: counted, excluded from the rest
 
-  TAEP_HD void add(double s, double r, bool with_reference) {
+  // r (with_reference) and a (with_aux) are optional per-path companions of S.
+  TAEP_HD void add(double s, double r, bool with_reference, double a = 0.0, bool with_aux = false) {
     if (!isfinite_(s) || (with_reference && !isfinite_(r))) {
       nonfinite += 1.0;
       return;
@@ -140,12 +142,14 @@ struct PathStats {
       reference.add(r);
       error.add(s - r);
     }
+    if (with_aux) aux.add(a);
   }
   TAEP_HD void merge(const PathStats& o) {
     taep.merge(o.taep);
     ift.merge(o.ift);
     reference.merge(o.reference);
     error.merge(o.error);
+    aux.merge(o.aux);
     nonfinite += o.nonfinite;
   }
 };

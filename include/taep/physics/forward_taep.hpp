@@ -15,6 +15,7 @@
 #include "taep/physics/hd.hpp"
 #include "taep/physics/mixture.hpp"
 #include "taep/physics/philox.hpp"
+#include "taep/physics/taep_increment.hpp"
 
 namespace taep {
 namespace physics {
@@ -171,18 +172,10 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
     const StepScalars c = V.step[k];
     for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * z.next();
     evaluate_scores<D>(V, k, c.sqrt_abar, x, dw, p, q);
-    T noise_term = 0.f;
-    T l_diff = 0.f;
-    for (int i = 0; i < d; ++i) {
-      noise_term += (q.s[i] - p.s[i]) * dw[i];
-      l_diff += q.s[i] * q.s[i] - p.s[i] * p.s[i];
-    }
-    const T div_diff = q.div - p.div;
-    l_diff += 2.f * div_diff;
-    T inc = c.half_beta * c.h * l_diff + c.sqrt_beta * noise_term;
-    if (V.milstein) inc += c.half_beta * ((q.quad - p.quad) - c.h * div_diff);
+    T inc = taep_increment(d, c.half_beta, c.h, c.sqrt_beta, q.s, q.div, p.s, p.div, dw);
+    if (V.milstein) inc += c.half_beta * ((q.quad - p.quad) - c.h * (q.div - p.div));
     add_widened(S, inc);
-    for (int i = 0; i < d; ++i) x[i] = c.decay * x[i] + c.sqrt_beta * dw[i];
+    euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
   }
   out.taep = S;
   if (V.reference)

@@ -1,0 +1,191 @@
+// CPU backend for learned-score (MLP) models: step-synchronous over batches of paths, the network
+// by CPU-BLAS GEMMs (detail/mlp_cpu.hpp), everything per path by the shared physics
+// (physics/mlp_path.hpp). OpenMP over reduce blocks; each thread owns its evaluator and buffers.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "taep/detail/backend.hpp"
+#include "taep/detail/dispatch.hpp"
+#include "taep/detail/mlp_cpu.hpp"
+#include "taep/physics/mlp_path.hpp"
+#include "taep/physics/rng_streams.hpp"
+
+namespace taep {
+namespace detail {
+namespace {
+
+// Paths per GEMM batch. Batches start at multiples of kBatch from the chunk start (chunks start at
+// multiples of kReduceBlock), so which paths share a GEMM does not depend on the chunking.
+constexpr int kBatch = 256;
+
+struct BatchBuffers {
+  explicit BatchBuffers(const MlpModel& m) : net(m) {}
+  MlpCpuEvaluator net;
+  std::vector<float> x, dw, probes, s_model, div_model, s_target, div_target;
+};
+
+class CpuMlpBackend final : public Backend {
+ public:
+  CpuMlpBackend(const ForwardProblem& problem, int threads)
+      : problem_(problem),
+        view_(problem_.view([](const auto& v) { return v.data(); })),
+        mlp_(*problem_.mlp),
+        threads_(threads > 0 ? threads : std::max(1, omp_get_max_threads())) {
+    // OpenMP already runs one batch per thread: BLAS must not start threads of its own.
+    openblas_set_num_threads(1);
+  }
+  CpuMlpBackend(const CpuMlpBackend&) = delete;
+  CpuMlpBackend& operator=(const CpuMlpBackend&) = delete;
+
+  std::string name() const override { return "cpu"; }
+  std::string device() const override {
+    return "CPU (MLP via OpenBLAS), " + std::to_string(threads_) + " OpenMP thread" +
+           (threads_ == 1 ? "" : "s");
+  }
+  int threads() const override { return threads_; }
+  std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 16; }
+
+  void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
+                std::vector<double>& reference) override {
+    taep.assign(count, 0.0);
+    reference.clear();
+    std::vector<double> aux(count);
+    const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
+#pragma omp parallel num_threads(threads_)
+    {
+      BatchBuffers buf(mlp_.model);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t b = 0; b < batches; ++b) {
+        const std::uint64_t off = std::uint64_t(b) * kBatch;
+        run_batch(first + off, int(std::min<std::uint64_t>(kBatch, count - off)), taep.data() + off,
+                  aux.data() + off, buf);
+      }
+    }
+  }
+
+  void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
+                 ChunkStats& out) override {
+    constexpr int B = physics::kReduceBlock;
+    const std::int64_t blocks = std::int64_t((count + B - 1) / B);
+    out.blocks.assign(std::size_t(blocks), physics::PathStats{});
+    out.histogram.assign(std::size_t(hist.bins) + 2, 0);
+    const double inv_w = hist.inv_width();
+    const bool with_aux = mlp_.hutchinson() && mlp_.probes >= 2;
+#pragma omp parallel num_threads(threads_)
+    {
+      BatchBuffers buf(mlp_.model);
+      std::vector<double> taep(B), aux(B);
+      std::vector<std::uint64_t> counts(std::size_t(hist.bins) + 2, 0);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::uint64_t off = std::uint64_t(b) * B;
+        const int n = int(std::min<std::uint64_t>(B, count - off));
+        for (int i = 0; i < n; i += kBatch)
+          run_batch(first + off + i, std::min(kBatch, n - i), taep.data() + i, aux.data() + i, buf);
+        out.blocks[std::size_t(b)] = reduce_block_cpu(taep.data(), nullptr, n, with_aux ? aux.data() : nullptr);
+        for (int i = 0; i < n; ++i)
+          if (physics::isfinite_(taep[i]))
+            counts[std::size_t(physics::histogram_bin(taep[i], hist.lo, inv_w, hist.bins) + 1)]++;
+      }
+#pragma omp critical
+      for (std::size_t i = 0; i < counts.size(); ++i) out.histogram[i] += counts[i];
+    }
+  }
+
+ private:
+  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n).
+  void run_batch(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
+    dispatch_dim(problem_.d, [&](auto dim) { run_batch_d<decltype(dim)::value>(first, n, taep, aux, b); });
+  }
+
+  template <int D>
+  void run_batch_d(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
+    using physics::NormalSource;
+    using physics::WordSource;
+    using rng::PhiloxHostStream;
+    const int d = problem_.d;
+    const bool hutch = mlp_.hutchinson();
+    const int P = hutch ? mlp_.probes : 0;
+    const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    b.x.resize(std::size_t(n) * d);
+    b.dw.resize(std::size_t(n) * d);
+    b.s_model.resize(std::size_t(n) * d);
+    b.s_target.resize(std::size_t(n) * d);
+    b.div_model.resize(std::size_t(n) * std::max(1, P));
+    b.div_target.resize(std::size_t(n));
+    b.probes.resize(std::size_t(n) * P * d);
+
+    // Streams are addressed by path id; each path consumes its own in step order.
+    std::vector<PhiloxHostStream> noise_streams, probe_streams;
+    noise_streams.reserve(std::size_t(n));
+    probe_streams.reserve(std::size_t(n));
+    for (int p = 0; p < n; ++p) {
+      const std::uint64_t path = first + p;
+      PhiloxHostStream init(view_.seed, rng::subsequence(rng::kInitialState, path));
+      physics::sample_initial_state<D>(view_, init, b.x.data() + std::size_t(p) * d);
+      noise_streams.emplace_back(view_.seed, rng::subsequence(rng::kForwardNoise, path));
+      probe_streams.emplace_back(view_.seed, rng::subsequence(rng::kHutchinson, path));
+      taep[p] = 0.0;
+      aux[p] = 0.0;
+    }
+    std::vector<NormalSource<PhiloxHostStream>> noise, probe_normals;
+    std::vector<WordSource<PhiloxHostStream>> probe_words;
+    for (int p = 0; p < n; ++p) {
+      noise.emplace_back(noise_streams[std::size_t(p)]);
+      probe_normals.emplace_back(probe_streams[std::size_t(p)]);
+      probe_words.emplace_back(probe_streams[std::size_t(p)]);
+    }
+
+    physics::ScoreEval<D, float> target;
+    for (int k = 0; k < problem_.steps; ++k) {
+      const physics::StepScalars c = view_.step[k];
+      const double t = problem_.grid.t(k);
+      b.net.set_time(t, problem_.schedule.abar(t));
+      for (int p = 0; p < n; ++p) {
+        float* x = b.x.data() + std::size_t(p) * d;
+        float* dw = b.dw.data() + std::size_t(p) * d;
+        for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * noise[std::size_t(p)].next();
+        float* v = b.probes.data() + std::size_t(p) * P * d;
+        for (int j = 0; j < P * d; ++j)
+          v[j] = rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
+                            : probe_normals[std::size_t(p)].next();
+        physics::target_score<D>(view_, k, c.sqrt_abar, x, target);
+        for (int i = 0; i < d; ++i) b.s_target[std::size_t(p) * d + i] = target.s[i];
+        b.div_target[std::size_t(p)] = target.div;
+      }
+      b.net.evaluate(n, b.x.data(), b.s_model.data(), b.div_model.data(), P,
+                     hutch ? b.probes.data() : nullptr);
+      for (int p = 0; p < n; ++p) {
+        float div = b.div_model[std::size_t(p)];
+        if (hutch) {
+          const auto avg = physics::average_probes(b.div_model.data() + std::size_t(p) * P, P,
+                                                   c.half_beta, c.h);
+          div = avg.mean;
+          aux[p] += avg.noise_variance;
+        }
+        const std::size_t o = std::size_t(p) * d;
+        taep[p] += double(physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, &b.s_model[o], div,
+                                                  &b.s_target[o], b.div_target[std::size_t(p)],
+                                                  &b.dw[o]));
+        physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
+      }
+    }
+  }
+
+  ForwardProblem problem_;
+  physics::ForwardView view_;
+  const MlpSetup& mlp_;
+  int threads_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_mlp_backend(const ForwardProblem& problem, int threads) {
+  return std::make_unique<CpuMlpBackend>(problem, threads);
+}
+
+}  // namespace detail
+}  // namespace taep

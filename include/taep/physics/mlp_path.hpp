@@ -1,0 +1,77 @@
+#pragma once
+// The per-path parts of a learned-score (MLP) forward path, shared by the CPU backend and the CUDA
+// kernels. The network itself is evaluated step-synchronously over a batch of paths with GEMMs
+// (CPU BLAS / cuBLAS); around it every path does, at step k:
+//   1. draw its d noise values (stream kForwardNoise, values k*d .. k*d+d-1 — the same numbers an
+//      exact-score path with the same id uses) and, for Hutchinson, its P*d probe values (stream
+//      kHutchinson, values k*P*d ..);
+//   2. evaluate the target's analytic score and divergence;
+//   3. after the network: average the probe estimates, add the TAEP increment, take the EM step.
+#include <cstdint>
+
+#include "taep/physics/forward_taep.hpp"
+#include "taep/physics/taep_increment.hpp"
+
+namespace taep {
+namespace physics {
+
+// Serves 32-bit words one at a time from next_u4 blocks (the signs of Rademacher probes): word j of
+// the stream is always the same, whatever consumes it.
+template <class Stream>
+struct WordSource {
+  Stream& stream;
+  rng::U4 buf{0u, 0u, 0u, 0u};
+  int left = 0;
+  TAEP_HD explicit WordSource(Stream& s) : stream(s) {}
+  TAEP_HD std::uint32_t next() {
+    if (left == 0) {
+      buf = stream.next_u4();
+      left = 4;
+    }
+    const std::uint32_t r = buf.x;
+    buf.x = buf.y;
+    buf.y = buf.z;
+    buf.z = buf.w;
+    --left;
+    return r;
+  }
+};
+
+// Rademacher value of a word: its top bit picks the sign.
+TAEP_HD float rademacher(std::uint32_t word) { return (word >> 31) ? -1.f : 1.f; }
+
+// Score and divergence of the target alone at x and step k.
+template <int D>
+TAEP_HD void target_score(const ForwardView& V, int k, float sqrt_abar, const float* x,
+                          ScoreEval<D, float>& p) {
+  const int d = D > 0 ? D : V.d;
+  MixtureSums<D, float> sums, unused;
+  unused.clear(d);
+  accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + k * V.target.K, nullptr,
+                        sqrt_abar, x, x, false, sums, unused);
+  p.finish(sums, x, d, false);
+}
+
+// Mean of P Hutchinson estimates and the probe-noise variance their spread implies for this step's
+// TAEP increment: the divergence enters S as beta h div, so Var = (beta h)^2 s^2 / P with s^2 the
+// unbiased sample variance of the estimates (needs P >= 2; 0 otherwise).
+struct ProbeAverage {
+  float mean;
+  double noise_variance;
+};
+TAEP_HD ProbeAverage average_probes(const float* est, int P, float half_beta, float h) {
+  float sum = 0.f;
+  for (int j = 0; j < P; ++j) sum += est[j];
+  const float mean = sum / float(P);
+  double var = 0.0;
+  if (P >= 2) {
+    for (int j = 0; j < P; ++j) var += double(est[j] - mean) * double(est[j] - mean);
+    var /= double(P - 1);
+    const double bh = 2.0 * double(half_beta) * double(h);
+    var = bh * bh * var / double(P);
+  }
+  return {mean, var};
+}
+
+}  // namespace physics
+}  // namespace taep
