@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cuda_check.cuh"
+#include "cuda_raii.cuh"
 #include "device_buffer.cuh"
 #include "drivers.hpp"
 #include "taep/detail/backend.hpp"
@@ -37,18 +38,6 @@ bool cuda_device_available(std::string* why) {
 }
 
 namespace {
-
-class CudaStream {
- public:
-  CudaStream() { TAEP_CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
-  CudaStream(const CudaStream&) = delete;
-  CudaStream& operator=(const CudaStream&) = delete;
-  ~CudaStream() { TAEP_CUDA_CHECK_PRINT(cudaStreamDestroy(s_)); }
-  cudaStream_t get() const { return s_; }
-
- private:
-  cudaStream_t s_ = nullptr;
-};
 
 class CudaBackend final : public Backend {
  public:
@@ -153,6 +142,7 @@ std::unique_ptr<Backend> make_cuda_backend(const ForwardProblem& problem) {
   std::string why;
   if (!cuda_device_available(&why))
     throw BackendUnavailable("run.backend: 'cuda' is not available: " + why);
+  if (problem.mlp) return make_cuda_mlp_backend(problem);
   return std::make_unique<CudaBackend>(problem);
 }
 

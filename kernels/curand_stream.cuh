@@ -10,8 +10,11 @@ namespace detail {
 
 class CurandPhiloxStream {
  public:
-  __device__ CurandPhiloxStream(unsigned long long seed, unsigned long long subsequence) {
-    curand_init(seed, subsequence, 0ULL, &state_);
+  // offset: in 32-bit words, a multiple of 4 to start at a block boundary (as the host mirror's
+  // block counter does), so the stream can be entered at any step without carrying state.
+  __device__ CurandPhiloxStream(unsigned long long seed, unsigned long long subsequence,
+                                unsigned long long offset = 0ULL) {
+    curand_init(seed, subsequence, offset, &state_);
   }
   __device__ rng::U4 next_u4() {
     const uint4 r = curand4(&state_);

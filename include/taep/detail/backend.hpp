@@ -44,6 +44,8 @@ std::unique_ptr<Backend> make_cpu_backend(const ForwardProblem& problem, int thr
                                           CpuLoop loop = CpuLoop::automatic);
 // Learned-score (MLP) problems: step-synchronous batches with CPU-BLAS GEMMs (cpu_mlp_backend.cpp).
 std::unique_ptr<Backend> make_cpu_mlp_backend(const ForwardProblem& problem, int threads);
+// Learned-score (MLP) problems on the GPU: cuBLAS GEMMs per layer over a chunk (cuda_mlp_backend.cu).
+std::unique_ptr<Backend> make_cuda_mlp_backend(const ForwardProblem& problem);
 // Throws BackendUnavailable when built without CUDA or without a usable device.
 std::unique_ptr<Backend> make_cuda_backend(const ForwardProblem& problem);
 bool cuda_device_available(std::string* why);

@@ -1,0 +1,247 @@
+// The CUDA backend of learned-score (MLP) models: step-synchronous over a chunk of paths. Per step:
+// one kernel draws noise and probes and evaluates the target's score; one cuBLAS GEMM per layer
+// evaluates the network over the chunk, with the divergence's tangents (e_1..e_d, or the P probes)
+// as extra GEMM rows; a fused kernel adds the TAEP increment and takes the Euler-Maruyama step.
+// The time embedding is folded into layer 0's bias once per step (a table built on the host).
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cuda_check.cuh"
+#include "cuda_raii.cuh"
+#include "device_buffer.cuh"
+#include "drivers.hpp"
+#include "mlp_drivers.hpp"
+#include "taep/detail/backend.hpp"
+#include "taep/physics/mlp_elementwise.hpp"
+
+namespace taep {
+namespace detail {
+namespace {
+
+struct DeviceLayer {
+  int in = 0, out = 0;
+  DeviceBuffer<float> weight, bias;
+};
+
+class CudaMlpBackend final : public Backend {
+ public:
+  explicit CudaMlpBackend(const ForwardProblem& problem) : problem_(problem), mlp_(*problem_.mlp) {
+    TAEP_CUDA_CHECK(cudaSetDevice(0));
+    cudaDeviceProp prop{};
+    TAEP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    device_ = std::string(prop.name) + " (compute capability " + std::to_string(prop.major) + "." +
+              std::to_string(prop.minor) + "; MLP via cuBLAS, " + to_string(mlp_.math) + ")";
+    view_ = problem_.view([this](const auto& host) {
+      using T = typename std::decay_t<decltype(host)>::value_type;
+      auto buf = std::make_shared<DeviceBuffer<T>>(host);
+      uploads_.push_back(buf);
+      return static_cast<const T*>(buf->data());
+    });
+    const MlpModel& m = mlp_.model;
+    for (const MlpLayer& l : m.layers) {
+      DeviceLayer dl;
+      dl.in = l.in;
+      dl.out = l.out;
+      dl.weight = DeviceBuffer<float>(l.weight);
+      dl.bias = DeviceBuffer<float>(l.bias);
+      width_ = std::max(width_, l.out);
+      layers_.push_back(std::move(dl));
+    }
+    // Layer 0's bias per step, W_t emb(t_k) + b_0 in double (as the CPU evaluator computes it), and
+    // the eps-parameterization factor per step.
+    const MlpLayer& l0 = m.layers.front();
+    std::vector<float> bias0(std::size_t(problem_.steps) * l0.out);
+    std::vector<double> emb(std::size_t(m.embedding_dim));
+    for (int k = 0; k < problem_.steps; ++k) {
+      const double t = problem_.grid.t(k);
+      physics::time_embedding(t, m.embedding_dim, m.time_scale, m.max_period, emb.data());
+      for (int j = 0; j < l0.out; ++j) {
+        double b = l0.bias[j];
+        for (int e = 0; e < m.embedding_dim; ++e)
+          b += double(l0.weight[std::size_t(j) * l0.in + m.dim + e]) * emb[e];
+        bias0[std::size_t(k) * l0.out + j] = float(b);
+      }
+      out_scale_.push_back(m.parameterization == Parameterization::eps
+                               ? float(-1.0 / std::sqrt(1.0 - problem_.schedule.abar(t)))
+                               : 1.f);
+    }
+    bias0_ = DeviceBuffer<float>(bias0);
+
+    TAEP_CUBLAS_CHECK(cublasSetStream(blas_.get(), stream_.get()));
+    TAEP_CUBLAS_CHECK(cublasSetMathMode(
+        blas_.get(), mlp_.math == MathMode::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+
+    std::size_t free_bytes = 0, total_bytes = 0;
+    TAEP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const std::uint64_t per_path = bytes_per_path();
+    const std::uint64_t fit = free_bytes / 4 / per_path;
+    max_chunk_ = std::max<std::uint64_t>(
+        physics::kReduceBlock,
+        std::min<std::uint64_t>(std::uint64_t(1) << 20, fit) / physics::kReduceBlock * physics::kReduceBlock);
+  }
+
+  std::string name() const override { return "cuda"; }
+  std::string device() const override { return device_; }
+  std::uint64_t max_chunk_paths() const override { return max_chunk_; }
+
+  void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
+                std::vector<double>& reference) override {
+    taep.assign(count, 0.0);
+    reference.clear();
+    std::vector<double> part;
+    for (std::uint64_t off = 0; off < count; off += max_chunk_) {
+      const int n = int(std::min(max_chunk_, count - off));
+      forward(first + off, n);
+      s_.copy_to_host(part, std::size_t(n), stream_.get());
+      TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+      std::copy(part.begin(), part.end(), taep.begin() + off);
+    }
+  }
+
+  void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
+                 ChunkStats& out) override {
+    const int n = int(count);
+    forward(first, n);
+    const std::size_t blocks = (count + physics::kReduceBlock - 1) / physics::kReduceBlock;
+    if (blocks_.size() < blocks) blocks_ = DeviceBuffer<physics::PathStats>(blocks);
+    if (hist_.size() != std::size_t(hist.bins) + 2) hist_ = DeviceBuffer<unsigned long long>(hist.bins + 2);
+    TAEP_CUDA_CHECK(cudaMemsetAsync(hist_.data(), 0, hist_.size() * sizeof(unsigned long long), stream_.get()));
+    ReduceLaunch r;
+    r.taep = s_.data();
+    r.aux = (mlp_.hutchinson() && mlp_.probes >= 2) ? aux_.data() : nullptr;
+    r.count = count;
+    r.blocks = blocks_.data();
+    r.hist = hist;
+    r.histogram = hist_.data();
+    r.stream = stream_.get();
+    launch_reduce(r);
+    blocks_.copy_to_host(out.blocks, blocks, stream_.get());
+    std::vector<unsigned long long> counts;
+    hist_.copy_to_host(counts, hist_.size(), stream_.get());
+    TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    out.histogram.assign(counts.begin(), counts.end());
+  }
+
+ private:
+  int tangents() const { return mlp_.tangents(); }
+
+  std::uint64_t bytes_per_path() const {
+    const int d = problem_.d, T = tangents(), P = mlp_.hutchinson() ? mlp_.probes : 0;
+    return sizeof(float) * (std::uint64_t(3) * width_ + 2ull * T * width_ + 5ull * d + std::uint64_t(P) * d +
+                            std::uint64_t(T) * d + 1) +
+           2 * sizeof(double);
+  }
+
+  void ensure(int n) {
+    if (std::size_t(n) <= s_.size()) return;
+    const std::size_t N = std::size_t(n), d = std::size_t(problem_.d), T = std::size_t(tangents());
+    const std::size_t P = mlp_.hutchinson() ? std::size_t(mlp_.probes) : 0, W = std::size_t(width_);
+    x_ = DeviceBuffer<float>(N * d);
+    dw_ = DeviceBuffer<float>(N * d);
+    probes_ = DeviceBuffer<float>(std::max<std::size_t>(1, N * P * d));
+    s_target_ = DeviceBuffer<float>(N * d);
+    div_target_ = DeviceBuffer<float>(N);
+    act_a_ = DeviceBuffer<float>(N * W);
+    act_b_ = DeviceBuffer<float>(N * W);
+    deriv_ = DeviceBuffer<float>(N * W);
+    tan_a_ = DeviceBuffer<float>(N * T * W);
+    tan_b_ = DeviceBuffer<float>(N * T * W);
+    out_ = DeviceBuffer<float>(N * d);
+    out_tan_ = DeviceBuffer<float>(N * T * d);
+    s_ = DeviceBuffer<double>(N);
+    aux_ = DeviceBuffer<double>(N);
+  }
+
+  // Row-major C[m x n] = A[m x k] . B^T with B row-major [n x k] (leading dimension ldb): in cuBLAS's
+  // column-major terms C^T = B A^T.
+  void gemm_bt(int m, int n, int k, const float* A, int lda, const float* B, int ldb, float* C) {
+    const float one = 1.f, zero = 0.f;
+    TAEP_CUBLAS_CHECK(cublasSgemm(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, B, ldb, A,
+                                  lda, &zero, C, n));
+  }
+
+  void forward(std::uint64_t first, int n) {
+    ensure(n);
+    const int d = problem_.d, T = tangents();
+    const bool hutch = mlp_.hutchinson();
+    MlpStepLaunch a;
+    a.view = view_;
+    a.first = first;
+    a.n = n;
+    a.probes = hutch ? mlp_.probes : 0;
+    a.rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    a.buf = {x_.data(), dw_.data(), probes_.data(), s_target_.data(), div_target_.data(), s_.data(), aux_.data()};
+    a.stream = stream_.get();
+    launch_mlp_init(a);
+    cudaStream_t st = stream_.get();
+    const DeviceLayer& l0 = layers_.front();
+    const DeviceLayer& lout = layers_.back();
+    for (int k = 0; k < problem_.steps; ++k) {
+      a.step = k;
+      launch_mlp_prepare(a);
+      float* act = act_a_.data();
+      float* next = act_b_.data();
+      float* tan = tan_a_.data();
+      float* tan_next = tan_b_.data();
+      // Layer 0: x columns of W_0 per point; the embedding is in the per-step bias.
+      gemm_bt(n, l0.out, d, x_.data(), d, l0.weight.data(), l0.in, act);
+      launch_bias_silu(n, l0.out, bias0_.data() + std::size_t(k) * l0.out, act, deriv_.data(), st);
+      if (hutch) {
+        gemm_bt(n * T, l0.out, d, probes_.data(), d, l0.weight.data(), l0.in, tan);
+        launch_scale_tangents(n, T, l0.out, deriv_.data(), tan, st);
+      } else {
+        launch_tangent_basis(n, d, l0.out, l0.weight.data(), l0.in, deriv_.data(), tan, st);
+      }
+      int width = l0.out;
+      for (std::size_t l = 1; l + 1 < layers_.size(); ++l) {
+        const DeviceLayer& L = layers_[l];
+        gemm_bt(n, L.out, width, act, width, L.weight.data(), L.in, next);
+        launch_bias_silu(n, L.out, L.bias.data(), next, deriv_.data(), st);
+        gemm_bt(n * T, L.out, width, tan, width, L.weight.data(), L.in, tan_next);
+        launch_scale_tangents(n, T, L.out, deriv_.data(), tan_next, st);
+        std::swap(act, next);
+        std::swap(tan, tan_next);
+        width = L.out;
+      }
+      gemm_bt(n, d, width, act, width, lout.weight.data(), lout.in, out_.data());
+      gemm_bt(n * T, d, width, tan, width, lout.weight.data(), lout.in, out_tan_.data());
+      MlpFinishLaunch f;
+      f.step = a;
+      f.out = out_.data();
+      f.out_bias = lout.bias.data();
+      f.out_scale = out_scale_[std::size_t(k)];
+      f.out_tan = out_tan_.data();
+      launch_mlp_finish(f);
+    }
+  }
+
+  ForwardProblem problem_;
+  const MlpSetup& mlp_;
+  std::string device_;
+  std::vector<std::shared_ptr<void>> uploads_;
+  physics::ForwardView view_;
+  std::vector<DeviceLayer> layers_;
+  int width_ = 0;
+  DeviceBuffer<float> bias0_;
+  std::vector<float> out_scale_;
+  std::uint64_t max_chunk_ = physics::kReduceBlock;
+  CudaStream stream_;
+  CublasHandle blas_;
+  DeviceBuffer<float> x_, dw_, probes_, s_target_, div_target_, act_a_, act_b_, deriv_, tan_a_,
+      tan_b_, out_, out_tan_;
+  DeviceBuffer<double> s_, aux_;
+  DeviceBuffer<physics::PathStats> blocks_;
+  DeviceBuffer<unsigned long long> hist_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_mlp_backend(const ForwardProblem& problem) {
+  return std::make_unique<CudaMlpBackend>(problem);
+}
+
+}  // namespace detail
+}  // namespace taep

@@ -1,0 +1,59 @@
+#pragma once
+// Launch arguments and drivers of the learned-score (MLP) kernels; host code never writes <<<>>>.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "taep/physics/forward_taep.hpp"
+
+namespace taep {
+namespace detail {
+
+// Per-path state and scratch of one chunk (device pointers).
+struct MlpPathBuffers {
+  float* x = nullptr;         // n*d
+  float* dw = nullptr;        // n*d
+  float* probes = nullptr;    // n*P*d (Hutchinson)
+  float* s_target = nullptr;  // n*d
+  float* div_target = nullptr;  // n
+  double* taep = nullptr;     // n
+  double* aux = nullptr;      // n: probe-noise variance of S
+};
+
+struct MlpStepLaunch {
+  physics::ForwardView view;  // target tables, steps, init (device pointers)
+  std::uint64_t first = 0;
+  int n = 0;
+  int step = 0;
+  int probes = 0;             // 0: exact divergence
+  bool rademacher = true;
+  MlpPathBuffers buf;
+  cudaStream_t stream = nullptr;
+};
+// x0 ~ p(x, t_min) and S = 0 for paths first .. first+n-1.
+void launch_mlp_init(const MlpStepLaunch& a);
+// Noise, probes and the target's score and divergence of step a.step.
+void launch_mlp_prepare(const MlpStepLaunch& a);
+
+struct MlpFinishLaunch {
+  MlpStepLaunch step;
+  const float* out = nullptr;      // n*d network output (before bias)
+  const float* out_bias = nullptr; // d
+  float out_scale = 1.f;           // 1, or -1/sqrt(1 - abar) for eps-prediction
+  const float* out_tan = nullptr;  // n*T*d output tangents
+};
+// Score and divergence of the model, TAEP increment, Euler-Maruyama step.
+void launch_mlp_finish(const MlpFinishLaunch& a);
+
+// z[rows x width] += bias (per column), then SiLU in place, derivative into deriv.
+void launch_bias_silu(int rows, int width, const float* bias, float* z, float* deriv,
+                      cudaStream_t stream);
+// tan[(p*d + i) x width] = W0[:, i] * deriv[p] (exact divergence: tangents e_i through layer 0).
+void launch_tangent_basis(int n, int d, int width, const float* w0, int ld_w0, const float* deriv,
+                          float* tan, cudaStream_t stream);
+// tan[(p*T + i) x width] *= deriv[p x width].
+void launch_scale_tangents(int n, int T, int width, const float* deriv, float* tan,
+                           cudaStream_t stream);
+
+}  // namespace detail
+}  // namespace taep
