@@ -24,7 +24,9 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 say "== build (sm_90)"
 deps=()
 if [ -d .devdeps ]; then
-  deps=(-DCMAKE_INCLUDE_PATH="$PWD/.devdeps/include" -DTAEP_GTEST_SOURCE_DIR="$PWD/.devdeps/googletest")
+  deps=(-DCMAKE_INCLUDE_PATH="$PWD/.devdeps/include" -DCMAKE_LIBRARY_PATH="$PWD/.devdeps/lib"
+        -DTAEP_GTEST_SOURCE_DIR="$PWD/.devdeps/googletest")
+  export LD_LIBRARY_PATH="$PWD/.devdeps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 if ! { cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
          -DTAEP_ENABLE_CUDA=ON "${deps[@]}" && cmake --build "$build" -j"$(nproc)"; } >> "$log" 2>&1; then
