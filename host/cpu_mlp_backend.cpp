@@ -1,6 +1,9 @@
-// CPU backend for learned-score (MLP) models: step-synchronous over batches of paths, the network
-// by CPU-BLAS GEMMs (detail/mlp_cpu.hpp), everything per path by the shared physics
-// (physics/mlp_path.hpp). OpenMP over reduce blocks; each thread owns its evaluator and buffers.
+// CPU backend for learned-score (MLP) models: step-synchronous over batches of paths, everything per
+// path by the shared physics (physics/mlp_path.hpp). Where the CPU has AVX-512 or AVX2 the network
+// and the per-path physics run on packets of paths in one unit per instruction set
+// (host/cpu_mlp_loop.hpp); otherwise the network is CPU-BLAS GEMMs (detail/mlp_cpu.hpp) and the
+// physics is scalar, path by path. OpenMP over reduce blocks; each thread owns its evaluator and
+// buffers.
 #include <cblas.h>
 #include <omp.h>
 
@@ -17,14 +20,16 @@ namespace taep {
 namespace detail {
 namespace {
 
-// Paths per GEMM batch. Batches start at multiples of kBatch from the chunk start (chunks start at
-// multiples of kReduceBlock), so which paths share a GEMM does not depend on the chunking.
-constexpr int kBatch = 256;
+// Paths per batch. Batches start at multiples of kBatch from the chunk start (chunks start at
+// multiples of kReduceBlock), so which paths share a batch (a GEMM, or a SIMD packet) does not
+// depend on the chunking; in the vector kernels no lane depends on another anyway.
+constexpr int kBatch = kMlpBatch;
+static_assert(physics::kReduceBlock % kBatch == 0, "batches tile a reduce block");
 
 struct BatchBuffers {
-  explicit BatchBuffers(const MlpModel& m) : net(m) {}
+  BatchBuffers(const MlpModel& m, MlpIsa isa) : net(m, isa) {}
   MlpCpuEvaluator net;
-  std::vector<float> x, dw, probes, s_model, div_model, s_target, div_target;
+  std::vector<float> x, dw, probes, s_model, div_model, s_target, div_target, work;
 };
 
 class CpuMlpBackend final : public Backend {
@@ -33,16 +38,19 @@ class CpuMlpBackend final : public Backend {
       : problem_(problem),
         view_(problem_.view([](const auto& v) { return v.data(); })),
         mlp_(*problem_.mlp),
-        threads_(threads > 0 ? threads : std::max(1, omp_get_max_threads())) {
+        threads_(threads > 0 ? threads : std::max(1, omp_get_max_threads())),
+        isa_(mlp_cpu_isa()) {
     // OpenMP already runs one batch per thread: BLAS must not start threads of its own.
-    openblas_set_num_threads(1);
+    if (isa_ == MlpIsa::blas) openblas_set_num_threads(1);
   }
   CpuMlpBackend(const CpuMlpBackend&) = delete;
   CpuMlpBackend& operator=(const CpuMlpBackend&) = delete;
 
   std::string name() const override { return "cpu"; }
   std::string device() const override {
-    return "CPU (MLP via OpenBLAS), " + std::to_string(threads_) + " OpenMP thread" +
+    const std::string how = isa_ == MlpIsa::blas ? "MLP via OpenBLAS"
+                                                  : std::string("MLP by ") + to_string(isa_) + " kernels";
+    return "CPU (" + how + "), " + std::to_string(threads_) + " OpenMP thread" +
            (threads_ == 1 ? "" : "s");
   }
   int threads() const override { return threads_; }
@@ -56,7 +64,7 @@ class CpuMlpBackend final : public Backend {
     const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
 #pragma omp parallel num_threads(threads_)
     {
-      BatchBuffers buf(mlp_.model);
+      BatchBuffers buf(mlp_.model, isa_);
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t b = 0; b < batches; ++b) {
         const std::uint64_t off = std::uint64_t(b) * kBatch;
@@ -76,7 +84,7 @@ class CpuMlpBackend final : public Backend {
     const bool with_aux = mlp_.hutchinson() && mlp_.probes >= 2;
 #pragma omp parallel num_threads(threads_)
     {
-      BatchBuffers buf(mlp_.model);
+      BatchBuffers buf(mlp_.model, isa_);
       std::vector<double> taep(B), aux(B);
       std::vector<std::uint64_t> counts(std::size_t(hist.bins) + 2, 0);
 #pragma omp for schedule(dynamic, 1)
@@ -98,6 +106,27 @@ class CpuMlpBackend final : public Backend {
  private:
   // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n).
   void run_batch(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
+#if defined(TAEP_HAVE_CPU_SIMD)
+    if (isa_ != MlpIsa::blas) {
+      MlpBatchJob job;
+      job.view = &view_;
+      job.schedule = problem_.schedule;
+      job.grid = problem_.grid;
+      job.probes = mlp_.hutchinson() ? mlp_.probes : 0;
+      job.rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+      job.first = first;
+      job.n = n;
+      job.taep = taep;
+      job.aux = aux;
+      float* work = aligned_workspace(
+          b.work, mlp_batch_workspace(b.net.kernel_view(), isa_, job.probes));
+      if (isa_ == MlpIsa::avx512)
+        avx512::mlp_run_batch(job, b.net, work);
+      else
+        avx2::mlp_run_batch(job, b.net, work);
+      return;
+    }
+#endif
     dispatch_dim(problem_.d, [&](auto dim) { run_batch_d<decltype(dim)::value>(first, n, taep, aux, b); });
   }
 
@@ -179,6 +208,7 @@ class CpuMlpBackend final : public Backend {
   physics::ForwardView view_;
   const MlpSetup& mlp_;
   int threads_;
+  MlpIsa isa_;
 };
 
 }  // namespace

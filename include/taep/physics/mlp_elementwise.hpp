@@ -6,9 +6,11 @@
 namespace taep {
 namespace physics {
 
-// SiLU(z) = z sigmoid(z) and its derivative sigmoid(z) (1 + z (1 - sigmoid(z))).
-TAEP_HD void silu_and_derivative(float z, float& act, float& deriv) {
-  const float sig = 1.f / (1.f + exp_(-z));
+// SiLU(z) = z sigmoid(z) and its derivative sigmoid(z) (1 + z (1 - sigmoid(z))). T: float, or a
+// packet of floats with one point per lane (hd.hpp, "Lane types"; the CPU's vector kernels).
+template <class T>
+TAEP_HD void silu_and_derivative(T z, T& act, T& deriv) {
+  const T sig = 1.f / (1.f + exp_(-z));
   act = z * sig;
   deriv = sig * (1.f + z * (1.f - sig));
 }

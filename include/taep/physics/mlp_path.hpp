@@ -8,6 +8,7 @@
 //   2. evaluate the target's analytic score and divergence;
 //   3. after the network: average the probe estimates, add the TAEP increment, take the EM step.
 #include <cstdint>
+#include <utility>
 
 #include "taep/physics/forward_taep.hpp"
 #include "taep/physics/taep_increment.hpp"
@@ -16,19 +17,21 @@ namespace taep {
 namespace physics {
 
 // Serves 32-bit words one at a time from next_u4 blocks (the signs of Rademacher probes): word j of
-// the stream is always the same, whatever consumes it.
+// the stream is always the same, whatever consumes it. A packet stream serves packets of words.
 template <class Stream>
 struct WordSource {
+  using Block = decltype(std::declval<Stream&>().next_u4());
+  using U = decltype(Block{}.x);
   Stream& stream;
-  rng::U4 buf{0u, 0u, 0u, 0u};
+  Block buf{};
   int left = 0;
   TAEP_HD explicit WordSource(Stream& s) : stream(s) {}
-  TAEP_HD std::uint32_t next() {
+  TAEP_HD U next() {
     if (left == 0) {
       buf = stream.next_u4();
       left = 4;
     }
-    const std::uint32_t r = buf.x;
+    const U r = buf.x;
     buf.x = buf.y;
     buf.y = buf.z;
     buf.z = buf.w;
@@ -39,13 +42,18 @@ struct WordSource {
 
 // Rademacher value of a word: its top bit picks the sign.
 TAEP_HD float rademacher(std::uint32_t word) { return (word >> 31) ? -1.f : 1.f; }
+// The same for a packet of words, lane by lane (1 - 2 * top bit: exactly +1 or -1).
+template <class U>
+TAEP_HD auto rademacher(const U& word) {
+  return 1.f - 2.f * to_float_(word >> 31);
+}
 
-// Score and divergence of the target alone at x and step k.
-template <int D>
-TAEP_HD void target_score(const ForwardView& V, int k, float sqrt_abar, const float* x,
-                          ScoreEval<D, float>& p) {
+// Score and divergence of the target alone at x and step k. T: float, or a packet of floats.
+template <int D, class T>
+TAEP_HD void target_score(const ForwardView& V, int k, float sqrt_abar, const T* x,
+                          ScoreEval<D, T>& p) {
   const int d = D > 0 ? D : V.d;
-  MixtureSums<D, float> sums, unused;
+  MixtureSums<D, T> sums, unused;
   unused.clear(d);
   accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + k * V.target.K, nullptr,
                         sqrt_abar, x, x, false, sums, unused);
