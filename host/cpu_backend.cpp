@@ -133,7 +133,8 @@ class CpuBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 20; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference) override {
+                std::vector<double>& reference, std::vector<double>* aux) override {
+    if (aux) aux->assign(count, 0.0);  // no side value for exact-score models
     taep.assign(count, 0.0);
     reference.assign(problem_.reference ? count : 0, 0.0);
     const std::int64_t blocks = std::int64_t((count + physics::kReduceBlock - 1) / physics::kReduceBlock);

@@ -57,10 +57,12 @@ class CpuMlpBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 16; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference) override {
+                std::vector<double>& reference, std::vector<double>* aux_out) override {
     taep.assign(count, 0.0);
     reference.clear();
-    std::vector<double> aux(count);
+    std::vector<double> scratch;
+    std::vector<double>& aux = aux_out ? *aux_out : scratch;
+    aux.assign(count, 0.0);
     const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
 #pragma omp parallel num_threads(threads_)
     {

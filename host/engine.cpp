@@ -21,22 +21,25 @@ std::unique_ptr<detail::Backend> make_backend(const detail::ForwardProblem& P, B
   return detail::make_cpu_backend(P, threads);
 }
 
-// Paths 0 .. kPilotPaths-1 fix the automatic histogram range. They are the run's own first paths, so
-// the range (and every count) is the same whatever the chunking.
+// Paths 0 .. kPilotPaths-1 fix the automatic histogram range. They are the run's own first paths
+// (reduced on the host in the same block order, then the chunks go on after them), so the range and
+// every count are the same whatever the chunking, and no path is simulated twice.
 constexpr std::uint64_t kPilotPaths = 4 * physics::kReduceBlock;
 
-detail::HistogramSpec histogram_range(const Config& c, detail::Backend& backend) {
+struct Pilot {
+  std::vector<double> taep, reference, aux;
+};
+
+detail::HistogramSpec histogram_range(const Config& c, const Pilot* pilot) {
   detail::HistogramSpec h;
   h.bins = c.histogram.bins;
-  if (c.histogram.lo && c.histogram.hi) {
+  if (!pilot) {
     h.lo = *c.histogram.lo;
     h.hi = *c.histogram.hi;
     return h;
   }
-  std::vector<double> taep, ref;
-  backend.simulate(0, std::min<std::uint64_t>(c.run.paths, kPilotPaths), taep, ref);
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-  for (double s : taep)
+  for (double s : pilot->taep)
     if (std::isfinite(s)) lo = std::min(lo, s), hi = std::max(hi, s);
   if (!(lo <= hi)) {
     lo = -1.0;
@@ -46,6 +49,26 @@ detail::HistogramSpec histogram_range(const Config& c, detail::Backend& backend)
   h.lo = lo - margin;
   h.hi = hi + margin;
   return h;
+}
+
+// The pilot's paths reduced exactly as a chunk would be: per block of kReduceBlock, in path order.
+void reduce_pilot(const Pilot& pilot, bool with_aux, const detail::HistogramSpec& hist,
+                  physics::PathStats& total, std::vector<std::uint64_t>& counts) {
+  constexpr std::size_t B = physics::kReduceBlock;
+  const bool with_ref = !pilot.reference.empty();
+  const std::size_t n = pilot.taep.size();
+  for (std::size_t off = 0; off < n; off += B) {
+    const int m = int(std::min(B, n - off));
+    total.merge(detail::reduce_block_cpu(pilot.taep.data() + off,
+                                         with_ref ? pilot.reference.data() + off : nullptr, m,
+                                         with_aux ? pilot.aux.data() + off : nullptr));
+  }
+  const double inv_w = hist.inv_width();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!physics::isfinite_(pilot.taep[i]) || (with_ref && !physics::isfinite_(pilot.reference[i])))
+      continue;
+    counts[std::size_t(physics::histogram_bin(pilot.taep[i], hist.lo, inv_w, hist.bins) + 1)]++;
+  }
 }
 
 std::optional<TheorySummary> theory(const detail::ForwardProblem& P) {
@@ -114,7 +137,13 @@ RunResult run(const Config& config, const RunOptions& options) {
   const detail::ForwardProblem P = detail::build_forward_problem(c);
   auto backend = make_backend(P, c.run.backend, c.run.threads);
 
-  const detail::HistogramSpec hist = histogram_range(c, *backend);
+  const bool with_aux = P.mlp && P.mlp->hutchinson() && P.mlp->probes >= 2;
+  Pilot pilot;
+  const bool automatic_range = !(c.histogram.lo && c.histogram.hi);
+  if (automatic_range)
+    backend->simulate(0, std::min<std::uint64_t>(c.run.paths, kPilotPaths), pilot.taep,
+                      pilot.reference, with_aux ? &pilot.aux : nullptr);
+  const detail::HistogramSpec hist = histogram_range(c, automatic_range ? &pilot : nullptr);
 
   constexpr std::uint64_t B = physics::kReduceBlock;
   std::uint64_t chunk = c.run.chunk_paths ? c.run.chunk_paths : backend->max_chunk_paths();
@@ -123,8 +152,9 @@ RunResult run(const Config& config, const RunOptions& options) {
 
   physics::PathStats total;
   std::vector<std::uint64_t> counts(std::size_t(hist.bins) + 2, 0);
+  reduce_pilot(pilot, with_aux, hist, total, counts);  // kPilotPaths is a multiple of B
   detail::ChunkStats cs;
-  for (std::uint64_t first = 0; first < c.run.paths; first += chunk) {
+  for (std::uint64_t first = pilot.taep.size(); first < c.run.paths; first += chunk) {
     const std::uint64_t n = std::min(chunk, c.run.paths - first);
     backend->run_chunk(first, n, hist, cs);
     for (const auto& b : cs.blocks) total.merge(b);  // fixed order: path order

@@ -68,7 +68,8 @@ class CudaBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return max_chunk_; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference) override {
+                std::vector<double>& reference, std::vector<double>* aux) override {
+    if (aux) aux->assign(count, 0.0);  // no side value for exact-score models
     taep.assign(count, 0.0);
     reference.assign(problem_.reference ? count : 0, 0.0);
     std::vector<double> part;

@@ -88,9 +88,10 @@ class CudaMlpBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return max_chunk_; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference) override {
+                std::vector<double>& reference, std::vector<double>* aux) override {
     taep.assign(count, 0.0);
     reference.clear();
+    if (aux) aux->assign(count, 0.0);
     std::vector<double> part;
     for (std::uint64_t off = 0; off < count; off += max_chunk_) {
       const int n = int(std::min(max_chunk_, count - off));
@@ -98,6 +99,11 @@ class CudaMlpBackend final : public Backend {
       s_.copy_to_host(part, std::size_t(n), stream_.get());
       TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
       std::copy(part.begin(), part.end(), taep.begin() + off);
+      if (aux) {
+        aux_.copy_to_host(part, std::size_t(n), stream_.get());
+        TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+        std::copy(part.begin(), part.end(), aux->begin() + off);
+      }
     }
   }
 

@@ -50,8 +50,9 @@ MlpModel random_mlp(int dim, int embedding_dim, std::vector<int> hidden, Paramet
   return m;
 }
 
+// Per process: CTest runs each test in its own process, several at once.
 std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "taep_mlp_test_" + name;
+  return ::testing::TempDir() + "taep_mlp_test_" + std::to_string(::getpid()) + "_" + name;
 }
 
 std::string read_all(const std::string& path) {

@@ -30,9 +30,10 @@ class Backend {
   // Paths [first, first + count), first a multiple of kReduceBlock: simulate and reduce.
   virtual void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
                          ChunkStats& out) = 0;
-  // Per-path values to host memory (reference empty unless the problem has one).
+  // Per-path values to host memory (reference empty unless the problem has one; aux, when asked
+  // for, the per-path side value of the reduction: the probe-noise variance of S, else zeros).
   virtual void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                        std::vector<double>& reference) = 0;
+                        std::vector<double>& reference, std::vector<double>* aux = nullptr) = 0;
 };
 
 // Which loop the CPU backend runs. automatic: the widest vector loop this build and CPU have
