@@ -62,6 +62,22 @@ for scheme in euler milstein; do
   "$build/bench/taep_bench" --backend cpu --steps 1000 --paths 1048576 --scheme $scheme --repeat 2 >> "$bench_json" 2>> "$log" || status=1
 done
 
+say "== learned-score (MLP) benchmark: ring8, trained 3x128 MLP, exact divergence"
+mlp_cfg="$out/mlp_ring.json"
+for math in fp32 tf32; do
+  cat > "$mlp_cfg" <<JSON
+{"target": {"preset": "ring8"},
+ "model": {"type": "mlp", "weights": "tests/fixtures/ring8_trained.safetensors", "math": "$math"},
+ "schedule": {"steps": 200}, "run": {"paths": 1048576, "backend": "cuda"}}
+JSON
+  "$build/taep" run "$mlp_cfg" --quiet --out "$out/mlp_ring_$math.result.json" >> "$log" 2>&1 || status=1
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; print(json.dumps({'backend': 'cuda-mlp-$math', 'scheme': 'euler', 'paths': r['taep']['count'], 'best_path_steps_per_second': p['path_steps_per_second'], 'ift': r['ift']['estimate'], 'ift_stderr': r['ift']['stderr']}))" \
+    "$out/mlp_ring_$math.result.json" >> "$bench_json" 2>> "$log" || status=1
+done
+python3 bench/reference/pytorch_taep.py --device cuda --paths 1048576 --steps 200 > "$out/pytorch_cuda.json" 2>> "$log" &&
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps({'backend': 'pytorch-cuda-mlp', 'scheme': 'euler', 'paths': r['paths'], 'best_path_steps_per_second': r['path_steps_per_second'], 'ift': r['ift_estimate'], 'ift_stderr': r['ift_stderr']}))" \
+    "$out/pytorch_cuda.json" >> "$bench_json" 2>> "$log" || say "pytorch cuda reference failed (see $log)"
+
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 python3 - "$bench_json" "$out/gpu-$(date -u +%Y-%m-%d).json" "$gpu" "$commit" "$tests_rc" "{${san_summary%, }}" <<'PY' | tee -a "$log"
 import json, sys, datetime

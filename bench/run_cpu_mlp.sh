@@ -8,10 +8,9 @@
 #       Rademacher Hutchinson probe per step. The script exports that MLP (tools/taep_mlp.py, seed
 #       64, as pytorch_taep.py builds it) and writes a taep config with the same target; both
 #       programs then read the same weight file.
-# taep is timed two ways: `taep run CONFIG` with a fixed histogram range (each path simulated once,
-# as PyTorch's stepping loop times it) and with the default automatic range, for which the engine
-# first simulates up to 16384 pilot paths — here all of them — so that number counts the work
-# twice. FLOP/s count the network's multiply-adds (forward, plus the tangents: exact d x the hidden
+# taep is timed two ways: `taep run CONFIG` with a fixed histogram range and with the default
+# automatic range (whose pilot paths are the run's own first paths, reduced on the host; before
+# that was fixed the pilot re-simulated them, and the two numbers differed twofold). FLOP/s count the network's multiply-adds (forward, plus the tangents: exact d x the hidden
 # GEMMs and the output diagonal, Hutchinson P x every layer), 2 FLOP each, against the peak FP32 FMA
 # rate measured here (all cores, 512-bit FMAs where the CPU has AVX-512).
 # Writes bench/results/cpu-mlp-<date>.json and prints a table.
