@@ -7,6 +7,7 @@
 
 #include "cuda_check.cuh"
 #include "cuda_raii.cuh"
+#include "device_problem.cuh"
 #include "device_buffer.cuh"
 #include "drivers.hpp"
 #include "taep/detail/backend.hpp"
@@ -41,19 +42,8 @@ namespace {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(const ForwardProblem& problem) : problem_(problem) {
-    TAEP_CUDA_CHECK(cudaSetDevice(0));
-    cudaDeviceProp prop{};
-    TAEP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    device_ = std::string(prop.name) + " (compute capability " + std::to_string(prop.major) + "." +
-              std::to_string(prop.minor) + ")";
-    // Upload every table once; the view's pointers then refer to device memory.
-    view_ = problem_.view([this](const auto& host) {
-      using T = typename std::decay_t<decltype(host)>::value_type;
-      auto buf = std::make_shared<DeviceBuffer<T>>(host);
-      uploads_.push_back(buf);
-      return static_cast<const T*>(buf->data());
-    });
+  explicit CudaBackend(const ForwardProblem& problem)
+      : problem_(problem), device_(describe_device0()), tables_(problem_), view_(tables_.view()) {
     std::size_t free_bytes = 0, total_bytes = 0;
     TAEP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     // Per path: S and the closed form (16 bytes); take at most a quarter of free memory.
@@ -90,24 +80,8 @@ class CudaBackend final : public Backend {
   void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
                  ChunkStats& out) override {
     forward(first, count);
-    const std::size_t blocks = (count + physics::kReduceBlock - 1) / physics::kReduceBlock;
-    if (blocks_.size() < blocks) blocks_ = DeviceBuffer<physics::PathStats>(blocks);
-    if (hist_.size() != std::size_t(hist.bins) + 2) hist_ = DeviceBuffer<unsigned long long>(hist.bins + 2);
-    TAEP_CUDA_CHECK(cudaMemsetAsync(hist_.data(), 0, hist_.size() * sizeof(unsigned long long), stream_.get()));
-    ReduceLaunch r;
-    r.taep = s_.data();
-    r.reference = problem_.reference ? r_.data() : nullptr;
-    r.count = count;
-    r.blocks = blocks_.data();
-    r.hist = hist;
-    r.histogram = hist_.data();
-    r.stream = stream_.get();
-    launch_reduce(r);
-    blocks_.copy_to_host(out.blocks, blocks, stream_.get());
-    std::vector<unsigned long long> counts;
-    hist_.copy_to_host(counts, hist_.size(), stream_.get());
-    TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-    out.histogram.assign(counts.begin(), counts.end());
+    reducer_.reduce(s_.data(), problem_.reference ? r_.data() : nullptr, nullptr, count, hist,
+                    stream_.get(), out);
   }
 
  private:
@@ -128,13 +102,12 @@ class CudaBackend final : public Backend {
 
   ForwardProblem problem_;
   std::string device_;
-  std::vector<std::shared_ptr<void>> uploads_;
+  DeviceProblem tables_;
   physics::ForwardView view_;
   std::uint64_t max_chunk_ = physics::kReduceBlock;
   CudaStream stream_;
   DeviceBuffer<double> s_, r_;
-  DeviceBuffer<physics::PathStats> blocks_;
-  DeviceBuffer<unsigned long long> hist_;
+  ChunkReducer reducer_;
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "cuda_check.cuh"
 #include "cuda_raii.cuh"
 #include "device_buffer.cuh"
+#include "device_problem.cuh"
 #include "drivers.hpp"
 #include "mlp_drivers.hpp"
 #include "taep/detail/backend.hpp"
@@ -28,18 +29,12 @@ struct DeviceLayer {
 
 class CudaMlpBackend final : public Backend {
  public:
-  explicit CudaMlpBackend(const ForwardProblem& problem) : problem_(problem), mlp_(*problem_.mlp) {
-    TAEP_CUDA_CHECK(cudaSetDevice(0));
-    cudaDeviceProp prop{};
-    TAEP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    device_ = std::string(prop.name) + " (compute capability " + std::to_string(prop.major) + "." +
-              std::to_string(prop.minor) + "; MLP via cuBLAS, " + to_string(mlp_.math) + ")";
-    view_ = problem_.view([this](const auto& host) {
-      using T = typename std::decay_t<decltype(host)>::value_type;
-      auto buf = std::make_shared<DeviceBuffer<T>>(host);
-      uploads_.push_back(buf);
-      return static_cast<const T*>(buf->data());
-    });
+  explicit CudaMlpBackend(const ForwardProblem& problem)
+      : problem_(problem),
+        mlp_(*problem_.mlp),
+        device_(describe_device0() + "; MLP via cuBLAS, " + to_string(mlp_.math)),
+        tables_(problem_),
+        view_(tables_.view()) {
     const MlpModel& m = mlp_.model;
     for (const MlpLayer& l : m.layers) {
       DeviceLayer dl;
@@ -111,24 +106,8 @@ class CudaMlpBackend final : public Backend {
                  ChunkStats& out) override {
     const int n = int(count);
     forward(first, n);
-    const std::size_t blocks = (count + physics::kReduceBlock - 1) / physics::kReduceBlock;
-    if (blocks_.size() < blocks) blocks_ = DeviceBuffer<physics::PathStats>(blocks);
-    if (hist_.size() != std::size_t(hist.bins) + 2) hist_ = DeviceBuffer<unsigned long long>(hist.bins + 2);
-    TAEP_CUDA_CHECK(cudaMemsetAsync(hist_.data(), 0, hist_.size() * sizeof(unsigned long long), stream_.get()));
-    ReduceLaunch r;
-    r.taep = s_.data();
-    r.aux = (mlp_.hutchinson() && mlp_.probes >= 2) ? aux_.data() : nullptr;
-    r.count = count;
-    r.blocks = blocks_.data();
-    r.hist = hist;
-    r.histogram = hist_.data();
-    r.stream = stream_.get();
-    launch_reduce(r);
-    blocks_.copy_to_host(out.blocks, blocks, stream_.get());
-    std::vector<unsigned long long> counts;
-    hist_.copy_to_host(counts, hist_.size(), stream_.get());
-    TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-    out.histogram.assign(counts.begin(), counts.end());
+    reducer_.reduce(s_.data(), nullptr, (mlp_.hutchinson() && mlp_.probes >= 2) ? aux_.data() : nullptr,
+                    count, hist, stream_.get(), out);
   }
 
  private:
@@ -227,7 +206,7 @@ class CudaMlpBackend final : public Backend {
   ForwardProblem problem_;
   const MlpSetup& mlp_;
   std::string device_;
-  std::vector<std::shared_ptr<void>> uploads_;
+  DeviceProblem tables_;
   physics::ForwardView view_;
   std::vector<DeviceLayer> layers_;
   int width_ = 0;
@@ -239,8 +218,7 @@ class CudaMlpBackend final : public Backend {
   DeviceBuffer<float> x_, dw_, probes_, s_target_, div_target_, act_a_, act_b_, deriv_, tan_a_,
       tan_b_, out_, out_tan_;
   DeviceBuffer<double> s_, aux_;
-  DeviceBuffer<physics::PathStats> blocks_;
-  DeviceBuffer<unsigned long long> hist_;
+  ChunkReducer reducer_;
 };
 
 }  // namespace

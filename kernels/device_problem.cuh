@@ -1,0 +1,76 @@
+#pragma once
+// Pieces both CUDA backends share: the device's description, the problem tables uploaded once, and
+// the reduction of a chunk's per-path values into per-block accumulators and histogram counts.
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cuda_check.cuh"
+#include "device_buffer.cuh"
+#include "drivers.hpp"
+#include "taep/detail/backend.hpp"
+
+namespace taep {
+namespace detail {
+
+// Selects device 0 and names it ("NVIDIA H100 80GB HBM3 (compute capability 9.0)").
+inline std::string describe_device0() {
+  TAEP_CUDA_CHECK(cudaSetDevice(0));
+  cudaDeviceProp prop{};
+  TAEP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  return std::string(prop.name) + " (compute capability " + std::to_string(prop.major) + "." +
+         std::to_string(prop.minor) + ")";
+}
+
+// The problem's tables in device memory and the view over them.
+class DeviceProblem {
+ public:
+  explicit DeviceProblem(const ForwardProblem& problem)
+      : view_(problem.view([this](const auto& host) {
+          using T = typename std::decay_t<decltype(host)>::value_type;
+          auto buf = std::make_shared<DeviceBuffer<T>>(host);
+          uploads_.push_back(buf);
+          return static_cast<const T*>(buf->data());
+        })) {}
+  const physics::ForwardView& view() const { return view_; }
+
+ private:
+  std::vector<std::shared_ptr<void>> uploads_;  // declared first: filled while view_ is built
+  physics::ForwardView view_;
+};
+
+// Reduces per-path values on the device (launch_reduce) and brings the per-block accumulators and
+// the histogram counts back; owns their device buffers across chunks.
+class ChunkReducer {
+ public:
+  void reduce(const double* taep, const double* reference, const double* aux, std::uint64_t count,
+              const HistogramSpec& hist, cudaStream_t stream, ChunkStats& out) {
+    const std::size_t blocks = (count + physics::kReduceBlock - 1) / physics::kReduceBlock;
+    if (blocks_.size() < blocks) blocks_ = DeviceBuffer<physics::PathStats>(blocks);
+    if (hist_.size() != std::size_t(hist.bins) + 2) hist_ = DeviceBuffer<unsigned long long>(hist.bins + 2);
+    TAEP_CUDA_CHECK(cudaMemsetAsync(hist_.data(), 0, hist_.size() * sizeof(unsigned long long), stream));
+    ReduceLaunch r;
+    r.taep = taep;
+    r.reference = reference;
+    r.aux = aux;
+    r.count = count;
+    r.blocks = blocks_.data();
+    r.hist = hist;
+    r.histogram = hist_.data();
+    r.stream = stream;
+    launch_reduce(r);
+    blocks_.copy_to_host(out.blocks, blocks, stream);
+    std::vector<unsigned long long> counts;
+    hist_.copy_to_host(counts, hist_.size(), stream);
+    TAEP_CUDA_CHECK(cudaStreamSynchronize(stream));
+    out.histogram.assign(counts.begin(), counts.end());
+  }
+
+ private:
+  DeviceBuffer<physics::PathStats> blocks_;
+  DeviceBuffer<unsigned long long> hist_;
+};
+
+}  // namespace detail
+}  // namespace taep
