@@ -67,23 +67,31 @@ struct PathResultOf {
 };
 using PathResult = PathResultOf<double>;
 
-// Block type a stream's next_normal4() returns (rng::F4, or four packets for a packet stream).
-template <class Stream>
-using normal4_t = decltype(std::declval<Stream&>().next_normal4());
+// The two kinds of 4-value block a stream deals: normals (next_normal4: rng::F4, or four packets
+// for a packet stream) and raw 32-bit words (next_u4).
+struct NormalBlocks {
+  template <class Stream>
+  TAEP_HD static auto next(Stream& s) -> decltype(s.next_normal4()) { return s.next_normal4(); }
+};
+struct WordBlocks {
+  template <class Stream>
+  TAEP_HD static auto next(Stream& s) -> decltype(s.next_u4()) { return s.next_u4(); }
+};
 
-// Serves normals one at a time from normal4 blocks without indexing an array, so the buffer stays in
-// registers on the GPU. Normal j of the stream is always the same number, whatever consumes it.
-template <class Stream>
-struct NormalSource {
-  using Block = normal4_t<Stream>;
+// Serves a stream's values one at a time from its 4-value blocks without indexing an array, so the
+// buffer stays in registers on the GPU. Value j of the stream is always the same number, whatever
+// consumes it.
+template <class Stream, class Kind>
+struct ValueSource {
+  using Block = decltype(Kind::next(std::declval<Stream&>()));
   using T = decltype(Block{}.x);
   Stream& stream;
   Block buf{};
   int left = 0;
-  TAEP_HD explicit NormalSource(Stream& s) : stream(s) {}
+  TAEP_HD explicit ValueSource(Stream& s) : stream(s) {}
   TAEP_HD T next() {
     if (left == 0) {
-      buf = stream.next_normal4();
+      buf = Kind::next(stream);
       left = 4;
     }
     const T r = buf.x;
@@ -94,6 +102,13 @@ struct NormalSource {
     return r;
   }
 };
+
+// Normals one at a time (the noise, x0, Gaussian probes).
+template <class Stream>
+using NormalSource = ValueSource<Stream, NormalBlocks>;
+// 32-bit words one at a time (the signs of Rademacher probes); a packet stream serves packets.
+template <class Stream>
+using WordSource = ValueSource<Stream, WordBlocks>;
 
 // log(p/q)(x, t) at abar = abar(t), in double precision, of the path in lane `lane` of the state.
 template <int D, class T>

@@ -16,30 +16,6 @@
 namespace taep {
 namespace physics {
 
-// Serves 32-bit words one at a time from next_u4 blocks (the signs of Rademacher probes): word j of
-// the stream is always the same, whatever consumes it. A packet stream serves packets of words.
-template <class Stream>
-struct WordSource {
-  using Block = decltype(std::declval<Stream&>().next_u4());
-  using U = decltype(Block{}.x);
-  Stream& stream;
-  Block buf{};
-  int left = 0;
-  TAEP_HD explicit WordSource(Stream& s) : stream(s) {}
-  TAEP_HD U next() {
-    if (left == 0) {
-      buf = stream.next_u4();
-      left = 4;
-    }
-    const U r = buf.x;
-    buf.x = buf.y;
-    buf.y = buf.z;
-    buf.z = buf.w;
-    --left;
-    return r;
-  }
-};
-
 // Rademacher value of a word: its top bit picks the sign.
 TAEP_HD float rademacher(std::uint32_t word) { return (word >> 31) ? -1.f : 1.f; }
 // The same for a packet of words, lane by lane (1 - 2 * top bit: exactly +1 or -1).
