@@ -144,6 +144,12 @@ const char* name_of(const Named<E> (&table)[N], E value) {
   return nullptr;
 }
 
+template <class E, std::size_t N>
+const char* name_or_invalid(const Named<E> (&table)[N], E value) {
+  const char* n = name_of(table, value);
+  return n ? n : "invalid";
+}
+
 template <std::size_t N>
 bool is_one_of(const char* const (&names)[N], const std::string& s) {
   for (const char* n : names)
@@ -422,30 +428,15 @@ ojson mixture_json(const MixtureSpec& m) {
 
 // ---- public API ---------------------------------------------------------------------------------
 
-const char* to_string(Scheme s) {
-  const char* n = name_of(kSchemes, s);
-  return n ? n : "invalid";
-}
+const char* to_string(Scheme s) { return name_or_invalid(kSchemes, s); }
 
-const char* to_string(Divergence d) {
-  const char* n = name_of(kDivergences, d);
-  return n ? n : "invalid";
-}
+const char* to_string(Divergence d) { return name_or_invalid(kDivergences, d); }
 
-const char* to_string(ProbeDistribution p) {
-  const char* n = name_of(kProbeDistributions, p);
-  return n ? n : "invalid";
-}
+const char* to_string(ProbeDistribution p) { return name_or_invalid(kProbeDistributions, p); }
 
-const char* to_string(MathMode m) {
-  const char* n = name_of(kMathModes, m);
-  return n ? n : "invalid";
-}
+const char* to_string(MathMode m) { return name_or_invalid(kMathModes, m); }
 
-const char* to_string(Backend b) {
-  const char* n = name_of(kBackends, b);
-  return n ? n : "invalid";
-}
+const char* to_string(Backend b) { return name_or_invalid(kBackends, b); }
 
 MixtureSpec ring8() {
   constexpr int K = 8;

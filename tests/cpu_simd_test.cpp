@@ -19,6 +19,7 @@
 #include "taep/physics/philox.hpp"
 #include "taep/physics/rng_streams.hpp"
 #include "taep/taep.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -63,14 +64,8 @@ taep::Config ring(taep::Scheme scheme, int steps) {
   return c;
 }
 
-// A 3-mode 2D target and a model with other means, widths and weights (no shared components).
 taep::Config three_modes() {
-  taep::Config c = taep::default_config();
-  c.target.preset.clear();
-  c.target.mixture = {{0.5, 0.3, 0.2}, {{-2.0, 0.0}, {2.0, 1.0}, {0.0, -2.5}}, {0.4, 0.3, 0.5}};
-  c.model.collapse.reset();
-  c.model.mixture =
-      taep::MixtureSpec{{0.3, 0.4, 0.3}, {{-1.8, 0.2}, {2.2, 1.0}, {0.1, -2.3}}, {0.45, 0.3, 0.4}};
+  taep::Config c = taep_test::three_mode_config();
   c.schedule.steps = 300;
   c.schedule.scheme = taep::Scheme::milstein;
   return c;

@@ -36,13 +36,8 @@ taep::Config cpu_ring(int modes, double eps, std::uint64_t paths, int steps) {
   return c;
 }
 
-// A 3-mode 2D target and a model with other means, widths and weights (no shared components).
 taep::Config three_mode_config() {
-  taep::Config c = taep::default_config();
-  c.target.preset.clear();
-  c.target.mixture = {{0.5, 0.3, 0.2}, {{-2.0, 0.0}, {2.0, 1.0}, {0.0, -2.5}}, {0.4, 0.3, 0.5}};
-  c.model.collapse.reset();
-  c.model.mixture = taep::MixtureSpec{{0.3, 0.4, 0.3}, {{-1.8, 0.2}, {2.2, 1.0}, {0.1, -2.3}}, {0.45, 0.3, 0.4}};
+  taep::Config c = taep_test::three_mode_config();
   c.run.backend = taep::Backend::cpu;
   return c;
 }
