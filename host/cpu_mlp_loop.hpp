@@ -143,6 +143,15 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
   auto bind = [&](int buf) {
     for (int s = 0; s < S; ++s) out[s] = sc.act[buf] + s * stream;
   };
+  // The forward epilogue of a hidden unit: SiLU of the pre-activation into out[0] at offset j, its
+  // derivative kept for later groups; returns the derivative that scales this group's tangents.
+  auto activate = [&](F z, std::size_t j, float* deriv) {
+    F a, dv;
+    physics::silu_and_derivative(z, a, dv);
+    a.store_aligned(out[0] + j);
+    if (keep) dv.store_aligned(deriv + j);
+    return dv;
+  };
 
   {
     // ---- layer 0: x (and the probes) through the x columns of W_0 ----
@@ -158,10 +167,7 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
 #pragma GCC unroll 16
           for (int r = 0; r < MR; ++r) {
             const std::size_t j = std::size_t(j0 + r) * L;
-            F a, dv;
-            physics::silu_and_derivative(acc[0][r] + F(b0[j0 + r]), a, dv);
-            a.store_aligned(out[0] + j);
-            if (keep) dv.store_aligned(deriv0 + j);
+            const F dv = activate(acc[0][r] + F(b0[j0 + r]), j, deriv0);
 #pragma GCC unroll 8
             for (int s = 1; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
           }
@@ -172,10 +178,7 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
 #pragma GCC unroll 16
           for (int r = 0; r < MR; ++r) {
             const std::size_t j = std::size_t(j0 + r) * L;
-            F a, dv;
-            physics::silu_and_derivative(acc[0][r] + F(b0[j0 + r]), a, dv);
-            a.store_aligned(out[0] + j);
-            if (keep) dv.store_aligned(deriv0 + j);
+            const F dv = activate(acc[0][r] + F(b0[j0 + r]), j, deriv0);
             // Tangent of e_i: column i of W_0 (its packed value W[j0 + r][i]) times s'.
 #pragma GCC unroll 8
             for (int s = 1; s < S; ++s)
@@ -217,10 +220,7 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
 #pragma GCC unroll 16
           for (int r = 0; r < MR; ++r) {
             const std::size_t j = std::size_t(j0 + r) * L;
-            F a, dv;
-            physics::silu_and_derivative(acc[0][r] + F(bias[j0 + r]), a, dv);
-            a.store_aligned(out[0] + j);
-            if (keep) dv.store_aligned(deriv + j);
+            const F dv = activate(acc[0][r] + F(bias[j0 + r]), j, deriv);
 #pragma GCC unroll 8
             for (int s = 1; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
           }
