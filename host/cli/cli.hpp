@@ -1,0 +1,97 @@
+#pragma once
+// Shared pieces of the `taep` command-line tool (host/cli/*.cpp): one file per subcommand, each a
+// Command registered by main.cpp, and the helpers every subcommand uses for files and progress.
+//
+// Exit codes (all subcommands): 0 success (and --help), 2 bad input (config, flags, files, an
+// unavailable backend), 1 any other failure. Every error is one line "taep: error: <message>" on
+// stderr. Output files are written atomically (temp file + rename), so a failed command never leaves
+// a partial output file.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "taep/config.hpp"
+
+namespace taep {
+namespace cli {
+
+class Command {
+ public:
+  virtual ~Command() = default;
+  // Adds the subcommand (its options bound to this object) to the app.
+  virtual CLI::App* add_to(CLI::App& app) = 0;
+  // Runs after a successful parse; returns the exit code, throws taep errors.
+  virtual int execute() = 0;
+};
+
+std::unique_ptr<Command> make_run_command();
+std::unique_ptr<Command> make_train_command();
+std::unique_ptr<Command> make_sample_command();
+std::unique_ptr<Command> make_experiment_command();
+
+// The whole file; a ConfigError naming `field` when it cannot be read.
+std::string read_text_file(const std::string& path, const std::string& field);
+
+// Writes text to stdout or throws.
+void write_stdout(const std::string& text);
+
+// The backend names the --backend flags accept, and the parsed value.
+std::vector<std::string> backend_names();
+Backend parse_backend(const std::string& name);
+
+// Creates FILE.tmp.<pid> beside FILE up front (so an unwritable output fails before a long run);
+// commit() fills it and renames it over FILE. Until then the destructor removes it (also on
+// SIGINT/SIGTERM/SIGHUP). `field` names the flag in errors. Several may be open at once.
+class AtomicFile {
+ public:
+  AtomicFile(std::string path, std::string field);
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile();
+  void commit(const std::string& text);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_, temp_, field_;
+  std::FILE* file_ = nullptr;
+  bool committed_ = false;
+  int slot_ = -1;
+};
+
+// One status line on stderr, first after one second of running, then at most once a second;
+// rewritten in place on a terminal, one line per update otherwise.
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool enabled);
+  ~ProgressLine();
+  // `fraction` in [0, 1] of the work done after `seconds`; `text` says what is done.
+  void update(double seconds, double fraction, const std::string& text);
+  // Prints a line now (after ending a pending terminal line), whatever the time.
+  void message(const std::string& text);
+  // Ends a pending terminal line so later messages start on a fresh one.
+  void finish();
+
+ private:
+  bool enabled_, tty_;
+  double last_ = 0;
+  int width_ = 0;
+  bool pending_ = false;
+};
+
+// A flag that overrides one config field; a ConfigError for `field` is reported under the flag's
+// name (see rethrow_for_flags).
+struct Override {
+  CLI::Option* option;
+  std::string field;
+  std::function<void()> apply;
+};
+// Applies the given overrides (those present on the command line).
+void apply_overrides(const std::vector<Override>& overrides);
+// Runs `validate`; a ConfigError for a field that a given flag set is renamed after the flag.
+void validate_with_flags(const std::vector<Override>& overrides, const std::function<void()>& validate);
+
+}  // namespace cli
+}  // namespace taep

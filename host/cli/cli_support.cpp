@@ -1,0 +1,155 @@
+// Files, progress and flag handling shared by the subcommands (cli.hpp).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "cli.hpp"
+#include "taep/error.hpp"
+
+namespace taep {
+namespace cli {
+
+std::string read_text_file(const std::string& path, const std::string& field) {
+  auto fail = [&] { throw ConfigError(field, "cannot read '" + path + "': " + std::strerror(errno)); };
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail();
+  std::string text;
+  char buf[1 << 16];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool bad = std::ferror(f);  // e.g. EISDIR for a directory
+  std::fclose(f);
+  if (bad) fail();
+  return text;
+}
+
+void write_stdout(const std::string& text) {
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+    throw Error(std::string("cannot write to stdout: ") + std::strerror(errno));
+}
+
+namespace {
+constexpr Backend kBackends[] = {Backend::automatic, Backend::cpu, Backend::cuda};
+}
+
+std::vector<std::string> backend_names() {
+  std::vector<std::string> names;
+  for (Backend b : kBackends) names.emplace_back(to_string(b));
+  return names;
+}
+
+Backend parse_backend(const std::string& name) {
+  for (Backend b : kBackends)
+    if (name == to_string(b)) return b;
+  throw ConfigError("--backend", "must be one of automatic, cpu, cuda (got \"" + name + "\")");
+}
+
+// ---- atomic output ------------------------------------------------------------------------------
+
+namespace {
+
+// Temp files a signal handler must remove (fixed buffers: handlers may not allocate).
+constexpr int kSlots = 16;
+char g_temp_paths[kSlots][4096];
+
+extern "C" void remove_temps_and_reraise(int sig) {
+  for (auto& p : g_temp_paths)
+    if (p[0]) ::unlink(p);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string path, std::string field)
+    : path_(std::move(path)), temp_(path_ + ".tmp." + std::to_string(::getpid())), field_(std::move(field)) {
+  if (temp_.size() >= sizeof g_temp_paths[0])
+    throw ConfigError(field_, "path too long: '" + path_ + "'");
+  for (int i = 0; i < kSlots && slot_ < 0; ++i)
+    if (!g_temp_paths[i][0]) slot_ = i;
+  if (slot_ < 0) throw Error("too many output files open at once");
+  file_ = std::fopen(temp_.c_str(), "wb");
+  if (!file_) throw ConfigError(field_, "cannot create '" + temp_ + "': " + std::strerror(errno));
+  std::memcpy(g_temp_paths[slot_], temp_.c_str(), temp_.size() + 1);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, remove_temps_and_reraise);
+}
+
+AtomicFile::~AtomicFile() {
+  if (file_) std::fclose(file_);
+  if (!committed_) std::remove(temp_.c_str());
+  if (slot_ >= 0) g_temp_paths[slot_][0] = '\0';
+}
+
+void AtomicFile::commit(const std::string& text) {
+  const bool written = std::fwrite(text.data(), 1, text.size(), file_) == text.size() &&
+                       std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
+  const int closed = std::fclose(file_);
+  file_ = nullptr;
+  if (!written || closed != 0)
+    throw Error(field_ + ": cannot write '" + temp_ + "': " + std::strerror(errno));
+  if (std::rename(temp_.c_str(), path_.c_str()) != 0)
+    throw Error(field_ + ": cannot rename '" + temp_ + "' to '" + path_ + "': " + std::strerror(errno));
+  committed_ = true;
+  g_temp_paths[slot_][0] = '\0';
+}
+
+// ---- progress -----------------------------------------------------------------------------------
+
+ProgressLine::ProgressLine(bool enabled) : enabled_(enabled), tty_(::isatty(STDERR_FILENO) == 1) {}
+ProgressLine::~ProgressLine() { finish(); }
+
+void ProgressLine::update(double seconds, double fraction, const std::string& text) {
+  if (!enabled_ || seconds <= 1.0 || seconds - last_ < 1.0) return;
+  last_ = seconds;
+  const double eta = fraction > 0 ? (1.0 - fraction) * seconds / fraction : 0.0;
+  char line[512];
+  const int n = std::snprintf(line, sizeof line, "taep: %.1f%% %s  ETA %.0f s", 100.0 * fraction,
+                              text.c_str(), eta);
+  if (tty_) {
+    std::fprintf(stderr, "\r%s%*s", line, width_ > n ? width_ - n : 0, "");
+    width_ = n;
+    pending_ = true;
+  } else {
+    std::fprintf(stderr, "%s\n", line);
+  }
+  std::fflush(stderr);
+}
+
+void ProgressLine::message(const std::string& text) {
+  if (!enabled_) return;
+  finish();
+  std::fprintf(stderr, "taep: %s\n", text.c_str());
+  std::fflush(stderr);
+}
+
+void ProgressLine::finish() {
+  if (pending_) std::fputc('\n', stderr);
+  pending_ = false;
+  width_ = 0;
+}
+
+// ---- flags --------------------------------------------------------------------------------------
+
+void apply_overrides(const std::vector<Override>& overrides) {
+  for (const Override& o : overrides)
+    if (o.option->count() > 0) o.apply();
+}
+
+void validate_with_flags(const std::vector<Override>& overrides, const std::function<void()>& validate) {
+  try {
+    validate();
+  } catch (const ConfigError& e) {
+    for (const Override& o : overrides)
+      if (o.option->count() > 0 && e.field() == o.field) {
+        const std::string message = std::string(e.what()).substr(e.field().size() + 2);
+        throw ConfigError(o.option->get_name() + " (" + o.field + ")", message);
+      }
+    throw;
+  }
+}
+
+}  // namespace cli
+}  // namespace taep
