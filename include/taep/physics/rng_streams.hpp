@@ -12,8 +12,12 @@ namespace rng {
 enum Stream : std::uint32_t {
   kInitialState = 1,  // x0 ~ p(x, t_min): one uint4 for the component, then normal4 blocks
   kForwardNoise = 2,  // dW of the forward Euler-Maruyama steps: normals k*d .. k*d+d-1 of step k
-  kHutchinson = 3,    // reserved: Hutchinson probes (learned-score models)
-  kReverseNoise = 4,  // reserved: reverse-process noise
+  kHutchinson = 3,    // Hutchinson probes (learned-score models): normals/words k*P*d .. of step k
+  kReverseNoise = 4,  // xi of the reverse-process steps (physics.md section 8), step order
+  kTrainInit = 5,     // initial network weights (taep train); the "path" is the layer index
+  kTrainExample = 6,  // training examples: the "path" is step * batch + example (taep train)
+  kTrainEval = 7,     // fresh examples for evaluating the DSM loss (dsm_loss)
+  kReverseStart = 8,  // x(t_max) ~ N(0, I) of a reverse-process path: normal4 blocks
 };
 
 constexpr int kPathIdBits = 40;  // paths per run < 2^40 (1.1e12)

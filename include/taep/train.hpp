@@ -1,0 +1,109 @@
+#pragma once
+// Native denoising score matching (DSM) training of the learned-score MLP (include/taep/mlp.hpp) for
+// the VP SDE of physics.md section 1, as the paper's Methods section describes:
+//   loss(theta) = E_{t ~ U[t_min, 1], x0 ~ data, z ~ N(0, I)} [ lambda(t) |s_theta(x_t, t) + z / sqrt(1 - abar)|^2 ],
+//   x_t = sqrt(abar) x0 + sqrt(1 - abar) z,   lambda(t) = 1 - abar(t)
+// i.e. E |sqrt(1 - abar) s_theta + z|^2 (for an eps-prediction network, s = -eps/sqrt(1 - abar),
+// this is E |z - eps_theta|^2). Adam, global gradient-norm clipping, and an exponential moving
+// average (EMA) of the weights, which is the model written out and used for evaluation.
+//
+// Deterministic for a seed: the initial weights and every training example are counter-based random
+// numbers (rng_streams.hpp: kTrainInit, kTrainExample), and every reduction over the batch has a fixed
+// order, so the CPU trainer gives bitwise the same model whatever the thread count. The CUDA trainer
+// sees the same examples and initial weights; its float arithmetic differs in the last bits.
+// The JSON form of TrainConfig is documented in README.md ("taep train").
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "taep/config.hpp"
+#include "taep/mlp.hpp"
+
+namespace taep {
+
+// Where the training examples x0 come from: a mixture (the target, optionally collapsed) or a file
+// of samples (CSV: one sample per line, d numbers separated by commas or spaces; '#' comments and a
+// non-numeric header line are skipped).
+struct TrainDataConfig {
+  TargetConfig target;                  // preset "ring8" by default
+  std::optional<CollapseSpec> collapse; // train on the m-mode collapse of the target
+  std::string samples;                  // when set: the file of samples (then target is not used)
+  std::vector<std::vector<double>> loaded;  // filled by validate() from `samples`
+};
+
+struct NetworkConfig {
+  std::vector<int> hidden{128, 128, 128};
+  int embedding_dim = 16;
+  double time_scale = 100.0;
+  double max_period = 10000.0;
+  Parameterization parameterization = Parameterization::score;
+};
+
+struct OptimizerConfig {
+  std::uint64_t steps = 50000;
+  int batch = 2048;
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
+  double clip_norm = 1.0;     // global gradient-norm clipping; 0 disables
+  double ema_decay = 0.999;   // EMA of the weights; the EMA is the trained model
+};
+
+struct TrainConfig {
+  TrainDataConfig data;
+  NetworkConfig network;
+  OptimizerConfig optimizer;
+  double beta_min = 0.1, beta_max = 20.0, t_min = 1e-3;  // t ~ U[t_min, 1]
+  std::uint64_t seed = 1;
+  Backend backend = Backend::automatic;
+  int threads = 0;           // CPU threads, 0: all
+  std::uint64_t log_every = 1000;  // steps per loss-log entry (and progress report)
+};
+
+TrainConfig default_train_config();
+// Parses and validates (as validate below). Throws ConfigError naming the field.
+TrainConfig parse_train_config(const std::string& json_text);
+// Checks every field, fills data.target.mixture from a preset and data.loaded from data.samples.
+void validate(TrainConfig& config);
+std::string train_config_to_json(const TrainConfig& config, int indent = 2);
+const char* to_string(Parameterization p);
+
+// One entry of the loss log: means over the steps since the previous entry.
+struct TrainLogEntry {
+  std::uint64_t step = 0;     // steps done
+  double loss = 0;            // mean batch loss (the DSM objective above)
+  double grad_norm = 0;       // mean global gradient norm before clipping
+  double seconds = 0;         // since the start of training
+};
+
+struct TrainResult {
+  MlpModel model;   // the EMA weights (what `taep train` writes)
+  MlpModel last;    // the last iterate
+  std::vector<TrainLogEntry> log;
+  double final_loss = 0;           // mean batch loss over the last log window
+  std::optional<double> loss_floor;  // mixture data: the DSM loss of the exact score of the data
+  double wall_seconds = 0;
+  double steps_per_second = 0;
+  std::string backend, device;
+  TrainConfig config;
+};
+
+struct TrainOptions {
+  // Called after every log entry, from the calling thread.
+  std::function<void(const TrainLogEntry&, std::uint64_t steps_total)> on_log;
+};
+
+// Trains a validated config. Throws ConfigError, BackendUnavailable, CudaError.
+TrainResult train(const TrainConfig& config, const TrainOptions& options = {});
+
+// The result without the weights (config, log, timing) as JSON (README.md, "taep train").
+std::string train_result_to_json(const TrainResult& result, int indent = 2);
+
+// The DSM loss of a model (physics.md section 7 conventions) estimated on `examples` fresh examples
+// of the config's data (stream kTrainEval of `seed`), in double precision on the CPU. For tests and
+// tools.
+double dsm_loss(const MlpModel& model, const TrainConfig& config, std::uint64_t examples,
+                std::uint64_t seed);
+
+}  // namespace taep
