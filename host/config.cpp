@@ -223,9 +223,11 @@ void validate_mlp_model(const ModelConfig& m, int target_dim, Scheme scheme) {
   if (mlp.dim != target_dim)
     fail("model.weights", "the MLP's dimension d = " + std::to_string(mlp.dim) +
                               " must equal the target's dimension " + std::to_string(target_dim));
-  if (scheme == Scheme::milstein)
-    fail("schedule.scheme", "must be \"euler\" for an mlp model (the Milstein correction assumes a "
-                            "symmetric score Jacobian, which a network does not have)");
+  // Milstein for a network: the quadratic form comes from the d exact tangents (a rotated basis,
+  // physics::milstein_basis); only the symmetric part of the Jacobian enters it (README).
+  if (scheme == Scheme::milstein && m.divergence != Divergence::exact)
+    fail("schedule.scheme", "\"milstein\" needs model.divergence \"exact\" for an mlp model (the "
+                            "correction's quadratic form comes from the d exact tangents)");
 }
 
 // ---- JSON reader --------------------------------------------------------------------------------

@@ -11,11 +11,13 @@
 #include <string>
 #include <thread>
 
+#include "cpu_reverse_simd.hpp"
 #include "taep/detail/backend.hpp"
 #include "taep/detail/cpu_simd.hpp"
 #include "taep/detail/dispatch.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/philox.hpp"
+#include "taep/physics/reverse_path.hpp"
 #include "taep/physics/rng_streams.hpp"
 
 namespace taep {
@@ -33,6 +35,22 @@ physics::PathStats reduce_block_cpu(const double* taep, const double* reference,
   for (int stride = kReduceLanes / 2; stride > 0; stride /= 2)
     for (int j = 0; j < stride; ++j) lane[j].merge(lane[j + stride]);
   return lane[0];
+}
+
+void Backend::simulate_reverse(std::uint64_t, std::uint64_t, bool, std::vector<double>*,
+                               std::vector<double>*, std::vector<float>*) {
+  throw BackendUnavailable("run.backend: the reverse process is not implemented on the " + name() +
+                           " backend (" + device() + ")");
+}
+
+ReverseEndTables build_reverse_end(const ForwardProblem& problem) {
+  ReverseEndTables t;
+  t.last = physics::step_scalars_at(problem.schedule, problem.grid, problem.steps);
+  const double abar = problem.schedule.abar(problem.grid.t(problem.steps));
+  for (int k = 0; k < problem.model.K; ++k)
+    t.model_last.push_back(physics::component_step_at(problem.d, problem.model.log_w[std::size_t(k)],
+                                                      problem.model.sigma2[std::size_t(k)], abar));
+  return t;
 }
 
 const char* to_string(SimdIsa isa) { return isa == SimdIsa::avx512 ? "AVX-512" : "AVX2"; }
@@ -60,6 +78,19 @@ void simulate_range_simd(SimdIsa isa, const physics::ForwardView& V, std::uint64
   avx2::simulate_range(V, first, count, taep, reference);
 #else
   (void)V, (void)first, (void)count, (void)taep, (void)reference;
+#endif
+}
+
+void simulate_reverse_simd(SimdIsa isa, const physics::ReverseView& R, std::uint64_t first,
+                           int count, bool with_taep, double* taep, double* reference,
+                           float* samples) {
+  TAEP_EXPECTS(cpu_supports(isa), "the CPU vector loop was asked for where it cannot run");
+#if defined(TAEP_HAVE_CPU_SIMD)
+  if (isa == SimdIsa::avx512)
+    return avx512::simulate_reverse_range(R, first, count, with_taep, taep, reference, samples);
+  avx2::simulate_reverse_range(R, first, count, with_taep, taep, reference, samples);
+#else
+  (void)R, (void)first, (void)count, (void)with_taep, (void)taep, (void)reference, (void)samples;
 #endif
 }
 
@@ -113,13 +144,37 @@ void simulate_range(const physics::ForwardView& V, std::uint64_t first, int coun
   }
 }
 
+// Reverse paths first .. first + count - 1, path by path; the outputs that are not null get S, the
+// closed form and the samples (d per path) at offset i.
+template <int D>
+void simulate_reverse_range(const physics::ReverseView& R, std::uint64_t first, int count,
+                            bool with_taep, double* taep, double* reference, float* samples) {
+  const int d = R.fwd.d;
+  float x[physics::storage_dim<D>()];
+  for (int i = 0; i < count; ++i) {
+    const std::uint64_t path = first + i;
+    rng::PhiloxHostStream start(R.fwd.seed, rng::subsequence(rng::kReverseStart, path));
+    rng::PhiloxHostStream noise(R.fwd.seed, rng::subsequence(rng::kReverseNoise, path));
+    const physics::PathResult r = physics::reverse_path<D>(R, start, noise, with_taep, x);
+    if (taep) taep[i] = r.taep;
+    if (reference) reference[i] = r.reference;
+    if (samples)
+      for (int j = 0; j < d; ++j) samples[std::size_t(i) * d + j] = x[j];
+  }
+}
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const ForwardProblem& problem, int threads, CpuLoop loop)
       : problem_(problem),
         view_(problem_.view([](const auto& v) { return v.data(); })),
         threads_(threads > 0 ? threads : std::max(1, omp_get_max_threads())),
-        simd_(choose_loop(loop)) {}
+        simd_(choose_loop(loop)),
+        reverse_end_(build_reverse_end(problem_)) {
+    reverse_view_.fwd = view_;
+    reverse_view_.last = reverse_end_.last;
+    reverse_view_.model_last = reverse_end_.model_last.data();
+  }
 
   std::string name() const override { return "cpu"; }
   std::string device() const override {
@@ -143,6 +198,36 @@ class CpuBackend final : public Backend {
       const std::uint64_t off = std::uint64_t(b) * physics::kReduceBlock;
       const int n = int(std::min<std::uint64_t>(physics::kReduceBlock, count - off));
       run(first + off, n, taep.data() + off, problem_.reference ? reference.data() + off : nullptr);
+    }
+  }
+
+  void simulate_reverse(std::uint64_t first, std::uint64_t count, bool with_taep,
+                        std::vector<double>* taep, std::vector<double>* reference,
+                        std::vector<float>* samples) override {
+    const bool with_ref = with_taep && problem_.reference;
+    if (taep) taep->assign(with_taep ? count : 0, 0.0);
+    if (reference) reference->assign(with_ref ? count : 0, 0.0);
+    if (samples) samples->assign(count * std::uint64_t(problem_.d), 0.f);
+    double* s = taep && with_taep ? taep->data() : nullptr;
+    double* r = reference && with_ref ? reference->data() : nullptr;
+    float* x = samples ? samples->data() : nullptr;
+    constexpr std::uint64_t kBlock = 1024;  // paths per OpenMP work item
+    const std::int64_t blocks = std::int64_t((count + kBlock - 1) / kBlock);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::uint64_t off = std::uint64_t(b) * kBlock;
+      const int n = int(std::min(kBlock, count - off));
+      double* s_b = s ? s + off : nullptr;
+      double* r_b = r ? r + off : nullptr;
+      float* x_b = x ? x + off * std::uint64_t(problem_.d) : nullptr;
+      if (simd_) {
+        simulate_reverse_simd(*simd_, reverse_view_, first + off, n, with_taep, s_b, r_b, x_b);
+        continue;
+      }
+      dispatch_dim(problem_.d, [&](auto dim) {
+        simulate_reverse_range<decltype(dim)::value>(reverse_view_, first + off, n, with_taep, s_b,
+                                                     r_b, x_b);
+      });
     }
   }
 
@@ -185,6 +270,8 @@ class CpuBackend final : public Backend {
   physics::ForwardView view_;
   int threads_;
   std::optional<SimdIsa> simd_;  // the vector loop's instruction set; none: the scalar loop
+  ReverseEndTables reverse_end_;
+  physics::ReverseView reverse_view_;
 };
 
 }  // namespace

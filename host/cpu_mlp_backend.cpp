@@ -14,6 +14,7 @@
 #include "taep/detail/dispatch.hpp"
 #include "taep/detail/mlp_cpu.hpp"
 #include "taep/physics/mlp_path.hpp"
+#include "taep/physics/reverse_path.hpp"
 #include "taep/physics/rng_streams.hpp"
 
 namespace taep {
@@ -30,6 +31,7 @@ struct BatchBuffers {
   BatchBuffers(const MlpModel& m, MlpIsa isa) : net(m, isa) {}
   MlpCpuEvaluator net;
   std::vector<float> x, dw, probes, s_model, div_model, s_target, div_target, work;
+  std::vector<float> x_next;  // reverse paths: x_{k+1}
 };
 
 class CpuMlpBackend final : public Backend {
@@ -72,6 +74,37 @@ class CpuMlpBackend final : public Backend {
         const std::uint64_t off = std::uint64_t(b) * kBatch;
         run_batch(first + off, int(std::min<std::uint64_t>(kBatch, count - off)), taep.data() + off,
                   aux.data() + off, buf);
+      }
+    }
+  }
+
+  // Reverse paths step-synchronously over batches of kBatch paths (batches start at multiples of
+  // kBatch from `first`, and no path's values depend on its batch: the network's vector kernels keep
+  // every point in its own lane).
+  void simulate_reverse(std::uint64_t first, std::uint64_t count, bool with_taep,
+                        std::vector<double>* taep, std::vector<double>* reference,
+                        std::vector<float>* samples) override {
+    const int d = problem_.d;
+    if (reference) reference->clear();  // no closed form for learned models
+    std::vector<double> taep_scratch;
+    std::vector<float> sample_scratch;
+    std::vector<double>& S = taep ? *taep : taep_scratch;
+    std::vector<float>& X = samples ? *samples : sample_scratch;
+    S.assign(with_taep ? count : 0, 0.0);
+    X.assign(count * std::uint64_t(d), 0.f);
+    const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
+#pragma omp parallel num_threads(threads_)
+    {
+      BatchBuffers buf(mlp_.model, isa_);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t b = 0; b < batches; ++b) {
+        const std::uint64_t off = std::uint64_t(b) * kBatch;
+        const int n = int(std::min<std::uint64_t>(kBatch, count - off));
+        dispatch_dim(d, [&](auto dim) {
+          run_reverse_batch<decltype(dim)::value>(first + off, n, with_taep,
+                                                  with_taep ? S.data() + off : nullptr,
+                                                  X.data() + off * std::uint64_t(d), buf);
+        });
       }
     }
   }
@@ -141,13 +174,17 @@ class CpuMlpBackend final : public Backend {
     const bool hutch = mlp_.hutchinson();
     const int P = hutch ? mlp_.probes : 0;
     const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    // Milstein (exact divergence only): the network's d tangents are physics::milstein_basis.
+    const bool milstein = problem_.milstein && !hutch;
+    const int tangent_probes = milstein ? d : P;
+    std::vector<float> r2(milstein ? std::size_t(n) : 0), quad_target(r2.size());
     b.x.resize(std::size_t(n) * d);
     b.dw.resize(std::size_t(n) * d);
     b.s_model.resize(std::size_t(n) * d);
     b.s_target.resize(std::size_t(n) * d);
-    b.div_model.resize(std::size_t(n) * std::max(1, P));
+    b.div_model.resize(std::size_t(n) * std::max(1, tangent_probes));
     b.div_target.resize(std::size_t(n));
-    b.probes.resize(std::size_t(n) * P * d);
+    b.probes.resize(std::size_t(n) * tangent_probes * d);
 
     // Streams are addressed by path id; each path consumes its own in step order.
     std::vector<PhiloxHostStream> noise_streams, probe_streams;
@@ -183,12 +220,18 @@ class CpuMlpBackend final : public Backend {
         for (int j = 0; j < P * d; ++j)
           v[j] = rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
                             : probe_normals[std::size_t(p)].next();
-        physics::target_score<D>(view_, k, c.sqrt_abar, x, target);
+        if (milstein) {
+          r2[std::size_t(p)] = physics::milstein_basis(d, dw, b.probes.data() + std::size_t(p) * d * d);
+          physics::target_score<D>(view_, k, c.sqrt_abar, x, target, dw);
+          quad_target[std::size_t(p)] = target.quad;
+        } else {
+          physics::target_score<D>(view_, k, c.sqrt_abar, x, target);
+        }
         for (int i = 0; i < d; ++i) b.s_target[std::size_t(p) * d + i] = target.s[i];
         b.div_target[std::size_t(p)] = target.div;
       }
-      b.net.evaluate(n, b.x.data(), b.s_model.data(), b.div_model.data(), P,
-                     hutch ? b.probes.data() : nullptr);
+      b.net.evaluate(n, b.x.data(), b.s_model.data(), b.div_model.data(), tangent_probes,
+                     tangent_probes > 0 ? b.probes.data() : nullptr);
       for (int p = 0; p < n; ++p) {
         float div = b.div_model[std::size_t(p)];
         if (hutch) {
@@ -196,14 +239,135 @@ class CpuMlpBackend final : public Backend {
                                                    c.half_beta, c.h);
           div = avg.mean;
           aux[p] += avg.noise_variance;
+        } else if (milstein) {
+          div = physics::milstein_trace(d, b.div_model.data() + std::size_t(p) * d);
         }
         const std::size_t o = std::size_t(p) * d;
-        taep[p] += double(physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, &b.s_model[o], div,
-                                                  &b.s_target[o], b.div_target[std::size_t(p)],
-                                                  &b.dw[o]));
+        float inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, &b.s_model[o], div,
+                                            &b.s_target[o], b.div_target[std::size_t(p)], &b.dw[o]);
+        if (milstein)
+          inc += physics::milstein_correction(c, r2[std::size_t(p)] * b.div_model[std::size_t(p) * d],
+                                              quad_target[std::size_t(p)], div,
+                                              b.div_target[std::size_t(p)]);
+        taep[p] += double(inc);
         physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
       }
     }
+  }
+
+  // Reverse paths [first, first + n) (physics/reverse_path.hpp): at each grid point t_k from t_N
+  // down, every path draws its probes (with_taep), evaluates the target and the implied increment of
+  // forward step k; one network evaluation over the batch gives s_theta (and its divergence); then
+  // every path adds its TAEP increment and takes the reverse step from t_k. Samples x(t_min) to
+  // samples[n * d], S to taep[n] (with_taep).
+  template <int D>
+  void run_reverse_batch(std::uint64_t first, int n, bool with_taep, double* taep, float* samples,
+                         BatchBuffers& b) const {
+    using physics::NormalSource;
+    using physics::WordSource;
+    using rng::PhiloxHostStream;
+    const int d = problem_.d;
+    const bool hutch = with_taep && mlp_.hutchinson();
+    const int P = hutch ? mlp_.probes : 0;
+    const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    // Milstein (exact divergence only): the network's d tangents are physics::milstein_basis.
+    const bool milstein = with_taep && problem_.milstein && !mlp_.hutchinson();
+    const int tangent_probes = milstein ? d : P;
+    std::vector<float> r2(milstein ? std::size_t(n) : 0), quad_target(r2.size());
+    const std::size_t nd = std::size_t(n) * d;
+    b.x.resize(nd);
+    b.x_next.resize(nd);
+    b.dw.resize(nd);
+    b.s_model.resize(nd);
+    b.s_target.resize(nd);
+    b.div_model.resize(std::size_t(n) * std::max(1, tangent_probes));
+    b.div_target.resize(std::size_t(n));
+    b.probes.resize(std::size_t(n) * tangent_probes * d);
+
+    std::vector<PhiloxHostStream> noise_streams, probe_streams;
+    noise_streams.reserve(std::size_t(n));
+    probe_streams.reserve(std::size_t(n));
+    for (int p = 0; p < n; ++p) {
+      const std::uint64_t path = first + p;
+      PhiloxHostStream start(view_.seed, rng::subsequence(rng::kReverseStart, path));
+      physics::reverse_start(d, start, b.x.data() + std::size_t(p) * d);
+      noise_streams.emplace_back(view_.seed, rng::subsequence(rng::kReverseNoise, path));
+      probe_streams.emplace_back(view_.seed, rng::subsequence(rng::kHutchinson, path));
+      if (taep) taep[p] = 0.0;
+    }
+    std::vector<NormalSource<PhiloxHostStream>> noise, probe_normals;
+    std::vector<WordSource<PhiloxHostStream>> probe_words;
+    for (int p = 0; p < n; ++p) {
+      noise.emplace_back(noise_streams[std::size_t(p)]);
+      probe_normals.emplace_back(probe_streams[std::size_t(p)]);
+      probe_words.emplace_back(probe_streams[std::size_t(p)]);
+    }
+
+    // x_{k+1} <- x_k, then the reverse step from t_k with this batch's s_theta(x_k, t_k).
+    auto step_all = [&](const physics::StepScalars& c) {
+      float xi[physics::storage_dim<D>()];
+      for (int p = 0; p < n; ++p) {
+        const std::size_t o = std::size_t(p) * d;
+        for (int i = 0; i < d; ++i) {
+          b.x_next[o + i] = b.x[o + i];
+          xi[i] = noise[std::size_t(p)].next();
+        }
+        physics::reverse_step(d, c, &b.s_model[o], xi, &b.x[o]);
+      }
+    };
+
+    const int N = problem_.steps;
+    const double t_end = problem_.grid.t(N);
+    b.net.set_time(t_end, problem_.schedule.abar(t_end));
+    b.net.evaluate(n, b.x.data(), b.s_model.data(), nullptr);
+    step_all(physics::step_scalars_at(problem_.schedule, problem_.grid, N));
+
+    physics::ScoreEval<D, float> target;
+    for (int k = N - 1; k >= 0; --k) {
+      if (!with_taep && k == 0) break;  // x_0 is the sample; nothing is evaluated there
+      const physics::StepScalars c = view_.step[k];
+      const double t = problem_.grid.t(k);
+      b.net.set_time(t, problem_.schedule.abar(t));
+      if (with_taep)
+        for (int p = 0; p < n; ++p) {
+          const std::size_t o = std::size_t(p) * d;
+          physics::implied_increment(d, c, &b.x_next[o], &b.x[o], &b.dw[o]);
+          float* v = b.probes.data() + std::size_t(p) * P * d;
+          for (int j = 0; j < P * d; ++j)
+            v[j] = rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
+                              : probe_normals[std::size_t(p)].next();
+          if (milstein) {
+            r2[std::size_t(p)] = physics::milstein_basis(d, &b.dw[o], b.probes.data() + o * d);
+            physics::target_score<D>(view_, k, c.sqrt_abar, &b.x[o], target, &b.dw[o]);
+            quad_target[std::size_t(p)] = target.quad;
+          } else {
+            physics::target_score<D>(view_, k, c.sqrt_abar, &b.x[o], target);
+          }
+          for (int i = 0; i < d; ++i) b.s_target[o + i] = target.s[i];
+          b.div_target[std::size_t(p)] = target.div;
+        }
+      b.net.evaluate(n, b.x.data(), b.s_model.data(), with_taep ? b.div_model.data() : nullptr,
+                     tangent_probes, tangent_probes > 0 ? b.probes.data() : nullptr);
+      if (with_taep)
+        for (int p = 0; p < n; ++p) {
+          float div = b.div_model[std::size_t(p)];
+          if (hutch)
+            div = physics::average_probes(b.div_model.data() + std::size_t(p) * P, P, c.half_beta,
+                                          c.h).mean;
+          else if (milstein)
+            div = physics::milstein_trace(d, b.div_model.data() + std::size_t(p) * d);
+          const std::size_t o = std::size_t(p) * d;
+          float inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, &b.s_model[o], div,
+                                              &b.s_target[o], b.div_target[std::size_t(p)], &b.dw[o]);
+          if (milstein)
+            inc += physics::milstein_correction(c, r2[std::size_t(p)] * b.div_model[std::size_t(p) * d],
+                                                quad_target[std::size_t(p)], div,
+                                                b.div_target[std::size_t(p)]);
+          taep[p] += double(inc);
+        }
+      if (k > 0) step_all(c);
+    }
+    std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), samples);
   }
 
   ForwardProblem problem_;

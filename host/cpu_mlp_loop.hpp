@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <vector>
 
 #include "cpu_simd_loop.hpp"
 #include "taep/detail/dispatch.hpp"
@@ -415,14 +416,19 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
   const int P = job.probes;
   const bool hutch = P > 0;
   const int T = hutch ? P : d;
+  // Milstein (exact divergence only): the d tangents are the basis of physics::milstein_basis, run
+  // as probes, so the estimates give the trace and dW.J dW at once.
+  const bool milstein = V.milstein && !hutch;
+  const bool probed = hutch || milstein;
   const int packets = (job.n + L - 1) / L;
 
   const MlpKernelView& kv0 = net.kernel_view();
   const std::size_t net_floats = NetScratch<A>::floats(kv0);
   float* xs = ws + net_floats;                          // packets * d rows: the states
   float* probes = xs + std::size_t(kMaxPackets) * d * L;  // P * d rows
-  float* score = probes + std::size_t(P) * d * L;       // out_pad rows
-  float* est = score + std::size_t(kv0.layer[kv0.hidden].out_pad) * L;  // max(P, 1) rows
+  float* score = probes + std::size_t(P > d ? P : d) * d * L;  // out_pad rows
+  float* est = score + std::size_t(kv0.layer[kv0.hidden].out_pad) * L;  // max(P, d) rows
+  std::vector<float> basis(milstein ? std::size_t(d) * d : 0);
 
   alignas(64) unsigned char storage[kMaxPackets * sizeof(PacketStreams<A>)];
   PacketStreams<A>* st = reinterpret_cast<PacketStreams<A>*>(storage);
@@ -456,10 +462,21 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
         const F v = job.rademacher ? physics::rademacher(s.probe_words.next()) : s.probe_normals.next();
         v.store_aligned(probes + std::size_t(j) * L);
       }
+      alignas(64) float r2[L];
+      if (milstein) {
+        alignas(64) float lanes[SD][L];
+        for (int i = 0; i < d; ++i) dw[i].store_aligned(lanes[i]);
+        for (int l = 0; l < L; ++l) {
+          float a[SD];
+          for (int i = 0; i < d; ++i) a[i] = lanes[i][l];
+          r2[l] = physics::milstein_basis(d, a, basis.data());
+          for (int j = 0; j < d * d; ++j) probes[std::size_t(j) * L + l] = basis[std::size_t(j)];
+        }
+      }
       physics::ScoreEval<D, F> target;
-      physics::target_score<D>(V, k, c.sqrt_abar, x, target);
+      physics::target_score<D>(V, k, c.sqrt_abar, x, target, milstein ? dw : nullptr);
 
-      net_packet<A>(kv, T, hutch, xg, probe, score, est, ws);
+      net_packet<A>(kv, T, probed, xg, probe, score, est, ws);
 
       F s_model[SD];
       for (int i = 0; i < d; ++i) s_model[i] = F::load_aligned(score + std::size_t(i) * L);
@@ -474,11 +491,18 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
           aux[g * L + l] += avg.noise_variance;
         }
         div = F::load_aligned(mean);
+      } else if (milstein) {
+        F e[SD];
+        for (int q = 0; q < d; ++q) e[q] = F::load_aligned(est + std::size_t(q) * L);
+        div = physics::milstein_trace(d, e);
       } else {
         div = F::load_aligned(est);
       }
-      const F inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, s_model, div,
-                                            target.s, target.div, dw);
+      F inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, s_model, div, target.s,
+                                      target.div, dw);
+      if (milstein)
+        inc += physics::milstein_correction(c, F(F::load_aligned(r2) * F::load_aligned(est)),
+                                            target.quad, div, target.div);
       physics::add_widened(s.taep, inc);
       physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
       for (int i = 0; i < d; ++i) x[i].store_aligned(xg + std::size_t(i) * L);

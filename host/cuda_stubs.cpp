@@ -20,6 +20,20 @@ std::unique_ptr<Backend> make_cuda_backend(const ForwardProblem&) {
 }  // namespace detail
 }  // namespace taep
 
+#include "taep/detail/trainer.hpp"
+
+namespace taep {
+namespace detail {
+
+std::unique_ptr<Trainer> make_cuda_trainer(const TrainProblem&) {
+  throw BackendUnavailable(
+      "run.backend: 'cuda' is not available: taep was built without CUDA "
+      "(configure with -DTAEP_ENABLE_CUDA=ON)");
+}
+
+}  // namespace detail
+}  // namespace taep
+
 #include "taep/detail/cuda_probe.hpp"
 
 namespace taep {

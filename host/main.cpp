@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
   CLI::App app{"taep: Monte Carlo time-asymmetry entropy production of diffusion models"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, std::unique_ptr<taep::cli::Command>>> commands;
-  for (auto make : {taep::cli::make_run_command}) {
+  for (auto make : {taep::cli::make_run_command, taep::cli::make_train_command,
+                    taep::cli::make_sample_command, taep::cli::make_dft_command,
+                    taep::cli::make_experiment_command}) {
     auto command = make();
     CLI::App* sub = command->add_to(app);
     commands.emplace_back(sub, std::move(command));

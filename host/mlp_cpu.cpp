@@ -62,8 +62,10 @@ std::size_t mlp_rows_workspace(const MlpKernelView& v, MlpIsa isa, int tangents)
 
 std::size_t mlp_batch_workspace(const MlpKernelView& v, MlpIsa isa, int probes) {
   const std::size_t L = std::size_t(mlp_lanes(isa));
+  // Probe rows: P probes, or d for the Milstein basis (physics::milstein_basis) of exact models.
+  const std::size_t rows = std::size_t(std::max(probes, v.d));
   return net_scratch(v, mlp_lanes(isa)) + std::size_t(kMlpBatch) * v.d +
-         L * (std::size_t(probes) * v.d + v.layer[v.hidden].out_pad + std::max(1, probes));
+         L * (rows * v.d + v.layer[v.hidden].out_pad + rows);
 }
 
 MlpCpuEvaluator::MlpCpuEvaluator(const MlpModel& model) : MlpCpuEvaluator(model, mlp_cpu_isa()) {}

@@ -1,6 +1,7 @@
 // The CUDA backend: problem tables uploaded once; per chunk the fused forward kernel writes S (and the
 // closed form) per path, the reduction kernels turn them into per-block accumulators and histogram
-// counts, and only those come back to the host.
+// counts, and only those come back to the host. Reverse-process paths (samples, and S read on the
+// forward clock) run in the fused reverse kernel, one thread per path, and come back per path.
 #include <algorithm>
 #include <map>
 #include <string>
@@ -43,14 +44,27 @@ namespace {
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const ForwardProblem& problem)
-      : problem_(problem), device_(describe_device0()), tables_(problem_), view_(tables_.view()) {
+      : problem_(problem),
+        device_(describe_device0()),
+        tables_(problem_),
+        view_(tables_.view()),
+        reverse_end_(build_reverse_end(problem_)),
+        model_last_(reverse_end_.model_last) {
+    reverse_view_.fwd = view_;
+    reverse_view_.last = reverse_end_.last;
+    reverse_view_.model_last = model_last_.data();
     std::size_t free_bytes = 0, total_bytes = 0;
     TAEP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    // Per path: S and the closed form (16 bytes); take at most a quarter of free memory.
-    const std::uint64_t fit = free_bytes / 4 / (2 * sizeof(double));
-    max_chunk_ = std::max<std::uint64_t>(
-        physics::kReduceBlock,
-        std::min<std::uint64_t>(std::uint64_t(1) << 24, fit) / physics::kReduceBlock * physics::kReduceBlock);
+    // Per path: S and the closed form (16 bytes), and for reverse paths also the sample (4d bytes);
+    // take at most a quarter of free memory.
+    const auto chunk_for = [&](std::uint64_t bytes_per_path) {
+      const std::uint64_t fit = free_bytes / 4 / bytes_per_path;
+      return std::max<std::uint64_t>(
+          physics::kReduceBlock, std::min<std::uint64_t>(std::uint64_t(1) << 24, fit) /
+                                     physics::kReduceBlock * physics::kReduceBlock);
+    };
+    max_chunk_ = chunk_for(2 * sizeof(double));
+    max_reverse_chunk_ = chunk_for(2 * sizeof(double) + std::uint64_t(problem_.d) * sizeof(float));
   }
 
   std::string name() const override { return "cuda"; }
@@ -77,6 +91,51 @@ class CudaBackend final : public Backend {
     }
   }
 
+  void simulate_reverse(std::uint64_t first, std::uint64_t count, bool with_taep,
+                        std::vector<double>* taep, std::vector<double>* reference,
+                        std::vector<float>* samples) override {
+    const std::uint64_t d = std::uint64_t(problem_.d);
+    const bool want_taep = with_taep && taep;
+    const bool want_ref = with_taep && reference && problem_.reference;
+    if (taep) taep->assign(with_taep ? count : 0, 0.0);
+    if (reference) reference->assign(with_taep && problem_.reference ? count : 0, 0.0);
+    if (samples) samples->assign(count * d, 0.f);
+    std::vector<double> part;
+    std::vector<float> part_x;
+    for (std::uint64_t off = 0; off < count; off += max_reverse_chunk_) {
+      const std::uint64_t n = std::min(max_reverse_chunk_, count - off);
+      if (want_taep && s_.size() < n) s_ = DeviceBuffer<double>(n);
+      if (want_ref && r_.size() < n) r_ = DeviceBuffer<double>(n);
+      if (samples && x_.size() < n * d) x_ = DeviceBuffer<float>(n * d);
+      ReverseLaunch a;
+      a.view = reverse_view_;
+      a.first = first + off;
+      a.count = n;
+      a.with_taep = with_taep;  // the path follows the same arithmetic whichever outputs are kept
+      a.taep = want_taep ? s_.data() : nullptr;
+      a.reference = want_ref ? r_.data() : nullptr;
+      a.samples = samples ? x_.data() : nullptr;
+      a.stream = stream_.get();
+      launch_reverse(a);
+      if (want_taep) {
+        s_.copy_to_host(part, n, stream_.get());
+        TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+        std::copy(part.begin(), part.end(), taep->begin() + off);
+      }
+      if (want_ref) {
+        r_.copy_to_host(part, n, stream_.get());
+        TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+        std::copy(part.begin(), part.end(), reference->begin() + off);
+      }
+      if (samples) {
+        x_.copy_to_host(part_x, n * d, stream_.get());
+        TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+        std::copy(part_x.begin(), part_x.end(), samples->begin() + off * d);
+      }
+      TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // the kernel, when nothing is copied
+    }
+  }
+
   void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
                  ChunkStats& out) override {
     forward(first, count);
@@ -86,10 +145,8 @@ class CudaBackend final : public Backend {
 
  private:
   void forward(std::uint64_t first, std::uint64_t count) {
-    if (s_.size() < count) {
-      s_ = DeviceBuffer<double>(count);
-      if (problem_.reference) r_ = DeviceBuffer<double>(count);
-    }
+    if (s_.size() < count) s_ = DeviceBuffer<double>(count);
+    if (problem_.reference && r_.size() < count) r_ = DeviceBuffer<double>(count);
     ForwardLaunch f;
     f.view = view_;
     f.first = first;
@@ -104,9 +161,14 @@ class CudaBackend final : public Backend {
   std::string device_;
   DeviceProblem tables_;
   physics::ForwardView view_;
+  ReverseEndTables reverse_end_;
+  DeviceBuffer<physics::ComponentStep> model_last_;  // the model's coefficients at t_max
+  physics::ReverseView reverse_view_;
   std::uint64_t max_chunk_ = physics::kReduceBlock;
+  std::uint64_t max_reverse_chunk_ = physics::kReduceBlock;
   CudaStream stream_;
   DeviceBuffer<double> s_, r_;
+  DeviceBuffer<float> x_;  // reverse paths' samples
   ChunkReducer reducer_;
 };
 

@@ -3,6 +3,9 @@
 // evaluates the network over the chunk, with the divergence's tangents (e_1..e_d, or the P probes)
 // as extra GEMM rows; a fused kernel adds the TAEP increment and takes the Euler-Maruyama step.
 // The time embedding is folded into layer 0's bias once per step (a table built on the host).
+// Reverse-process paths run the same network over the chunk at every grid point from t_max down
+// (tangents only where a TAEP increment is evaluated), between a per-path prepare kernel (probes,
+// target score) and a finish kernel (implied increment, TAEP increment, reverse step).
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -35,6 +38,13 @@ class CudaMlpBackend final : public Backend {
         device_(describe_device0() + "; MLP via cuBLAS, " + to_string(mlp_.math)),
         tables_(problem_),
         view_(tables_.view()) {
+    // The kernels here take Euler steps only; the config rejects Milstein for learned models, and
+    // should it ever allow it, this backend must not silently drop the correction.
+    if (problem_.milstein)
+      throw BackendUnavailable(
+          "schedule.scheme: 'milstein' for a learned model is not implemented on the cuda backend");
+    reverse_view_.fwd = view_;  // no model mixture: model_last stays null
+    reverse_view_.last = build_reverse_end(problem_).last;
     const MlpModel& m = mlp_.model;
     for (const MlpLayer& l : m.layers) {
       DeviceLayer dl;
@@ -45,12 +55,13 @@ class CudaMlpBackend final : public Backend {
       width_ = std::max(width_, l.out);
       layers_.push_back(std::move(dl));
     }
-    // Layer 0's bias per step, W_t emb(t_k) + b_0 in double (as the CPU evaluator computes it), and
-    // the eps-parameterization factor per step.
+    // Layer 0's bias per grid point, W_t emb(t_k) + b_0 in double (as the CPU evaluator computes
+    // it), and the eps-parameterization factor per grid point: k = 0 .. N, the last (t_max) for the
+    // first reverse step.
     const MlpLayer& l0 = m.layers.front();
-    std::vector<float> bias0(std::size_t(problem_.steps) * l0.out);
+    std::vector<float> bias0(std::size_t(problem_.steps + 1) * l0.out);
     std::vector<double> emb(std::size_t(m.embedding_dim));
-    for (int k = 0; k < problem_.steps; ++k) {
+    for (int k = 0; k <= problem_.steps; ++k) {
       const double t = problem_.grid.t(k);
       physics::time_embedding(t, m.embedding_dim, m.time_scale, m.max_period, emb.data());
       for (int j = 0; j < l0.out; ++j) {
@@ -102,6 +113,32 @@ class CudaMlpBackend final : public Backend {
     }
   }
 
+  void simulate_reverse(std::uint64_t first, std::uint64_t count, bool with_taep,
+                        std::vector<double>* taep, std::vector<double>* reference,
+                        std::vector<float>* samples) override {
+    const std::uint64_t d = std::uint64_t(problem_.d);
+    if (reference) reference->clear();  // no closed form for learned models
+    if (taep) taep->assign(with_taep ? count : 0, 0.0);
+    if (samples) samples->assign(count * d, 0.f);
+    std::vector<double> part;
+    std::vector<float> part_x;
+    for (std::uint64_t off = 0; off < count; off += max_chunk_) {
+      const int n = int(std::min(max_chunk_, count - off));
+      reverse(first + off, n, with_taep);
+      if (with_taep && taep) {
+        s_.copy_to_host(part, std::size_t(n), stream_.get());
+        TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+        std::copy(part.begin(), part.end(), taep->begin() + off);
+      }
+      if (samples) {
+        x_.copy_to_host(part_x, std::size_t(n) * d, stream_.get());
+        TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+        std::copy(part_x.begin(), part_x.end(), samples->begin() + off * d);
+      }
+      TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // the kernels, when nothing is copied
+    }
+  }
+
   void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
                  ChunkStats& out) override {
     const int n = int(count);
@@ -148,9 +185,52 @@ class CudaMlpBackend final : public Backend {
                                   lda, &zero, C, n));
   }
 
+  // The network at grid point k over the chunk's n points x_ (row-major n x d): its output before
+  // the output bias into out_ and, with_tangents, the output tangents into out_tan_ (e_1..e_d, or
+  // the probes in probes_). The derivative buffer is rewritten layer by layer: each layer's
+  // tangents are scaled before the next layer's SiLU overwrites it (one stream orders them).
+  void network(int n, int k, bool with_tangents) {
+    const int d = problem_.d, T = tangents();
+    const bool hutch = mlp_.hutchinson();
+    cudaStream_t st = stream_.get();
+    const DeviceLayer& l0 = layers_.front();
+    const DeviceLayer& lout = layers_.back();
+    float* act = act_a_.data();
+    float* next = act_b_.data();
+    float* tan = tan_a_.data();
+    float* tan_next = tan_b_.data();
+    // Layer 0: x columns of W_0 per point; the embedding is in the per-step bias.
+    gemm_bt(n, l0.out, d, x_.data(), d, l0.weight.data(), l0.in, act);
+    float* deriv = with_tangents ? deriv_.data() : nullptr;  // SiLU' only scales tangents
+    launch_bias_silu(n, l0.out, bias0_.data() + std::size_t(k) * l0.out, act, deriv, st);
+    if (with_tangents) {
+      if (hutch) {
+        gemm_bt(n * T, l0.out, d, probes_.data(), d, l0.weight.data(), l0.in, tan);
+        launch_scale_tangents(n, T, l0.out, deriv_.data(), tan, st);
+      } else {
+        launch_tangent_basis(n, d, l0.out, l0.weight.data(), l0.in, deriv_.data(), tan, st);
+      }
+    }
+    int width = l0.out;
+    for (std::size_t l = 1; l + 1 < layers_.size(); ++l) {
+      const DeviceLayer& L = layers_[l];
+      gemm_bt(n, L.out, width, act, width, L.weight.data(), L.in, next);
+      launch_bias_silu(n, L.out, L.bias.data(), next, deriv, st);
+      if (with_tangents) {
+        gemm_bt(n * T, L.out, width, tan, width, L.weight.data(), L.in, tan_next);
+        launch_scale_tangents(n, T, L.out, deriv_.data(), tan_next, st);
+        std::swap(tan, tan_next);
+      }
+      std::swap(act, next);
+      width = L.out;
+    }
+    gemm_bt(n, d, width, act, width, lout.weight.data(), lout.in, out_.data());
+    if (with_tangents)
+      gemm_bt(n * T, d, width, tan, width, lout.weight.data(), lout.in, out_tan_.data());
+  }
+
   void forward(std::uint64_t first, int n) {
     ensure(n);
-    const int d = problem_.d, T = tangents();
     const bool hutch = mlp_.hutchinson();
     MlpStepLaunch a;
     a.view = view_;
@@ -161,38 +241,11 @@ class CudaMlpBackend final : public Backend {
     a.buf = {x_.data(), dw_.data(), probes_.data(), s_target_.data(), div_target_.data(), s_.data(), aux_.data()};
     a.stream = stream_.get();
     launch_mlp_init(a);
-    cudaStream_t st = stream_.get();
-    const DeviceLayer& l0 = layers_.front();
     const DeviceLayer& lout = layers_.back();
     for (int k = 0; k < problem_.steps; ++k) {
       a.step = k;
       launch_mlp_prepare(a);
-      float* act = act_a_.data();
-      float* next = act_b_.data();
-      float* tan = tan_a_.data();
-      float* tan_next = tan_b_.data();
-      // Layer 0: x columns of W_0 per point; the embedding is in the per-step bias.
-      gemm_bt(n, l0.out, d, x_.data(), d, l0.weight.data(), l0.in, act);
-      launch_bias_silu(n, l0.out, bias0_.data() + std::size_t(k) * l0.out, act, deriv_.data(), st);
-      if (hutch) {
-        gemm_bt(n * T, l0.out, d, probes_.data(), d, l0.weight.data(), l0.in, tan);
-        launch_scale_tangents(n, T, l0.out, deriv_.data(), tan, st);
-      } else {
-        launch_tangent_basis(n, d, l0.out, l0.weight.data(), l0.in, deriv_.data(), tan, st);
-      }
-      int width = l0.out;
-      for (std::size_t l = 1; l + 1 < layers_.size(); ++l) {
-        const DeviceLayer& L = layers_[l];
-        gemm_bt(n, L.out, width, act, width, L.weight.data(), L.in, next);
-        launch_bias_silu(n, L.out, L.bias.data(), next, deriv_.data(), st);
-        gemm_bt(n * T, L.out, width, tan, width, L.weight.data(), L.in, tan_next);
-        launch_scale_tangents(n, T, L.out, deriv_.data(), tan_next, st);
-        std::swap(act, next);
-        std::swap(tan, tan_next);
-        width = L.out;
-      }
-      gemm_bt(n, d, width, act, width, lout.weight.data(), lout.in, out_.data());
-      gemm_bt(n * T, d, width, tan, width, lout.weight.data(), lout.in, out_tan_.data());
+      network(n, k, true);
       MlpFinishLaunch f;
       f.step = a;
       f.out = out_.data();
@@ -203,11 +256,46 @@ class CudaMlpBackend final : public Backend {
     }
   }
 
+  // Reverse paths [first, first + n) (physics/reverse_path.hpp): x_ ends as their samples x(t_min),
+  // s_ as S read on the forward clock (with_taep).
+  void reverse(std::uint64_t first, int n, bool with_taep) {
+    ensure(n);
+    const int N = problem_.steps;
+    MlpReverseLaunch a;
+    a.view = reverse_view_;
+    a.first = first;
+    a.n = n;
+    a.probes = with_taep && mlp_.hutchinson() ? mlp_.probes : 0;
+    a.rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    a.with_taep = with_taep;
+    // x_{k+1} lives in dw_ (n*d, unused by reverse paths: their increments are implied).
+    a.buf = {x_.data(), dw_.data(), probes_.data(), s_target_.data(), div_target_.data(),
+             with_taep ? s_.data() : nullptr};
+    a.stream = stream_.get();
+    launch_mlp_reverse_init(a);
+    const DeviceLayer& lout = layers_.back();
+    for (int k = N; k >= 0; --k) {
+      const bool taep_here = with_taep && k < N;  // the TAEP increment of forward step k
+      if (!taep_here && k == 0) break;            // x_0 is the sample: nothing to evaluate there
+      a.point = k;
+      if (taep_here) launch_mlp_reverse_prepare(a);
+      network(n, k, taep_here);
+      MlpReverseFinishLaunch f;
+      f.step = a;
+      f.out = out_.data();
+      f.out_bias = lout.bias.data();
+      f.out_scale = out_scale_[std::size_t(k)];
+      f.out_tan = taep_here ? out_tan_.data() : nullptr;
+      launch_mlp_reverse_finish(f);
+    }
+  }
+
   ForwardProblem problem_;
   const MlpSetup& mlp_;
   std::string device_;
   DeviceProblem tables_;
   physics::ForwardView view_;
+  physics::ReverseView reverse_view_;
   std::vector<DeviceLayer> layers_;
   int width_ = 0;
   DeviceBuffer<float> bias0_;

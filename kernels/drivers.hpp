@@ -7,6 +7,7 @@
 
 #include "taep/detail/forward_problem.hpp"
 #include "taep/physics/accumulators.hpp"
+#include "taep/physics/reverse_path.hpp"
 
 namespace taep {
 namespace detail {
@@ -20,6 +21,19 @@ struct ForwardLaunch {
   cudaStream_t stream = nullptr;
 };
 void launch_forward_taep(const ForwardLaunch& args);
+
+// Reverse-process paths of an exact-score model (physics::reverse_path), one thread per path.
+struct ReverseLaunch {
+  physics::ReverseView view;  // pointers into device memory
+  std::uint64_t first = 0;    // global id of the first path
+  std::uint64_t count = 0;
+  bool with_taep = true;        // also S read on the forward clock (and the closed form)
+  double* taep = nullptr;       // count, or nullptr
+  double* reference = nullptr;  // count, or nullptr (with_taep and an exact-score reference only)
+  float* samples = nullptr;     // count * d, row-major x(t_min), or nullptr
+  cudaStream_t stream = nullptr;
+};
+void launch_reverse(const ReverseLaunch& args);
 
 struct ReduceLaunch {
   const double* taep = nullptr;

@@ -1,6 +1,7 @@
 // GPU-only checks (label gpu): cuRAND's Philox stream equals the host mirror, CPU and GPU agree per
 // path to float tolerance, and chunking (including chunks forced below the memory limit) does not
-// change results.
+// change results; the same for reverse-process paths (samples, S read on the forward clock, the
+// closed form), and the device's samples occupy the modes with the exact-score model's weights.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "taep/detail/cuda_probe.hpp"
 #include "taep/physics/philox.hpp"
 #include "taep/physics/rng_streams.hpp"
+#include "taep/sample.hpp"
 #include "taep/taep.hpp"
 #include "test_support.hpp"
 
@@ -137,4 +139,172 @@ TEST_F(Gpu, MlpFluctuationTheoremOnTheDevice) {
   const auto r = taep::run(c);
   EXPECT_EQ(r.taep.nonfinite, 0u);
   EXPECT_NEAR(r.ift.estimate, 1.0, 4 * r.ift.stderr_) << "ESS " << r.ift.ess;
+}
+
+// ---- reverse (generative) process --------------------------------------------------------------
+
+namespace {
+
+// |a_i - b_i| per path: `per` values per path, the largest difference among them (a sample's
+// coordinates). A non-finite value on either side counts as an infinite difference.
+template <class T>
+std::vector<double> per_path_diff(const std::vector<T>& a, const std::vector<T>& b, int per) {
+  std::vector<double> diff;
+  for (std::size_t i = 0; i + per <= a.size() && i + per <= b.size(); i += std::size_t(per)) {
+    double m = 0;
+    for (int j = 0; j < per; ++j) {
+      const double x = double(a[i + j]), y = double(b[i + j]);
+      m = std::max(m, std::isfinite(x) && std::isfinite(y) ? std::abs(x - y) : HUGE_VAL);
+    }
+    diff.push_back(m);
+  }
+  return diff;
+}
+
+// Per-path values of two runs agree to float rounding: the median difference is rounding-sized and
+// 99% of the paths are within p99. Not every path: a reverse path that passes close to the boundary
+// between two modes late in the process amplifies a rounding difference (the score's Jacobian there
+// is large and positive), and a rare one may even end in the other mode. A wrong stream, draw
+// index, grid point or step scalar instead moves almost every path by O(0.1 .. 1).
+// Measured on the CPU, perturbing every normal by up to 2.4e-6 (the size of __sincosf's error in
+// cuRAND's Box-Muller) on the mixture cases below: medians 0.5e-6 .. 2.3e-6, 99th percentiles
+// 1e-5 .. 6e-5, maxima up to 0.2 (three modes: one path changes mode).
+void expect_paths_agree(const char* what, std::vector<double> diff, std::size_t paths,
+                        double median, double p99) {
+  ASSERT_EQ(diff.size(), paths) << what;
+  std::sort(diff.begin(), diff.end());
+  EXPECT_LT(diff[diff.size() / 2], median) << what << ": median |gpu - cpu|";
+  EXPECT_LT(diff[std::size_t(0.99 * double(diff.size() - 1))], p99) << what << ": 99th percentile";
+}
+
+void expect_reverse_agreement(const taep::Config& c, std::uint64_t first, std::uint64_t count,
+                              bool with_taep, const std::string& what, double median = 1e-4,
+                              double p99 = 1e-3) {
+  SCOPED_TRACE(what);
+  const auto cpu = taep::simulate_reverse_paths(c, taep::Backend::cpu, first, count, with_taep);
+  const auto gpu = taep::simulate_reverse_paths(c, taep::Backend::cuda, first, count, with_taep);
+  const int d = int(cpu.samples.size() / count);
+  ASSERT_EQ(cpu.samples.size(), count * std::uint64_t(d));
+  ASSERT_EQ(gpu.samples.size(), cpu.samples.size());
+  ASSERT_EQ(gpu.taep.size(), cpu.taep.size());
+  ASSERT_EQ(gpu.reference.size(), cpu.reference.size());
+  if (with_taep) {
+    EXPECT_EQ(gpu.taep.size(), count);
+  }
+  expect_paths_agree("samples", per_path_diff(cpu.samples, gpu.samples, d), count, median, p99);
+  if (!gpu.taep.empty()) expect_paths_agree("S", per_path_diff(cpu.taep, gpu.taep, 1), count, median, p99);
+  if (!gpu.reference.empty())
+    expect_paths_agree("closed form", per_path_diff(cpu.reference, gpu.reference, 1), count, median, p99);
+}
+
+// A 2-component target in d dimensions (means +-2 along a diagonal, sigma 0.5) and its 1-mode
+// collapse at eps 0.1: d = 5 runs the dynamic-size kernel, d = 16 the largest fixed one.
+taep::Config high_dim_config(int d, int steps) {
+  taep::Config c = taep::default_config();
+  c.target.preset.clear();
+  std::vector<double> m(std::size_t(d), 2.0 / std::sqrt(double(d))), minus = m;
+  for (double& v : minus) v = -v;
+  c.target.mixture = taep::MixtureSpec{{0.6, 0.4}, {m, minus}, {0.5, 0.5}};
+  c.model.collapse = taep::CollapseSpec{1, 0.1};
+  c.schedule.steps = steps;
+  return c;
+}
+
+}  // namespace
+
+TEST_F(Gpu, ReversePerPathAgreementWithCpu) {
+  for (auto scheme : {taep::Scheme::euler, taep::Scheme::milstein}) {
+    taep::Config c = taep_test::ring_config(1, 0.01, 1, 300);
+    c.schedule.scheme = scheme;
+    const std::string name = scheme == taep::Scheme::euler ? "ring8 euler" : "ring8 milstein";
+    // First path 1000: not a multiple of any block or batch, so a path-id offset error shows.
+    expect_reverse_agreement(c, 1000, 8192, true, name);
+    expect_reverse_agreement(c, 1000, 8192, false, name + ", samples alone");
+  }
+  taep::Config c = taep_test::three_mode_config();  // model components not shared with the target
+  c.schedule.steps = 300;
+  c.schedule.scheme = taep::Scheme::milstein;
+  expect_reverse_agreement(c, 77, 8192, true, "three modes milstein");
+  for (int d : {5, 16}) {
+    expect_reverse_agreement(high_dim_config(d, 200), 0, 4096, true, "d = " + std::to_string(d));
+    expect_reverse_agreement(high_dim_config(d, 200), 0, 4096, false,
+                             "d = " + std::to_string(d) + ", samples alone");
+  }
+}
+
+TEST_F(Gpu, ReversePathsDoNotDependOnChunking) {
+  const taep::Config c = taep_test::ring_config(1, 0.02, 1, 80);
+  const std::uint64_t n = 3 * 4096 + 77;
+  const auto all = taep::simulate_reverse_paths(c, taep::Backend::cuda, 0, n);
+  ASSERT_EQ(all.taep.size(), n);
+  ASSERT_EQ(all.reference.size(), n);
+  for (auto [first, count] : {std::pair<std::uint64_t, std::uint64_t>{0, 4096},
+                              {4096 + 5, 4096},
+                              {n - 100, 100}}) {
+    const auto part = taep::simulate_reverse_paths(c, taep::Backend::cuda, first, count);
+    // One thread per path, its numbers addressed by path id: bitwise the same values.
+    EXPECT_TRUE(std::equal(part.taep.begin(), part.taep.end(), all.taep.begin() + first));
+    EXPECT_TRUE(std::equal(part.reference.begin(), part.reference.end(), all.reference.begin() + first));
+    EXPECT_TRUE(std::equal(part.samples.begin(), part.samples.end(), all.samples.begin() + 2 * first));
+  }
+  taep::Config s = c;
+  std::vector<taep::SampleResult> runs;
+  for (std::uint64_t chunk : {4096, 3 * 4096, 0}) {
+    s.run.chunk_paths = chunk;
+    runs.push_back(taep::sample(s, n));
+  }
+  for (const auto& r : runs) {
+    EXPECT_EQ(r.samples, runs[0].samples);
+    EXPECT_EQ(r.occupancy.counts, runs[0].occupancy.counts);
+  }
+}
+
+TEST_F(Gpu, ReverseSamplesOccupyModesAsTheModelWeights) {
+  // Exact score of the 1-mode collapse at eps 0.05: the samples should follow q, whose weights are
+  // 0.05 for mode 1 and 0.95/7 for the others. 1000 Euler steps keep the discretization's bias on
+  // the weights well below the 4-SE band (3.4% of 0.05 and 2% of 0.136 at 2^18 samples): the CPU
+  // backend's samples of the same paths are within 2.2 SE of every weight.
+  taep::Config c = taep_test::ring_config(1, 0.05, 1, 1000);
+  const taep::SampleResult r = taep::sample(c, std::uint64_t(1) << 18);
+  EXPECT_EQ(r.nonfinite, 0u);
+  EXPECT_EQ(r.samples.size(), std::size_t(2) << 18);
+  const taep::ModeOccupancy& o = r.occupancy;
+  ASSERT_EQ(o.model_weights.size(), 8u);
+  ASSERT_EQ(o.fractions.size(), 8u);
+  for (std::size_t k = 0; k < 8; ++k)
+    EXPECT_NEAR(o.fractions[k], o.model_weights[k], 4 * o.fraction_stderr[k]) << "mode " << k;
+  EXPECT_NEAR(o.model_weights[0], 0.05, 1e-12);
+}
+
+TEST_F(Gpu, MlpReversePerPathAgreementWithCpu) {
+  using taep::Divergence;
+  using taep::ProbeDistribution;
+  for (auto [div, dist, probes] :
+       {std::tuple{Divergence::exact, ProbeDistribution::rademacher, 1},
+        std::tuple{Divergence::hutchinson, ProbeDistribution::rademacher, 2},
+        std::tuple{Divergence::hutchinson, ProbeDistribution::gaussian, 1}}) {
+    const taep::Config c = mlp_ring_config(div, dist, probes);
+    const std::string name = std::string("mlp ") + (div == Divergence::exact ? "exact" : "hutchinson") +
+                             (dist == ProbeDistribution::gaussian ? " gaussian" : "");
+    // Float GEMMs in different summation orders, __sincosf in the noise: rounding differences
+    // accumulated over 100 steps (as for forward paths); a wrong probe or noise index gives O(0.1).
+    expect_reverse_agreement(c, 4096, 4096, true, name, 1e-4, 1e-2);
+  }
+  expect_reverse_agreement(mlp_ring_config(Divergence::exact, ProbeDistribution::rademacher, 1),
+                           4096 + 100, 4096, false, "mlp, samples alone", 1e-4, 1e-2);
+}
+
+TEST_F(Gpu, MlpReversePathsDoNotDependOnChunking) {
+  const taep::Config c =
+      mlp_ring_config(taep::Divergence::hutchinson, taep::ProbeDistribution::rademacher, 2);
+  const std::uint64_t n = 2 * 4096 + 77;
+  const auto all = taep::simulate_reverse_paths(c, taep::Backend::cuda, 0, n);
+  const std::uint64_t first = 4096 + 5, count = 4096;
+  const auto part = taep::simulate_reverse_paths(c, taep::Backend::cuda, first, count);
+  // The per-path kernels address every number by path id; the GEMMs over a chunk of another size
+  // may take another cuBLAS kernel (another summation order), so agreement is to float rounding.
+  const std::vector<double> all_taep(all.taep.begin() + first, all.taep.begin() + first + count);
+  const std::vector<float> all_x(all.samples.begin() + 2 * first, all.samples.begin() + 2 * (first + count));
+  expect_paths_agree("S", per_path_diff(all_taep, part.taep, 1), count, 1e-4, 1e-2);
+  expect_paths_agree("samples", per_path_diff(all_x, part.samples, 2), count, 1e-4, 1e-2);
 }

@@ -760,13 +760,12 @@ TEST(MlpConfig, NetworkDimensionMustEqualTheTargets) {
   taep_test::expect_config_error([&] { taep::run(c); }, "model.weights", "d = 2");
 }
 
-TEST(MlpConfig, MilsteinIsRefusedForANetwork) {
-  taep_test::expect_config_error(
-      [&] {
-        taep::parse_config(mlp_json(fixture("mlp_d2_score.safetensors"),
-                                    R"(, "schedule": {"scheme": "milstein"})"));
-      },
-      "schedule.scheme", "must be \"euler\" for an mlp model");
+TEST(MlpConfig, MilsteinIsRefusedWithHutchinson) {
+  const std::string json = R"({"model": {"type": "mlp", "divergence": "hutchinson", "weights": )" +
+                           nlohmann::json(fixture("mlp_d2_score.safetensors")).dump() +
+                           R"(}, "schedule": {"scheme": "milstein"}})";
+  taep_test::expect_config_error([&] { taep::parse_config(json); }, "schedule.scheme",
+                                 "needs model.divergence");
 }
 
 TEST(MlpConfig, CorruptWeightFileIsAConfigErrorOnModelWeights) {

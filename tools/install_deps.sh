@@ -2,7 +2,7 @@
 # Installs what taep needs to build and test on Debian/Ubuntu (run as root or with sudo available).
 # The CUDA toolkit is not installed here: taep builds its CUDA backend when nvcc is found.
 set -euo pipefail
-packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev python3-numpy)
+packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev python3-numpy python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -30,6 +30,7 @@ class Command {
 std::unique_ptr<Command> make_run_command();
 std::unique_ptr<Command> make_train_command();
 std::unique_ptr<Command> make_sample_command();
+std::unique_ptr<Command> make_dft_command();
 std::unique_ptr<Command> make_experiment_command();
 
 // The whole file; a ConfigError naming `field` when it cannot be read.

@@ -22,12 +22,16 @@
 namespace taep {
 
 // Nearest-mode occupancy of samples against the means of config.target's mixture.
+// A sample belongs to the component whose mean is nearest (Euclidean; ties to the lower index).
 struct ModeOccupancy {
+  std::vector<std::vector<double>> means;  // the target's component means, in config order
   std::vector<std::uint64_t> counts;     // per target component
   std::vector<double> fractions;         // counts / finite samples
   std::vector<double> fraction_stderr;   // sqrt(f (1 - f) / n)
   std::vector<double> target_weights;    // the target's normalized weights, for comparison
-  std::vector<double> model_weights;     // exact models: q's normalized weights; else empty
+  // Exact models: q's normalized weights, each added to the target component nearest its mean (for
+  // the collapse models, q's weights themselves); else empty.
+  std::vector<double> model_weights;
 };
 
 struct SampleResult {
@@ -37,14 +41,25 @@ struct SampleResult {
   std::uint64_t nonfinite = 0;   // samples with a non-finite coordinate (kept, and counted)
   ModeOccupancy occupancy;       // over the finite samples
   PerformanceSummary performance;
+  Config config;                 // the validated config
 };
 
-// Draws `count` samples with config.model's score (config.run.paths is ignored). Throws as run().
+// Draws `count` samples with config.model's score (config.run.paths is ignored): reverse paths
+// 0 .. count-1 without TAEP, in chunks of config.run.chunk_paths (progress after each). Throws as
+// run(), and ConfigError("count") unless 1 <= count < 2^40.
 SampleResult sample(const Config& config, std::uint64_t count, const RunOptions& options = {});
 
 // Weighted least-squares fit of y = log(c_f / N_f) - log(c_r / N_r) against the bin centre sigma over
 // the bins where both histograms have at least `min_count` counts, weights 1 / (1/c_f + 1/c_r) (the
-// Poisson variance of y). Eq. 31 says slope 1, intercept 0.
+// Poisson variance of y). N_f, N_r: the finite paths of each side (under- and overflow included).
+// Eq. 31 says slope 1, intercept 0. The standard errors are the WLS ones for these weights (not
+// rescaled by chi2_per_dof). Fewer than 2 usable bins: slope, intercept and errors are NaN; fewer
+// than 3: chi2_per_dof is NaN.
+//
+// min_count defaults to 20 (kDetailedFtMinCount): below it log c is biased by about -1/(2c) and
+// its Poisson scatter is no longer near-Gaussian; both effects sit at the ends of the range, where
+// one side is rare, and so tilt the slope. At 20 that bias is at most 0.025 per bin, and the used
+// bins still span the bulk of the overlap for 10^5..10^6 paths.
 struct DetailedFtFit {
   double slope = 0, slope_stderr = 0;
   double intercept = 0, intercept_stderr = 0;
@@ -70,8 +85,14 @@ struct DetailedFtResult {
 };
 
 // Runs config.run.paths forward and as many reverse paths (same seed, their own streams), histograms
-// S of both on common bins (config.histogram; automatic: the range both share), and fits eq. 31.
-DetailedFtResult detailed_ft(const Config& config, const RunOptions& options = {});
+// S of both on common bins and fits eq. 31. The bins: config.histogram.bins over [lo, hi] when given;
+// automatic: the range both sides share, [max(min_f, min_r), min(max_f, max_r)] of S over each
+// side's first 16384 paths (their union when they do not overlap). The closed form R of exact
+// models is histogrammed on the same bins for reference_fit. Results are bitwise independent of
+// chunk size and thread count. Throws as run(), and ConfigError("min_count") for min_count < 1.
+constexpr std::uint64_t kDetailedFtMinCount = 20;
+DetailedFtResult detailed_ft(const Config& config, const RunOptions& options = {},
+                             std::uint64_t min_count = kDetailedFtMinCount);
 
 // Per-path values of reverse paths [first, first + count) on one backend (tests and tools): S read on
 // the forward clock, the closed form (exact models; else empty) and the final samples (count * d).

@@ -16,6 +16,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "taep/config.hpp"
@@ -83,9 +84,14 @@ struct TrainResult {
   std::vector<TrainLogEntry> log;
   double final_loss = 0;           // mean batch loss over the last log window
   std::optional<double> loss_floor;  // mixture data: the DSM loss of the exact score of the data
-  double wall_seconds = 0;
+  std::optional<double> loss_floor_stderr;  // its Monte Carlo standard error
+  std::uint64_t floor_examples = 0;  // examples of that estimate (stream kTrainEval)
+  double wall_seconds = 0;           // the training loop (not the floor estimate)
   double steps_per_second = 0;
+  double flops_per_step = 0;         // GEMM flops of one step (forward, backward)
+  double gflops = 0;                 // flops_per_step * steps_per_second / 1e9
   std::string backend, device;
+  int threads = 1;
   TrainConfig config;
 };
 
@@ -105,5 +111,25 @@ std::string train_result_to_json(const TrainResult& result, int indent = 2);
 // tools.
 double dsm_loss(const MlpModel& model, const TrainConfig& config, std::uint64_t examples,
                 std::uint64_t seed);
+
+// The same estimate with its standard error and, for mixture data, paired on the same examples with
+// the exact score s* of the data: `excess` = mean of |sqrt(1-abar) s_theta + z|^2 -
+// |sqrt(1-abar) s* + z|^2, an estimate of the weighted explicit score-matching error
+// E[(1-abar)|s_theta - s*|^2] >= 0, and `floor` = the DSM loss of s* on the same examples.
+struct DsmLossEstimate {
+  double loss = 0, loss_stderr = 0;
+  std::optional<double> floor, floor_stderr;
+  std::optional<double> excess, excess_stderr;
+  std::uint64_t examples = 0;
+};
+DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainConfig& config,
+                                  std::uint64_t examples, std::uint64_t seed);
+
+// Mixture data: the DSM loss of the exact score of the data (the least loss any model can reach),
+// by Monte Carlo over `examples` examples of stream kTrainEval of `seed`, with the Rao-Blackwellized
+// integrand d - (1 - abar)|s*(x_t)|^2 (E[z | x_t] = -sqrt(1 - abar) s*). {mean, standard error};
+// std::nullopt for sample data.
+std::optional<std::pair<double, double>> dsm_loss_floor(const TrainConfig& config,
+                                                        std::uint64_t examples, std::uint64_t seed);
 
 }  // namespace taep

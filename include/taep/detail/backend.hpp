@@ -34,7 +34,25 @@ class Backend {
   // for, the per-path side value of the reduction: the probe-noise variance of S, else zeros).
   virtual void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
                         std::vector<double>& reference, std::vector<double>* aux = nullptr) = 0;
+  // Reverse-process paths [first, first + count) (physics/reverse_path.hpp; path i draws only from
+  // its own streams kReverseStart, kReverseNoise and, for Hutchinson, kHutchinson, so its values do
+  // not depend on first, count, batching or threads). Each output that is not null is resized and
+  // filled: with_taep, S read on the forward clock into *taep (count) and, for exact-score models,
+  // the closed form into *reference (count; cleared otherwise or without with_taep); the samples
+  // x(t_min) into *samples (count * d, row-major). The default throws BackendUnavailable.
+  virtual void simulate_reverse(std::uint64_t first, std::uint64_t count, bool with_taep,
+                                std::vector<double>* taep, std::vector<double>* reference,
+                                std::vector<float>* samples);
 };
+
+// The grid's last point t_N = t_max in host memory, which reverse paths need and forward paths never
+// evaluate (physics::ReverseView::last, model_last): the step scalars there and, for exact-score
+// models, the model's per-component coefficients (model.K; empty for learned models).
+struct ReverseEndTables {
+  physics::StepScalars last{};
+  std::vector<physics::ComponentStep> model_last;
+};
+ReverseEndTables build_reverse_end(const ForwardProblem& problem);
 
 // Which loop the CPU backend runs. automatic: the widest vector loop this build and CPU have
 // (packets of 16 paths with AVX-512, of 8 with AVX2; host/cpu_simd_*.cpp), else the scalar loop;

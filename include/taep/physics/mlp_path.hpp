@@ -24,16 +24,62 @@ TAEP_HD auto rademacher(const U& word) {
   return 1.f - 2.f * to_float_(word >> 31);
 }
 
-// Score and divergence of the target alone at x and step k. T: float, or a packet of floats.
+// Score and divergence of the target alone at x and step k, and with `dw` (Milstein) also its
+// quadratic form dw.(grad s_*).dw. T: float, or a packet of floats.
 template <int D, class T>
 TAEP_HD void target_score(const ForwardView& V, int k, float sqrt_abar, const T* x,
-                          ScoreEval<D, T>& p) {
+                          ScoreEval<D, T>& p, const T* dw = nullptr) {
   const int d = D > 0 ? D : V.d;
   MixtureSums<D, T> sums, unused;
   unused.clear(d);
+  const bool quad = dw != nullptr;
   accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + k * V.target.K, nullptr,
-                        sqrt_abar, x, x, false, sums, unused);
-  p.finish(sums, x, d, false);
+                        sqrt_abar, x, quad ? dw : x, quad, sums, unused);
+  p.finish(sums, quad ? dw : x, d, quad);
+}
+
+// The Milstein correction for a learned score (physics.md section 4) needs dW.(grad s_theta).dW
+// besides the exact divergence. Carrying the d tangents of an orthonormal basis whose first vector
+// is dW/|dW| gives both for the cost of the exact trace alone: the trace of J is the sum of
+// v_q.J v_q over any orthonormal basis, and dW.J dW = |dW|^2 v_0.J v_0. The basis is the columns of
+// the Householder reflection H = I - w w^T / (1 + |u_0|), w = u + sign(u_0) e_0, u = dW/|dW| (its
+// column 0 is -sign(u_0) u; the sign is immaterial to a quadratic form). basis[q*d + i] is component
+// i of vector q. Returns |dW|^2 (for dW = 0, the standard basis). Only the symmetric part of J enters
+// a quadratic form: for a network, whose J is not exactly symmetric, the correction removes the
+// symmetric part's O(h) error per step and leaves the antisymmetric part's (Levy-area) term.
+TAEP_HD float milstein_basis(int d, const float* dw, float* basis) {
+  float r2 = 0.f;
+  for (int i = 0; i < d; ++i) r2 += dw[i] * dw[i];
+  for (int q = 0; q < d; ++q)
+    for (int i = 0; i < d; ++i) basis[q * d + i] = q == i ? 1.f : 0.f;
+  if (!(r2 > 0.f)) return r2;
+  const float inv_r = 1.f / sqrt_(r2);
+  const float u0 = dw[0] * inv_r;
+  const float sign = u0 >= 0.f ? 1.f : -1.f;
+  const float c = 1.f / (1.f + sign * u0);
+  for (int q = 0; q < d; ++q) {
+    const float wq = dw[q] * inv_r + (q == 0 ? sign : 0.f);
+    for (int i = 0; i < d; ++i) {
+      const float wi = dw[i] * inv_r + (i == 0 ? sign : 0.f);
+      basis[q * d + i] -= c * wq * wi;
+    }
+  }
+  return r2;
+}
+
+// The trace from the estimates v_q.J v_q of a milstein_basis (q ascending: one fixed order).
+template <class T>
+TAEP_HD T milstein_trace(int d, const T* est) {
+  T tr = est[0];
+  for (int q = 1; q < d; ++q) tr = tr + est[q];
+  return tr;
+}
+
+// beta/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta - div s_*)] (physics.md section 4).
+template <class T>
+TAEP_HD T milstein_correction(const StepScalars& c, const T& quad_model, const T& quad_target,
+                              const T& div_model, const T& div_target) {
+  return c.half_beta * ((quad_model - quad_target) - c.h * (div_model - div_target));
 }
 
 // Mean of P Hutchinson estimates and the probe-noise variance their spread implies for this step's

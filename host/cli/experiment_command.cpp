@@ -1,0 +1,201 @@
+// `taep experiment mode-collapse`: the paper's Fig. 2 study end to end (README, "taep experiment
+// mode-collapse"). Tables go to --out-dir atomically at the end; the figures are drawn by
+// tools/plot_mode_collapse.py when a Python with matplotlib is found (the data files stand alone).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "taep/error.hpp"
+#include "taep/experiment.hpp"
+
+namespace taep {
+namespace cli {
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+bool file_exists(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
+
+// The plotting script: --plot-script, else beside the sources (build tree), else installed.
+std::string find_plot_script(const std::string& given) {
+  if (!given.empty()) return given;
+#ifdef TAEP_SOURCE_DIR
+  const std::string source = std::string(TAEP_SOURCE_DIR) + "/tools/plot_mode_collapse.py";
+  if (file_exists(source)) return source;
+#endif
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string dir(exe, std::size_t(n));
+    dir = dir.substr(0, dir.find_last_of('/'));
+    const std::string installed = dir + "/../share/taep/plot_mode_collapse.py";
+    if (file_exists(installed)) return installed;
+  }
+  return "";
+}
+
+// A Python that has matplotlib: $TAEP_PYTHON, python3, /usr/bin/python3 (in that order).
+std::string find_python() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("TAEP_PYTHON")) candidates.emplace_back(env);
+  candidates.emplace_back("python3");
+  candidates.emplace_back("/usr/bin/python3");
+  for (const auto& py : candidates) {
+    const std::string probe = shell_quote(py) + " -c 'import matplotlib, numpy' >/dev/null 2>&1";
+    if (std::system(probe.c_str()) == 0) return py;
+  }
+  return "";
+}
+
+class ExperimentCommand final : public Command {
+ public:
+  CLI::App* add_to(CLI::App& app) override {
+    CLI::App* exp = app.add_subcommand("experiment", "Run one of the paper's experiments end to end");
+    exp->require_subcommand(1);
+    CLI::App* mc = exp->add_subcommand(
+        "mode-collapse",
+        "Train score networks on the ring with collapsed modes, sample them, and compare Var(S) with "
+        "eqs. 53 and 55; IFT and detailed FT per model");
+    mc->add_flag("--quick", quick_, "Few training steps and paths (minutes on a CPU; checks trends)");
+    mc->add_option("--out-dir", out_dir_, "Directory for tables, samples, models and figures")->required();
+    opts_ = {
+        mc->add_option("--backend", backend_, "automatic, cpu or cuda")->check(CLI::IsMember(backend_names())),
+        mc->add_option("--threads", threads_, "CPU threads (0: all)")->check(CLI::NonNegativeNumber),
+        mc->add_option("--seed", seed_, "Seed (model i trains with seed + i)")->check(CLI::NonNegativeNumber),
+        mc->add_option("--train-steps", train_steps_, "Training steps per model")->check(CLI::PositiveNumber),
+        mc->add_option("--batch", batch_, "Training batch size")->check(CLI::PositiveNumber),
+        mc->add_option("--paths", paths_, "Forward and reverse TAEP paths per model")->check(CLI::PositiveNumber),
+        mc->add_option("--samples", samples_, "Reverse-process samples per model")->check(CLI::PositiveNumber),
+        mc->add_option("--steps", steps_, "Time steps of the TAEP and sampling grid")->check(CLI::PositiveNumber),
+        mc->add_option("--scheme", scheme_, "euler (milstein needs an exact-score model)")
+            ->check(CLI::IsMember({"euler", "milstein"})),
+        mc->add_option("--models", models_,
+                       "Only these models (names as in the table: uncollapsed, m1_eps0.09, ..., m5_eps0.01)"),
+    };
+    mc->add_flag("--no-plots", no_plots_, "Do not draw the figures");
+    mc->add_option("--plot-script", plot_script_, "The plotting script (default: tools/plot_mode_collapse.py)");
+    mc->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
+    return exp;
+  }
+
+  int execute() override {
+    ModeCollapseConfig cfg = mode_collapse_config(quick_);
+    if (opts_[0]->count()) cfg.backend = parse_backend(backend_);
+    if (opts_[1]->count()) cfg.threads = threads_;
+    if (opts_[2]->count()) cfg.seed = seed_;
+    if (opts_[3]->count()) cfg.train.optimizer.steps = train_steps_;
+    if (opts_[4]->count()) cfg.train.optimizer.batch = batch_;
+    if (opts_[5]->count()) cfg.paths = paths_;
+    if (opts_[6]->count()) cfg.samples = samples_;
+    if (opts_[7]->count()) cfg.schedule.steps = steps_;
+    if (opts_[8]->count()) cfg.schedule.scheme = scheme_ == "milstein" ? Scheme::milstein : Scheme::euler;
+    if (opts_[9]->count()) {
+      std::vector<CollapseModelSpec> chosen;
+      for (const auto& name : models_) {
+        bool found = false;
+        for (const auto& m : cfg.models)
+          if (m.name == name) {
+            chosen.push_back(m);
+            found = true;
+          }
+        if (!found) {
+          std::string all;
+          for (const auto& m : cfg.models) all += (all.empty() ? "" : ", ") + m.name;
+          throw ConfigError("--models", "unknown model \"" + name + "\" (allowed: " + all + ")");
+        }
+      }
+      cfg.models = chosen;
+    }
+
+    ExperimentOptions options;
+    options.out_dir = out_dir_;
+    // The tables are created before the long run so an unwritable directory fails at once.
+    make_out_dir();
+    AtomicFile json(out_dir_ + "/mode_collapse.json", "--out-dir");
+    AtomicFile csv(out_dir_ + "/mode_collapse.csv", "--out-dir");
+    AtomicFile md(out_dir_ + "/mode_collapse.md", "--out-dir");
+
+    ProgressLine progress(!quiet_);
+    // Rough shares of a model's time per stage, for the overall fraction.
+    auto share = [](const std::string& stage) { return stage == "train" ? 0.0 : stage == "sample" ? 0.6 : 0.7; };
+    auto width = [](const std::string& stage) { return stage == "train" ? 0.6 : stage == "sample" ? 0.1 : 0.3; };
+    Clock::time_point t0 = Clock::now();
+    options.on_progress = [&](const ExperimentProgress& p) {
+      const double overall =
+          (p.model_index + share(p.stage) + width(p.stage) * p.fraction) / double(std::max(1, p.models));
+      const std::string text = "model " + std::to_string(p.model_index + 1) + "/" +
+                               std::to_string(p.models) + " " + p.model + ": " + p.stage +
+                               (p.detail.empty() ? "" : " " + p.detail);
+      progress.update(std::chrono::duration<double>(Clock::now() - t0).count(), overall, text);
+    };
+    options.on_model = [&](const CollapseModelResult& r) {
+      char line[320];
+      std::snprintf(line, sizeof line,
+                    "%s: Var(S) %.4f (eq. 55 %.4f, eq. 53 at measured weights %.4f), <exp(-S)> %.4f "
+                    "+/- %.4f, DFT slope %.3f +/- %.3f, %.0f s",
+                    r.spec.name.c_str(), r.dft.forward.variance, r.variance_eq55, r.variance_eq53,
+                    r.dft.forward_ift.estimate, r.dft.forward_ift.stderr_, r.dft.fit.slope,
+                    r.dft.fit.slope_stderr, r.seconds);
+      progress.message(line);
+    };
+    const ModeCollapseResult result = run_mode_collapse(cfg, options);
+    progress.finish();
+    json.commit(mode_collapse_to_json(result));
+    csv.commit(mode_collapse_to_csv(result));
+    md.commit(mode_collapse_to_markdown(result));
+    if (!quiet_) std::fprintf(stderr, "%s", mode_collapse_to_markdown(result).c_str());
+
+    if (!no_plots_) plot();
+    return 0;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void make_out_dir() const {
+    if (::mkdir(out_dir_.c_str(), 0777) != 0 && errno != EEXIST)
+      throw ConfigError("--out-dir", "cannot create '" + out_dir_ + "': " + std::strerror(errno));
+  }
+
+  void plot() const {
+    const std::string script = find_plot_script(plot_script_);
+    const std::string python = script.empty() ? "" : find_python();
+    if (script.empty() || python.empty()) {
+      if (!quiet_)
+        std::fprintf(stderr, "taep: figures skipped: %s (the data files are complete)\n",
+                     script.empty() ? "tools/plot_mode_collapse.py not found"
+                                    : "no Python with matplotlib and numpy (set TAEP_PYTHON)");
+      return;
+    }
+    const std::string cmd = shell_quote(python) + " " + shell_quote(script) + " " + shell_quote(out_dir_);
+    const int rc = std::system(cmd.c_str());
+    if (rc != 0) throw Error("the plotting script failed (" + cmd + ")");
+    if (!quiet_) std::fprintf(stderr, "taep: figures in %s/figures\n", out_dir_.c_str());
+  }
+
+  bool quick_ = false, no_plots_ = false, quiet_ = false;
+  std::string out_dir_, backend_, scheme_, plot_script_;
+  std::vector<std::string> models_;
+  int threads_ = 0, batch_ = 0, steps_ = 0;
+  std::uint64_t seed_ = 0, train_steps_ = 0, paths_ = 0, samples_ = 0;
+  std::vector<CLI::Option*> opts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_experiment_command() { return std::make_unique<ExperimentCommand>(); }
+
+}  // namespace cli
+}  // namespace taep

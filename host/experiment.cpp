@@ -1,0 +1,403 @@
+// The mode-collapse experiment (experiment.hpp): train, sample, forward and reverse TAEP per model,
+// and the tables. Each stage is the library's own entry point; this file only sequences them.
+#include "taep/experiment.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "taep/engine.hpp"
+#include "taep/error.hpp"
+#include "taep/mlp.hpp"
+
+namespace taep {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string eps_name(double eps) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", eps);
+  return buf;
+}
+
+void make_dir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0777) != 0 && errno != EEXIST)
+    throw ConfigError("--out-dir", "cannot create '" + path + "': " + std::strerror(errno));
+}
+
+std::vector<double> normalized(const std::vector<double>& w) {
+  double sum = 0;
+  for (double v : w) sum += v;
+  std::vector<double> out(w.size());
+  for (std::size_t i = 0; i < w.size(); ++i) out[i] = w[i] / sum;
+  return out;
+}
+
+double variance_eq55(int m, double eps, int K) {
+  if (m == 0) return 0.0;
+  const double l = std::log((1.0 - m * eps) / ((K - m) * eps));
+  return double(m) * (K - m) / double(K * K) * l * l;
+}
+
+}  // namespace
+
+ModeCollapseConfig mode_collapse_config(bool quick) {
+  ModeCollapseConfig c;
+  c.models.push_back({"uncollapsed", 0, 0.0});
+  for (double eps : {0.09, 0.05, 0.02, 0.01, 0.005}) c.models.push_back({"m1_eps" + eps_name(eps), 1, eps});
+  for (int m = 2; m <= 5; ++m) c.models.push_back({"m" + std::to_string(m) + "_eps0.01", m, 0.01});
+  c.train = default_train_config();
+  c.quick = quick;
+  c.schedule.steps = 1000;
+  c.schedule.scheme = Scheme::euler;
+  c.histogram.bins = 200;
+  if (quick) {
+    c.train.optimizer.steps = 2000;
+    c.train.optimizer.batch = 1024;
+    c.train.log_every = 250;
+    c.paths = 16384;
+    c.samples = 16384;
+    c.plot_samples = 2000;
+    c.schedule.steps = 200;
+    c.histogram.bins = 100;
+  }
+  return c;
+}
+
+double relative_entropy_variance(const std::vector<double>& p, const std::vector<double>& q) {
+  double m1 = 0, m2 = 0;
+  for (std::size_t k = 0; k < p.size(); ++k) {
+    if (p[k] == 0) continue;
+    const double L = std::log(p[k] / q[k]);
+    m1 += p[k] * L;
+    m2 += p[k] * L * L;
+  }
+  return m2 - m1 * m1;
+}
+
+double relative_entropy_variance_stderr(const std::vector<double>& p, const std::vector<double>& q,
+                                        std::uint64_t n) {
+  // dV/dq_j = -2 p_j (L_j - Lbar) / q_j; Cov(q) = (diag q - q q^T) / n for multinomial fractions.
+  double lbar = 0;
+  for (std::size_t k = 0; k < p.size(); ++k)
+    if (p[k] != 0) lbar += p[k] * std::log(p[k] / q[k]);
+  double gq = 0, g2q = 0;
+  for (std::size_t k = 0; k < p.size(); ++k) {
+    if (p[k] == 0) continue;
+    const double g = -2.0 * p[k] * (std::log(p[k] / q[k]) - lbar) / q[k];
+    gq += g * q[k];
+    g2q += g * g * q[k];
+  }
+  return std::sqrt(std::max(0.0, (g2q - gq * gq) / double(n)));
+}
+
+ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const ExperimentOptions& options) {
+  if (options.out_dir.empty()) throw ConfigError("--out-dir", "must name a directory");
+  if (cfg.models.empty()) throw ConfigError("models", "must list at least one model");
+  make_dir(options.out_dir);
+  const std::string model_dir = options.out_dir + "/models";
+  make_dir(model_dir);
+
+  const auto t0 = Clock::now();
+  ModeCollapseResult out;
+  out.config = cfg;
+  const MixtureSpec ring = ring8();
+  const int K = ring.components();
+  const std::vector<double> p = normalized(ring.weights);
+  const int n_models = int(cfg.models.size());
+
+  auto report = [&](const char* stage, int i, double fraction, const std::string& detail) {
+    if (!options.on_progress) return;
+    ExperimentProgress pr;
+    pr.stage = stage;
+    pr.model = cfg.models[std::size_t(i)].name;
+    pr.model_index = i;
+    pr.models = n_models;
+    pr.fraction = fraction;
+    pr.detail = detail;
+    options.on_progress(pr);
+  };
+
+  for (int i = 0; i < n_models; ++i) {
+    const CollapseModelSpec& spec = cfg.models[std::size_t(i)];
+    const auto tm = Clock::now();
+    CollapseModelResult row;
+    row.spec = spec;
+
+    // 1. Train on the ring, collapsed or not. Each model has its own training seed.
+    TrainConfig tc = cfg.train;
+    tc.data = TrainDataConfig{};
+    tc.data.target.preset = "ring8";
+    if (spec.modes > 0) tc.data.collapse = CollapseSpec{spec.modes, spec.eps};
+    tc.seed = cfg.seed + std::uint64_t(i);
+    tc.backend = cfg.backend;
+    tc.threads = cfg.threads;
+    validate(tc);
+    row.training_weights =
+        normalized(spec.modes > 0 ? collapse(ring, CollapseSpec{spec.modes, spec.eps}).weights : ring.weights);
+    TrainOptions to;
+    to.on_log = [&](const TrainLogEntry& e, std::uint64_t total) {
+      char detail[96];
+      std::snprintf(detail, sizeof detail, "step %llu/%llu loss %.5f",
+                    static_cast<unsigned long long>(e.step), static_cast<unsigned long long>(total), e.loss);
+      report("train", i, double(e.step) / double(total), detail);
+    };
+    const TrainResult trained = train(tc, to);
+    row.train_seconds = trained.wall_seconds;
+    row.train_steps_per_second = trained.steps_per_second;
+    row.final_loss = trained.final_loss;
+    row.loss_floor = trained.loss_floor;
+    const std::string weights = model_dir + "/" + spec.name + ".safetensors";
+    save_mlp(trained.model, weights);
+    if (out.backend.empty()) {
+      out.backend = trained.backend;
+      out.device = trained.device;
+    }
+
+    // 2. The run config every TAEP stage shares: the uniform ring as target, the MLP as model.
+    Config rc = default_config();
+    rc.target = TargetConfig{};
+    rc.target.preset = "ring8";
+    rc.model = ModelConfig{};
+    rc.model.type = "mlp";
+    rc.model.weights = weights;
+    rc.model.divergence = Divergence::exact;
+    rc.schedule = cfg.schedule;
+    rc.run.paths = cfg.paths;
+    rc.run.seed = cfg.seed;
+    rc.run.backend = cfg.backend;
+    rc.run.threads = cfg.threads;
+    rc.histogram = cfg.histogram;
+    validate(rc);
+
+    // 3. Samples from the model and their mode occupancy.
+    RunOptions ro;
+    ro.on_progress = [&](const Progress& pr) {
+      if (pr.paths_total) report("sample", i, double(pr.paths_done) / double(pr.paths_total), "");
+    };
+    const SampleResult samples = sample(rc, cfg.samples, ro);
+    row.occupancy = samples.occupancy;
+    {
+      std::string csv;
+      csv.reserve(std::size_t(cfg.plot_samples) * 24 + 16);
+      csv += "x0,x1\n";
+      const std::uint64_t n = std::min<std::uint64_t>(cfg.plot_samples, samples.count);
+      char line[64];
+      for (std::uint64_t s = 0; s < n; ++s) {
+        std::snprintf(line, sizeof line, "%.6g,%.6g\n", samples.samples[2 * s], samples.samples[2 * s + 1]);
+        csv += line;
+      }
+      const std::string path = options.out_dir + "/samples/" + spec.name + ".csv";
+      make_dir(options.out_dir + "/samples");
+      std::FILE* f = std::fopen(path.c_str(), "wb");
+      if (!f || std::fwrite(csv.data(), 1, csv.size(), f) != csv.size() || std::fclose(f) != 0)
+        throw Error("cannot write '" + path + "': " + std::strerror(errno));
+    }
+
+    // 4. Forward and reverse TAEP: moments, IFT, detailed FT.
+    ro.on_progress = [&](const Progress& pr) {
+      if (pr.paths_total) report("dft", i, double(pr.paths_done) / double(pr.paths_total), "");
+    };
+    row.dft = detailed_ft(rc, ro);
+
+    // 5. Theory: eq. 55 at the nominal collapse, eq. 53 at the measured weights.
+    row.variance_eq55 = variance_eq55(spec.modes, spec.eps, K);
+    std::uint64_t finite = 0;
+    for (auto c : row.occupancy.counts) finite += c;
+    bool all_seen = finite > 0;
+    for (double f : row.occupancy.fractions) all_seen = all_seen && f > 0;
+    if (all_seen) {
+      row.variance_eq53 = relative_entropy_variance(p, row.occupancy.fractions);
+      row.variance_eq53_stderr = relative_entropy_variance_stderr(p, row.occupancy.fractions, finite);
+    } else {
+      row.variance_eq53 = std::numeric_limits<double>::infinity();
+      row.variance_eq53_stderr = std::numeric_limits<double>::quiet_NaN();
+    }
+    row.seconds = seconds_since(tm);
+    if (options.on_model) options.on_model(row);
+    out.models.push_back(std::move(row));
+  }
+  out.wall_seconds = seconds_since(t0);
+  return out;
+}
+
+// ---- outputs ------------------------------------------------------------------------------------
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+ojson number(double v) { return std::isfinite(v) ? ojson(v) : ojson(nullptr); }
+
+ojson fit_json(const DetailedFtFit& f) {
+  return {{"slope", number(f.slope)},         {"slope_stderr", number(f.slope_stderr)},
+          {"intercept", number(f.intercept)}, {"intercept_stderr", number(f.intercept_stderr)},
+          {"bins_used", f.bins_used},         {"chi2_per_dof", number(f.chi2_per_dof)},
+          {"min_count", f.min_count},         {"lo", number(f.lo)},
+          {"hi", number(f.hi)}};
+}
+
+double ift_z(const IftSummary& s) { return s.stderr_ > 0 ? (s.estimate - 1.0) / s.stderr_ : 0.0; }
+
+}  // namespace
+
+std::string mode_collapse_to_json(const ModeCollapseResult& r, int indent) {
+  ojson j;
+  const ModeCollapseConfig& c = r.config;
+  ojson models = ojson::array();
+  for (const auto& m : c.models) models.push_back({{"name", m.name}, {"modes", m.modes}, {"eps", m.eps}});
+  j["config"] = {{"quick", c.quick},
+                 {"models", models},
+                 {"train", ojson::parse(train_config_to_json(c.train))},
+                 {"paths", c.paths},
+                 {"samples", c.samples},
+                 {"plot_samples", c.plot_samples},
+                 {"steps", c.schedule.steps},
+                 {"scheme", to_string(c.schedule.scheme)},
+                 {"t_min", c.schedule.t_min},
+                 {"t_max", c.schedule.t_max},
+                 {"histogram_bins", c.histogram.bins},
+                 {"seed", c.seed}};
+  ojson rows = ojson::array();
+  for (const auto& m : r.models) {
+    const auto& f = m.dft.forward;
+    ojson row;
+    row["name"] = m.spec.name;
+    row["modes"] = m.spec.modes;
+    row["eps"] = m.spec.eps;
+    row["training_weights"] = m.training_weights;
+    row["train"] = {{"seconds", m.train_seconds},
+                    {"steps_per_second", m.train_steps_per_second},
+                    {"final_loss", m.final_loss},
+                    {"loss_floor", m.loss_floor ? ojson(*m.loss_floor) : ojson(nullptr)}};
+    row["occupancy"] = {{"counts", m.occupancy.counts},
+                        {"fractions", m.occupancy.fractions},
+                        {"fraction_stderr", m.occupancy.fraction_stderr}};
+    row["taep"] = {{"count", f.count},         {"mean", f.mean},
+                   {"stderr_mean", f.stderr_mean}, {"variance", f.variance},
+                   {"skewness", f.skewness},   {"excess_kurtosis", f.excess_kurtosis},
+                   {"nonfinite", f.nonfinite}};
+    row["reverse_taep"] = {{"count", m.dft.reverse.count},
+                           {"mean", m.dft.reverse.mean},
+                           {"variance", m.dft.reverse.variance},
+                           {"nonfinite", m.dft.reverse.nonfinite}};
+    row["ift"] = {{"estimate", m.dft.forward_ift.estimate},
+                  {"stderr", m.dft.forward_ift.stderr_},
+                  {"z", ift_z(m.dft.forward_ift)},
+                  {"ess", m.dft.forward_ift.ess}};
+    row["reverse_ift"] = {{"estimate", m.dft.reverse_ift.estimate},
+                          {"stderr", m.dft.reverse_ift.stderr_},
+                          {"z", ift_z(m.dft.reverse_ift)},
+                          {"ess", m.dft.reverse_ift.ess}};
+    row["dft_fit"] = fit_json(m.dft.fit);
+    row["theory"] = {{"variance_eq55", m.variance_eq55},
+                     {"variance_eq53_measured", number(m.variance_eq53)},
+                     {"variance_eq53_measured_stderr", number(m.variance_eq53_stderr)}};
+    row["histograms"] = {{"edges", m.dft.forward_histogram.edges},
+                         {"forward", m.dft.forward_histogram.counts},
+                         {"reverse", m.dft.reverse_histogram.counts}};
+    row["seconds"] = m.seconds;
+    rows.push_back(row);
+  }
+  j["models"] = rows;
+  j["performance"] = {{"backend", r.backend}, {"device", r.device}, {"wall_seconds", r.wall_seconds}};
+  return j.dump(indent) + "\n";
+}
+
+std::string mode_collapse_to_csv(const ModeCollapseResult& r) {
+  std::ostringstream s;
+  s.precision(8);
+  s << "name,modes,eps,collapsed_fraction,collapsed_fraction_stderr,taep_mean,taep_mean_stderr,"
+       "taep_variance,variance_eq55,variance_eq53_measured,variance_eq53_measured_stderr,"
+       "ift,ift_stderr,dft_slope,dft_slope_stderr,dft_intercept,dft_intercept_stderr,"
+       "final_loss,loss_floor,train_seconds,seconds\n";
+  for (const auto& m : r.models) {
+    double frac = 0, var = 0;
+    for (int k = 0; k < m.spec.modes; ++k) frac += m.occupancy.fractions[std::size_t(k)];
+    for (int k = 0; k < m.spec.modes; ++k) {
+      const double e = m.occupancy.fraction_stderr[std::size_t(k)];
+      var += e * e;
+    }
+    auto num = [&](double v) {
+      if (std::isfinite(v)) s << v; else s << "";
+    };
+    s << m.spec.name << ',' << m.spec.modes << ',' << m.spec.eps << ',';
+    if (m.spec.modes > 0) { num(frac); s << ','; num(std::sqrt(var)); } else { s << ','; }
+    s << ',';
+    const auto& f = m.dft.forward;
+    num(f.mean); s << ','; num(f.stderr_mean); s << ','; num(f.variance); s << ',';
+    num(m.variance_eq55); s << ','; num(m.variance_eq53); s << ','; num(m.variance_eq53_stderr); s << ',';
+    num(m.dft.forward_ift.estimate); s << ','; num(m.dft.forward_ift.stderr_); s << ',';
+    num(m.dft.fit.slope); s << ','; num(m.dft.fit.slope_stderr); s << ',';
+    num(m.dft.fit.intercept); s << ','; num(m.dft.fit.intercept_stderr); s << ',';
+    num(m.final_loss); s << ','; if (m.loss_floor) num(*m.loss_floor); s << ',';
+    num(m.train_seconds); s << ','; num(m.seconds); s << '\n';
+  }
+  return s.str();
+}
+
+std::string mode_collapse_to_markdown(const ModeCollapseResult& r) {
+  std::ostringstream s;
+  char buf[512];
+  s << "# Mode-collapse experiment" << (r.config.quick ? " (quick)" : "") << "\n\n";
+  std::snprintf(buf, sizeof buf,
+                "Backend %s (%s); %zu models; training %llu steps at batch %d; %llu forward and %llu "
+                "reverse paths and %llu samples per model; %d %s steps on [%g, %g]; wall time %.0f s.\n\n",
+                r.backend.c_str(), r.device.c_str(), r.models.size(),
+                static_cast<unsigned long long>(r.config.train.optimizer.steps), r.config.train.optimizer.batch,
+                static_cast<unsigned long long>(r.config.paths), static_cast<unsigned long long>(r.config.paths),
+                static_cast<unsigned long long>(r.config.samples), r.config.schedule.steps,
+                to_string(r.config.schedule.scheme), r.config.schedule.t_min, r.config.schedule.t_max,
+                r.wall_seconds);
+  s << buf;
+  s << "| model | m | eps | collapsed-mode fraction | <S> | Var(S) | eq. 55 | eq. 53 (measured "
+       "weights) | Var/eq.53 | <exp(-S)> | IFT z | DFT slope | DFT intercept |\n";
+  s << "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& m : r.models) {
+    double frac = 0, var = 0;
+    for (int k = 0; k < m.spec.modes; ++k) {
+      frac += m.occupancy.fractions[std::size_t(k)];
+      var += m.occupancy.fraction_stderr[std::size_t(k)] * m.occupancy.fraction_stderr[std::size_t(k)];
+    }
+    const auto& f = m.dft.forward;
+    std::string frac_s = "-";
+    if (m.spec.modes > 0) {
+      std::snprintf(buf, sizeof buf, "%.4f ± %.4f", frac, std::sqrt(var));
+      frac_s = buf;
+    }
+    std::string eq53 = "n/a (a mode got no samples)", ratio = "-";
+    if (std::isfinite(m.variance_eq53)) {
+      std::snprintf(buf, sizeof buf, "%.4f ± %.4f", m.variance_eq53, m.variance_eq53_stderr);
+      eq53 = buf;
+      std::snprintf(buf, sizeof buf, "%.3f", f.variance / m.variance_eq53);
+      ratio = buf;
+    }
+    std::snprintf(buf, sizeof buf,
+                  "| %s | %d | %g | %s | %.4f ± %.4f | %.4f | %.4f | %s | %s | %.5f ± %.5f | %+.2f | "
+                  "%.3f ± %.3f | %+.3f ± %.3f |\n",
+                  m.spec.name.c_str(), m.spec.modes, m.spec.eps, frac_s.c_str(), f.mean, f.stderr_mean,
+                  f.variance, m.variance_eq55, eq53.c_str(), ratio.c_str(), m.dft.forward_ift.estimate,
+                  m.dft.forward_ift.stderr_, ift_z(m.dft.forward_ift), m.dft.fit.slope,
+                  m.dft.fit.slope_stderr, m.dft.fit.intercept, m.dft.fit.intercept_stderr);
+    s << buf;
+  }
+  s << "\nCollapsed-mode fraction: the share of reverse-process samples nearest the m collapsed modes "
+       "(trained weight m eps). eq. 53 uses the measured per-mode fractions; its error is the "
+       "multinomial error of those fractions. IFT z = (<exp(-S)> - 1) / stderr. The detailed-FT "
+       "fit is log(P_f/P_r) against sigma over the bins where both histograms have counts.\n";
+  return s.str();
+}
+
+}  // namespace taep
