@@ -109,6 +109,20 @@ for spec in cuda:5000 cpu:500; do
       "$out/train_$be.json" "$be-train" >> "$bench_json" 2>> "$log" || { say "taep train --backend $be FAILED (see $log)"; status=1; }
 done
 
+# The mode-collapse experiment end to end on the device (wall time per backend is part of the issue's
+# record): --quick by default; TAEP_GPU_EXPERIMENT=full runs the paper's settings (compare with
+# examples/mode_collapse/, a CPU run). Tables and figures go to $out/mode_collapse_cuda.
+say "== experiment mode-collapse (${TAEP_GPU_EXPERIMENT:-quick}) on cuda"
+exp_flags=(--quick)
+[ "${TAEP_GPU_EXPERIMENT:-quick}" = full ] && exp_flags=()
+if "$build/taep" experiment mode-collapse "${exp_flags[@]}" --backend cuda --quiet --no-plots \
+     --out-dir "$out/mode_collapse_cuda" >> "$log" 2>&1; then
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('experiment wall time %.1f s on %s' % (r['performance']['wall_seconds'], r['performance']['device']))" \
+    "$out/mode_collapse_cuda/mode_collapse.json" | tee -a "$log"
+else
+  say "taep experiment --backend cuda FAILED (see $log)"; status=1
+fi
+
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 python3 - "$bench_json" "$out/gpu-$(date -u +%Y-%m-%d).json" "$gpu" "$commit" "$tests_rc" "{${san_summary%, }}" <<'PY' | tee -a "$log"
 import json, sys, datetime

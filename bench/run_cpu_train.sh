@@ -8,11 +8,13 @@
 # Cases:
 #   all_threads        all cores, OpenBLAS's own choice of kernel
 #   one_thread         --threads 1
-#   openblas_skylakex  all cores, OPENBLAS_CORETYPE=SkylakeX (only on CPUs with AVX-512: OpenBLAS
-#                      0.3.21 does not recognize some AVX-512 CPUs, e.g. virtualized AMD ones, and
-#                      falls back to its AVX2 Haswell kernels)
+#   openblas_skylakex  all cores, OPENBLAS_CORETYPE=SkylakeX: OpenBLAS's AVX-512 kernels (only on CPUs
+#                      with AVX-512; an environment may force others, e.g. OPENBLAS_CORETYPE=Haswell,
+#                      the AVX2 kernels, which the first two cases then use)
 #   pytorch            the same training step in PyTorch on the CPU (float32, all cores: PyTorch
 #                      would pick 1 thread here by itself), when /usr/bin/python3 has torch
+#   pytorch_one_thread the same on one thread (against one_thread: PyTorch's threads meet at a
+#                      barrier after every operation, which a busy machine punishes most)
 # Every measurement first waits, for at most QUIET_WAIT seconds (default 120), until the machine is
 # idle. The best of REPEAT runs (default 3) is kept. Writes bench/results/cpu-train-<date>.json and
 # prints a table.
@@ -101,8 +103,8 @@ import json, math, os, sys, time
 import torch
 sys.path.insert(0, "tools")
 import taep_mlp as tm
-steps = int(sys.argv[1])
-torch.set_num_threads(os.cpu_count() or 1)  # all cores, as taep's all_threads case
+steps, threads = int(sys.argv[1]), int(sys.argv[2])
+torch.set_num_threads(threads or os.cpu_count() or 1)  # 0: all cores, as taep's all_threads case
 torch.manual_seed(1)
 model = tm.TaepScoreMLP(2, hidden=(128, 128, 128), embedding_dim=16, time_scale=100.0)
 ema = [p.detach().clone() for p in model.parameters()]
@@ -152,7 +154,9 @@ run_taep one_thread "" "--threads 1"
 if [ "$have_torch" = 1 ]; then
   for r in $(seq "$repeat"); do
     wait_quiet
-    "$python" "$tmp/torch_train.py" "$steps" > "$tmp/pytorch-$r.json"
+    "$python" "$tmp/torch_train.py" "$steps" 0 > "$tmp/pytorch-$r.json"
+    wait_quiet
+    "$python" "$tmp/torch_train.py" "$steps" 1 > "$tmp/pytorch_one_thread-$r.json"
   done
 fi
 
@@ -187,14 +191,16 @@ for name in ("all_threads", "one_thread", "openblas_skylakex"):
     if peak:
         row["fraction_of_peak"] = p["gflops"] / peak["peak_gflops"]
     results[name] = row
-runs = [json.load(open(f)) for f in sorted(glob.glob(f"{tmp}/pytorch-*.json"))]
-if runs:
+for name, ours in (("pytorch", "all_threads"), ("pytorch_one_thread", "one_thread")):
+    runs = [json.load(open(f)) for f in sorted(glob.glob(f"{tmp}/{name}-*.json"))]
+    if not runs:
+        continue
     best = max(runs, key=lambda r: r["steps_per_second"])
-    results["pytorch"] = dict(best, steps_per_second_runs=[r["steps_per_second"] for r in runs],
-                              gflops=best["steps_per_second"] * flops / 1e9)
+    results[name] = dict(best, steps_per_second_runs=[r["steps_per_second"] for r in runs],
+                         gflops=best["steps_per_second"] * flops / 1e9)
     if peak:
-        results["pytorch"]["fraction_of_peak"] = results["pytorch"]["gflops"] / peak["peak_gflops"]
-    results["speedup_vs_pytorch"] = results["all_threads"]["steps_per_second"] / best["steps_per_second"]
+        results[name]["fraction_of_peak"] = results[name]["gflops"] / peak["peak_gflops"]
+    results[f"speedup_{ours}_vs_{name}"] = results[ours]["steps_per_second"] / best["steps_per_second"]
 
 record = {
     "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -225,7 +231,8 @@ for name, r in results.items():
         continue
     frac = f"{100 * r['fraction_of_peak']:6.1f}%" if "fraction_of_peak" in r else "    n/a"
     print(f"{name:18} {r['steps_per_second']:9.1f} {r['gflops']:8.1f} {frac}  {r.get('device', 'PyTorch ' + r.get('torch', ''))}")
-if "speedup_vs_pytorch" in results:
-    print(f"speedup vs PyTorch: {results['speedup_vs_pytorch']:.2f}")
+for key, value in results.items():
+    if key.startswith("speedup"):
+        print(f"{key}: {value:.2f}")
 print(f"written {out}")
 PY

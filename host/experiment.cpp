@@ -32,6 +32,28 @@ std::string eps_name(double eps) {
   return buf;
 }
 
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string read_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error("cannot read '" + path + "': " + std::strerror(errno));
+  std::string text;
+  char buf[1 << 16];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0)
+    throw Error("cannot write '" + path + "': " + std::strerror(errno));
+}
+
 void make_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0777) != 0 && errno != EEXIST)
     throw ConfigError("--out-dir", "cannot create '" + path + "': " + std::strerror(errno));
@@ -61,7 +83,7 @@ ModeCollapseConfig mode_collapse_config(bool quick) {
   c.train = default_train_config();
   c.quick = quick;
   c.schedule.steps = 1000;
-  c.schedule.scheme = Scheme::euler;
+  c.schedule.scheme = Scheme::milstein;  // run_mode_collapse falls back to euler on cuda
   c.histogram.bins = 200;
   if (quick) {
     c.train.optimizer.steps = 2000;
@@ -147,23 +169,32 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     validate(tc);
     row.training_weights =
         normalized(spec.modes > 0 ? collapse(ring, CollapseSpec{spec.modes, spec.eps}).weights : ring.weights);
-    TrainOptions to;
-    to.on_log = [&](const TrainLogEntry& e, std::uint64_t total) {
-      char detail[96];
-      std::snprintf(detail, sizeof detail, "step %llu/%llu loss %.5f",
-                    static_cast<unsigned long long>(e.step), static_cast<unsigned long long>(total), e.loss);
-      report("train", i, double(e.step) / double(total), detail);
-    };
-    const TrainResult trained = train(tc, to);
-    row.train_seconds = trained.wall_seconds;
-    row.train_steps_per_second = trained.steps_per_second;
-    row.final_loss = trained.final_loss;
-    row.loss_floor = trained.loss_floor;
     const std::string weights = model_dir + "/" + spec.name + ".safetensors";
-    save_mlp(trained.model, weights);
-    if (out.backend.empty()) {
-      out.backend = trained.backend;
-      out.device = trained.device;
+    const std::string summary = model_dir + "/" + spec.name + ".train.json";
+    if (options.reuse_models && file_exists(weights) && file_exists(summary)) {
+      const nlohmann::json j = nlohmann::json::parse(read_file(summary));
+      row.train_seconds = j.at("performance").at("wall_seconds").get<double>();
+      row.train_steps_per_second = j.at("performance").at("steps_per_second").get<double>();
+      row.final_loss = j.at("training").at("final_loss").get<double>();
+      if (!j.at("training").at("loss_floor").is_null())
+        row.loss_floor = j.at("training").at("loss_floor").get<double>();
+      row.reused = true;
+      report("train", i, 1.0, "reused " + weights);
+    } else {
+      TrainOptions to;
+      to.on_log = [&](const TrainLogEntry& e, std::uint64_t total) {
+        char detail[96];
+        std::snprintf(detail, sizeof detail, "step %llu/%llu loss %.5f",
+                      static_cast<unsigned long long>(e.step), static_cast<unsigned long long>(total), e.loss);
+        report("train", i, double(e.step) / double(total), detail);
+      };
+      const TrainResult trained = train(tc, to);
+      row.train_seconds = trained.wall_seconds;
+      row.train_steps_per_second = trained.steps_per_second;
+      row.final_loss = trained.final_loss;
+      row.loss_floor = trained.loss_floor;
+      save_mlp(trained.model, weights);
+      write_file(summary, train_result_to_json(trained));
     }
 
     // 2. The run config every TAEP stage shares: the uniform ring as target, the MLP as model.
@@ -175,6 +206,8 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     rc.model.weights = weights;
     rc.model.divergence = Divergence::exact;
     rc.schedule = cfg.schedule;
+    // The CUDA MLP backend takes Euler steps only.
+    if (resolve_backend(cfg.backend) == Backend::cuda) rc.schedule.scheme = Scheme::euler;
     rc.run.paths = cfg.paths;
     rc.run.seed = cfg.seed;
     rc.run.backend = cfg.backend;
@@ -199,11 +232,8 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
         std::snprintf(line, sizeof line, "%.6g,%.6g\n", samples.samples[2 * s], samples.samples[2 * s + 1]);
         csv += line;
       }
-      const std::string path = options.out_dir + "/samples/" + spec.name + ".csv";
       make_dir(options.out_dir + "/samples");
-      std::FILE* f = std::fopen(path.c_str(), "wb");
-      if (!f || std::fwrite(csv.data(), 1, csv.size(), f) != csv.size() || std::fclose(f) != 0)
-        throw Error("cannot write '" + path + "': " + std::strerror(errno));
+      write_file(options.out_dir + "/samples/" + spec.name + ".csv", csv);
     }
 
     // 4. Forward and reverse TAEP: moments, IFT, detailed FT.
@@ -211,6 +241,10 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
       if (pr.paths_total) report("dft", i, double(pr.paths_done) / double(pr.paths_total), "");
     };
     row.dft = detailed_ft(rc, ro);
+    if (out.backend.empty()) {
+      out.backend = row.dft.performance.backend;
+      out.device = row.dft.performance.device;
+    }
 
     // 5. Theory: eq. 55 at the nominal collapse, eq. 53 at the measured weights.
     row.variance_eq55 = variance_eq55(spec.modes, spec.eps, K);
@@ -259,6 +293,7 @@ std::string mode_collapse_to_json(const ModeCollapseResult& r, int indent) {
   ojson models = ojson::array();
   for (const auto& m : c.models) models.push_back({{"name", m.name}, {"modes", m.modes}, {"eps", m.eps}});
   j["config"] = {{"quick", c.quick},
+                 {"backend", to_string(c.backend)},
                  {"models", models},
                  {"train", ojson::parse(train_config_to_json(c.train))},
                  {"paths", c.paths},
@@ -277,8 +312,10 @@ std::string mode_collapse_to_json(const ModeCollapseResult& r, int indent) {
     row["name"] = m.spec.name;
     row["modes"] = m.spec.modes;
     row["eps"] = m.spec.eps;
+    row["scheme"] = to_string(m.dft.config.schedule.scheme);
     row["training_weights"] = m.training_weights;
-    row["train"] = {{"seconds", m.train_seconds},
+    row["train"] = {{"reused", m.reused},
+                    {"seconds", m.train_seconds},
                     {"steps_per_second", m.train_steps_per_second},
                     {"final_loss", m.final_loss},
                     {"loss_floor", m.loss_floor ? ojson(*m.loss_floor) : ojson(nullptr)}};
@@ -359,7 +396,8 @@ std::string mode_collapse_to_markdown(const ModeCollapseResult& r) {
                 static_cast<unsigned long long>(r.config.train.optimizer.steps), r.config.train.optimizer.batch,
                 static_cast<unsigned long long>(r.config.paths), static_cast<unsigned long long>(r.config.paths),
                 static_cast<unsigned long long>(r.config.samples), r.config.schedule.steps,
-                to_string(r.config.schedule.scheme), r.config.schedule.t_min, r.config.schedule.t_max,
+                to_string(r.models.empty() ? r.config.schedule.scheme : r.models[0].dft.config.schedule.scheme),
+                r.config.schedule.t_min, r.config.schedule.t_max,
                 r.wall_seconds);
   s << buf;
   s << "| model | m | eps | collapsed-mode fraction | <S> | Var(S) | eq. 55 | eq. 53 (measured "

@@ -85,6 +85,8 @@ class ExperimentCommand final : public Command {
                        "Only these models (names as in the table: uncollapsed, m1_eps0.09, ..., m5_eps0.01)"),
     };
     mc->add_flag("--no-plots", no_plots_, "Do not draw the figures");
+    mc->add_flag("--reuse-models", reuse_, "Skip training where DIR/models holds a model's weights and "
+                                           "training summary from an earlier run");
     mc->add_option("--plot-script", plot_script_, "The plotting script (default: tools/plot_mode_collapse.py)");
     mc->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
     return exp;
@@ -121,6 +123,7 @@ class ExperimentCommand final : public Command {
 
     ExperimentOptions options;
     options.out_dir = out_dir_;
+    options.reuse_models = reuse_;
     // The tables are created before the long run so an unwritable directory fails at once.
     make_out_dir();
     AtomicFile json(out_dir_ + "/mode_collapse.json", "--out-dir");
@@ -185,7 +188,7 @@ class ExperimentCommand final : public Command {
     if (!quiet_) std::fprintf(stderr, "taep: figures in %s/figures\n", out_dir_.c_str());
   }
 
-  bool quick_ = false, no_plots_ = false, quiet_ = false;
+  bool quick_ = false, no_plots_ = false, quiet_ = false, reuse_ = false;
   std::string out_dir_, backend_, scheme_, plot_script_;
   std::vector<std::string> models_;
   int threads_ = 0, batch_ = 0, steps_ = 0;

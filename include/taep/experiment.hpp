@@ -30,10 +30,12 @@ struct ModeCollapseConfig {
   // at eps 0.01.
   std::vector<CollapseModelSpec> models;
   TrainConfig train;              // data and seed are set per model; the rest is shared
-  std::uint64_t paths = 200000;   // forward and reverse TAEP paths per model
-  std::uint64_t samples = 200000; // reverse-process samples per model for the mode occupancy
+  std::uint64_t paths = 100000;   // forward and reverse TAEP paths per model
+  std::uint64_t samples = 100000; // reverse-process samples per model for the mode occupancy
   std::uint64_t plot_samples = 4000;  // of them written to samples/<name>.csv for the figures
-  ScheduleConfig schedule;        // TAEP and sampling grid (steps, scheme)
+  // TAEP and sampling grid. The scheme is milstein where the backend has it for networks (the CPU):
+  // the detailed-FT check is very sensitive to per-path discretization error (physics.md section 9).
+  ScheduleConfig schedule;
   HistogramConfig histogram;
   std::uint64_t seed = 1;
   Backend backend = Backend::automatic;
@@ -56,6 +58,7 @@ struct CollapseModelResult {
   double variance_eq53 = 0;              // eq. 53 at the measured mode weights
   double variance_eq53_stderr = 0;       // from the multinomial error of the weights (delta method)
   double seconds = 0;                    // wall time for this model, all stages
+  bool reused = false;                   // the weights came from an earlier run (reuse_models)
 };
 
 struct ModeCollapseResult {
@@ -76,8 +79,12 @@ struct ExperimentOptions {
   std::function<void(const ExperimentProgress&)> on_progress;
   // Called when a model's stages are all done, with its row.
   std::function<void(const CollapseModelResult&)> on_model;
-  // Where trained weights go: <dir>/models/<name>.safetensors (and are read back by the TAEP runs).
+  // Where trained weights go: <dir>/models/<name>.safetensors (and are read back by the TAEP runs),
+  // with the training summary beside them as <name>.train.json.
   std::string out_dir;
+  // Skip training for a model whose weights and training summary are already in <dir>/models (from an
+  // earlier run with the same training settings): redoes sampling and TAEP only.
+  bool reuse_models = false;
 };
 
 ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& config, const ExperimentOptions& options);
