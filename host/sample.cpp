@@ -228,16 +228,30 @@ DetailedFtFit fit_detailed_ft(const std::vector<std::uint64_t>& cf, const std::v
   const double width = (h.hi - h.lo) / h.bins;
   double S = 0, Sx = 0, Sy = 0;
   std::vector<double> xs, ys, ws;
+  // Adjacent bins are merged, left to right, until both sides hold min_count: a sparse cluster of S
+  // (a rarely visited mode) then still enters the fit instead of being dropped bin by bin. A merged
+  // bin's abscissa is the one eq. 31 predicts for it, log(sum_b c_r,b e^sigma_b / sum_b c_r,b) over
+  // its bins' centres (for a single bin, its centre), so merging adds no bias of its own.
+  std::uint64_t f = 0, r = 0;
+  double er = 0;  // sum_b c_r,b e^(sigma_b - shift)
+  int first_bin = -1;
+  const double shift = h.lo + 0.5 * (h.hi - h.lo);  // keeps e^sigma in range
   for (int b = 0; b < h.bins; ++b) {
-    const std::uint64_t f = cf[std::size_t(b) + 1], r = cr[std::size_t(b) + 1];
+    const std::uint64_t fb = cf[std::size_t(b) + 1], rb = cr[std::size_t(b) + 1];
+    if (first_bin < 0 && fb == 0 && rb == 0) continue;
+    if (first_bin < 0) first_bin = b;
+    const double centre = h.lo + (b + 0.5) * width;
+    f += fb, r += rb;
+    er += double(rb) * std::exp(centre - shift);
     if (f < min_count || r < min_count) continue;
-    const double x = h.lo + (b + 0.5) * width;
+    const double x = std::log(er / double(r)) + shift;
     const double y = std::log(double(f) / n_f) - std::log(double(r) / n_r);
     const double w = 1.0 / (1.0 / double(f) + 1.0 / double(r));
-    if (xs.empty()) fit.lo = h.lo + b * width;
+    if (xs.empty()) fit.lo = h.lo + first_bin * width;
     fit.hi = h.lo + (b + 1) * width;
     xs.push_back(x), ys.push_back(y), ws.push_back(w);
     S += w, Sx += w * x, Sy += w * y;
+    f = r = 0, er = 0, first_bin = -1;
   }
   fit.bins_used = int(xs.size());
   fit.slope = fit.slope_stderr = fit.intercept = fit.intercept_stderr = fit.chi2_per_dof = nan;

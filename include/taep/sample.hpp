@@ -49,9 +49,13 @@ struct SampleResult {
 // run(), and ConfigError("count") unless 1 <= count < 2^40.
 SampleResult sample(const Config& config, std::uint64_t count, const RunOptions& options = {});
 
-// Weighted least-squares fit of y = log(c_f / N_f) - log(c_r / N_r) against the bin centre sigma over
-// the bins where both histograms have at least `min_count` counts, weights 1 / (1/c_f + 1/c_r) (the
-// Poisson variance of y). N_f, N_r: the finite paths of each side (under- and overflow included).
+// Weighted least-squares fit of y = log(c_f / N_f) - log(c_r / N_r) against sigma, weights
+// 1 / (1/c_f + 1/c_r) (the Poisson variance of y). Adjacent bins are merged, left to right, until
+// both histograms hold at least `min_count` counts (a sparse cluster of S, such as the paths of a
+// rarely sampled mode, then enters the fit instead of being dropped bin by bin), and a merged bin's
+// sigma is log(sum_b c_r,b e^sigma_b / sum_b c_r,b) over its bins' centres: what eq. 31 predicts for
+// it, so merging adds no bias (a single bin keeps its centre). Counts left over at the top end that
+// never reach min_count are not used. N_f, N_r: the finite paths of each side (under- and overflow included).
 // Eq. 31 says slope 1, intercept 0. The standard errors are the WLS ones for these weights (not
 // rescaled by chi2_per_dof). Fewer than 2 usable bins: slope, intercept and errors are NaN; fewer
 // than 3: chi2_per_dof is NaN.
