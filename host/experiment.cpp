@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -128,6 +129,25 @@ double relative_entropy_variance_stderr(const std::vector<double>& p, const std:
 ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const ExperimentOptions& options) {
   if (options.out_dir.empty()) throw ConfigError("--out-dir", "must name a directory");
   if (cfg.models.empty()) throw ConfigError("models", "must list at least one model");
+  // Every setting is checked before the first model trains, not when its stage is reached.
+  {
+    TrainConfig tc = cfg.train;
+    tc.backend = cfg.backend;
+    tc.threads = cfg.threads;
+    validate(tc);
+    Config rc = default_config();  // the schedule, run and histogram fields (the model comes later)
+    rc.schedule = cfg.schedule;
+    rc.schedule.scheme = Scheme::euler;
+    rc.run.paths = std::max(cfg.paths, cfg.samples);
+    rc.run.seed = cfg.seed;
+    rc.run.backend = cfg.backend;
+    rc.run.threads = cfg.threads;
+    rc.histogram = cfg.histogram;
+    validate(rc);
+    std::string why;
+    if (cfg.backend == Backend::cuda && !cuda_available(&why))
+      throw BackendUnavailable("--backend: 'cuda' is not available: " + why);
+  }
   make_dir(options.out_dir);
   const std::string model_dir = options.out_dir + "/models";
   make_dir(model_dir);

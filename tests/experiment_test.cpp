@@ -2,6 +2,7 @@
 // `experiment`, a few minutes) the quick experiment end to end with the trends the paper shows.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -9,12 +10,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "taep/engine.hpp"
 #include "taep/experiment.hpp"
 
 namespace {
@@ -102,6 +105,51 @@ double collapsed_fraction(const nlohmann::json& m) {
   double f = 0;
   for (int k = 0; k < m["modes"].get<int>(); ++k) f += m["occupancy"]["fractions"][std::size_t(k)].get<double>();
   return f;
+}
+
+struct CliRun {
+  int code;
+  std::string err;
+};
+CliRun run_cli(const std::string& args) {
+  namespace fs = std::filesystem;
+  const fs::path err = fs::temp_directory_path() / ("taep_exp_err_" + std::to_string(::getpid()));
+  const int status = std::system((std::string(TAEP_CLI_PATH) + " " + args + " 2> " + err.string()).c_str());
+  std::ifstream in(err);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove(err);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+// Bad input: exit 2, one line naming the flag, and no output directory left behind.
+TEST(ModeCollapseCli, BadInputExitsTwoNamingTheFlagAndLeavesNothing) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("taep_exp_bad_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const struct {
+    std::string args, fragment;
+  } cases[] = {
+      {"--models nope", "--models: unknown model \"nope\""},
+      {"--batch 0", "--batch"},
+      {"--steps 0", "--steps"},
+      {"--scheme rk4", "--scheme"},
+      {"--backend gpu", "--backend"},
+  };
+  for (const auto& c : cases) {
+    const CliRun r = run_cli("experiment mode-collapse --quick --out-dir " + dir.string() + " " + c.args);
+    EXPECT_EQ(r.code, 2) << c.args << ": " << r.err;
+    EXPECT_NE(r.err.find(c.fragment), std::string::npos) << c.args << ": " << r.err;
+    EXPECT_FALSE(fs::exists(dir)) << c.args;
+  }
+  const CliRun missing = run_cli("experiment mode-collapse --quick");
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("--out-dir"), std::string::npos) << missing.err;
+  if (!taep::cuda_available()) {
+    const CliRun cuda = run_cli("experiment mode-collapse --quick --backend cuda --out-dir " + dir.string());
+    EXPECT_EQ(cuda.code, 2) << cuda.err;
+    EXPECT_NE(cuda.err.find("cuda"), std::string::npos) << cuda.err;
+    EXPECT_FALSE(fs::exists(dir));
+  }
 }
 
 // `taep experiment mode-collapse --quick`: models trained for 2000 steps are far from converged, so

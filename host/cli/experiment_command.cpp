@@ -74,11 +74,11 @@ class ExperimentCommand final : public Command {
         mc->add_option("--backend", backend_, "automatic, cpu or cuda")->check(CLI::IsMember(backend_names())),
         mc->add_option("--threads", threads_, "CPU threads (0: all)")->check(CLI::NonNegativeNumber),
         mc->add_option("--seed", seed_, "Seed (model i trains with seed + i)")->check(CLI::NonNegativeNumber),
-        mc->add_option("--train-steps", train_steps_, "Training steps per model")->check(CLI::PositiveNumber),
-        mc->add_option("--batch", batch_, "Training batch size")->check(CLI::PositiveNumber),
-        mc->add_option("--paths", paths_, "Forward and reverse TAEP paths per model")->check(CLI::PositiveNumber),
-        mc->add_option("--samples", samples_, "Reverse-process samples per model")->check(CLI::PositiveNumber),
-        mc->add_option("--steps", steps_, "Time steps of the TAEP and sampling grid")->check(CLI::PositiveNumber),
+        mc->add_option("--train-steps", train_steps_, "Training steps per model")->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 40)),
+        mc->add_option("--batch", batch_, "Training batch size")->check(CLI::Range(1, 1 << 20)),
+        mc->add_option("--paths", paths_, "Forward and reverse TAEP paths per model")->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 40)),
+        mc->add_option("--samples", samples_, "Reverse-process samples per model")->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 40)),
+        mc->add_option("--steps", steps_, "Time steps of the TAEP and sampling grid")->check(CLI::Range(1, 10000000)),
         mc->add_option("--scheme", scheme_, "euler (milstein needs an exact-score model)")
             ->check(CLI::IsMember({"euler", "milstein"})),
         mc->add_option("--models", models_,
@@ -124,8 +124,16 @@ class ExperimentCommand final : public Command {
     ExperimentOptions options;
     options.out_dir = out_dir_;
     options.reuse_models = reuse_;
-    // The tables are created before the long run so an unwritable directory fails at once.
-    make_out_dir();
+    // The tables are created before the long run so an unwritable directory fails at once. A
+    // directory this command created is removed again if the run fails before writing into it.
+    const bool created = make_out_dir();
+    struct RemoveIfEmpty {
+      std::string dir;
+      bool active;
+      ~RemoveIfEmpty() {
+        if (active) ::rmdir(dir.c_str());  // fails, harmlessly, unless empty
+      }
+    } cleanup{out_dir_, created};
     AtomicFile json(out_dir_ + "/mode_collapse.json", "--out-dir");
     AtomicFile csv(out_dir_ + "/mode_collapse.csv", "--out-dir");
     AtomicFile md(out_dir_ + "/mode_collapse.md", "--out-dir");
@@ -167,9 +175,12 @@ class ExperimentCommand final : public Command {
  private:
   using Clock = std::chrono::steady_clock;
 
-  void make_out_dir() const {
-    if (::mkdir(out_dir_.c_str(), 0777) != 0 && errno != EEXIST)
+  // Returns whether it created the directory.
+  bool make_out_dir() const {
+    if (::mkdir(out_dir_.c_str(), 0777) == 0) return true;
+    if (errno != EEXIST)
       throw ConfigError("--out-dir", "cannot create '" + out_dir_ + "': " + std::strerror(errno));
+    return false;
   }
 
   void plot() const {
