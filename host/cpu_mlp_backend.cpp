@@ -31,6 +31,7 @@ struct BatchBuffers {
   BatchBuffers(const MlpModel& m, MlpIsa isa) : net(m, isa) {}
   MlpCpuEvaluator net;
   std::vector<float> x, dw, probes, s_model, div_model, s_target, div_target, work;
+  std::vector<float> quad_target, r2;  // Milstein: the target's dW.(grad s_*).dW and |dW|^2
   std::vector<float> x_next;  // reverse paths: x_{k+1}
 };
 
@@ -165,26 +166,90 @@ class CpuMlpBackend final : public Backend {
     dispatch_dim(problem_.d, [&](auto dim) { run_batch_d<decltype(dim)::value>(first, n, taep, aux, b); });
   }
 
+  // The network's tangents per path: P Hutchinson probes; for Milstein (exact divergence only) the d
+  // vectors of physics::milstein_basis; else none (the exact trace's e_1..e_d are the evaluator's).
+  struct Tangents {
+    bool hutch = false, milstein = false;
+    int count = 0;
+  };
+  Tangents tangents_for(bool with_taep) const {
+    Tangents t;
+    t.hutch = with_taep && mlp_.hutchinson();
+    t.milstein = with_taep && problem_.milstein && !mlp_.hutchinson();
+    t.count = t.hutch ? mlp_.probes : t.milstein ? problem_.d : 0;
+    return t;
+  }
+
+  void resize_buffers(int n, const Tangents& t, BatchBuffers& b) const {
+    const std::size_t nd = std::size_t(n) * problem_.d;
+    b.x.resize(nd);
+    b.dw.resize(nd);
+    b.s_model.resize(nd);
+    b.s_target.resize(nd);
+    b.div_model.resize(std::size_t(n) * std::max(1, t.count));
+    b.div_target.resize(std::size_t(n));
+    b.probes.resize(nd * std::size_t(t.count));
+    b.quad_target.resize(t.milstein ? std::size_t(n) : 0);
+    b.r2.resize(t.milstein ? std::size_t(n) : 0);
+  }
+
+  // Path p at step k, before the network runs, with its state in b.x and its increment in b.dw:
+  // its tangents (next_probe() per Hutchinson value, or the Milstein basis) and the target's score,
+  // divergence and (Milstein) quadratic form.
+  template <int D, class NextProbe>
+  void prepare_path(int p, int k, const physics::StepScalars& c, const Tangents& t, BatchBuffers& b,
+                    NextProbe&& next_probe) const {
+    const int d = problem_.d;
+    const std::size_t o = std::size_t(p) * d;
+    const float* x = &b.x[o];
+    const float* dw = &b.dw[o];
+    physics::ScoreEval<D, float> target;
+    if (t.milstein) {
+      b.r2[std::size_t(p)] = physics::milstein_basis(d, dw, &b.probes[o * d]);
+      physics::target_score<D>(view_, k, c.sqrt_abar, x, target, dw);
+      b.quad_target[std::size_t(p)] = target.quad;
+    } else {
+      float* v = b.probes.data() + o * std::size_t(t.count);
+      for (int j = 0; j < t.count * d; ++j) v[j] = next_probe();
+      physics::target_score<D>(view_, k, c.sqrt_abar, x, target);
+    }
+    for (int i = 0; i < d; ++i) b.s_target[o + i] = target.s[i];
+    b.div_target[std::size_t(p)] = target.div;
+  }
+
+  // Path p's TAEP increment after the network ran (with the Milstein correction); for Hutchinson
+  // the probe-noise variance of the increment is added to *noise_variance when it is given.
+  float path_increment(int p, const physics::StepScalars& c, const Tangents& t, const BatchBuffers& b,
+                       double* noise_variance) const {
+    const int d = problem_.d;
+    const std::size_t o = std::size_t(p) * d;
+    const float* est = b.div_model.data() + std::size_t(p) * std::max(1, t.count);
+    float div = est[0];
+    if (t.hutch) {
+      const auto avg = physics::average_probes(est, t.count, c.half_beta, c.h);
+      div = avg.mean;
+      if (noise_variance) *noise_variance += avg.noise_variance;
+    } else if (t.milstein) {
+      div = physics::milstein_trace(d, est);
+    }
+    float inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, &b.s_model[o], div,
+                                        &b.s_target[o], b.div_target[std::size_t(p)], &b.dw[o]);
+    if (t.milstein)
+      inc += physics::milstein_correction(c, b.r2[std::size_t(p)] * est[0],
+                                          b.quad_target[std::size_t(p)], div,
+                                          b.div_target[std::size_t(p)]);
+    return inc;
+  }
+
   template <int D>
   void run_batch_d(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
     using physics::NormalSource;
     using physics::WordSource;
     using rng::PhiloxHostStream;
     const int d = problem_.d;
-    const bool hutch = mlp_.hutchinson();
-    const int P = hutch ? mlp_.probes : 0;
     const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
-    // Milstein (exact divergence only): the network's d tangents are physics::milstein_basis.
-    const bool milstein = problem_.milstein && !hutch;
-    const int tangent_probes = milstein ? d : P;
-    std::vector<float> r2(milstein ? std::size_t(n) : 0), quad_target(r2.size());
-    b.x.resize(std::size_t(n) * d);
-    b.dw.resize(std::size_t(n) * d);
-    b.s_model.resize(std::size_t(n) * d);
-    b.s_target.resize(std::size_t(n) * d);
-    b.div_model.resize(std::size_t(n) * std::max(1, tangent_probes));
-    b.div_target.resize(std::size_t(n));
-    b.probes.resize(std::size_t(n) * tangent_probes * d);
+    const Tangents tangents = tangents_for(true);
+    resize_buffers(n, tangents, b);
 
     // Streams are addressed by path id; each path consumes its own in step order.
     std::vector<PhiloxHostStream> noise_streams, probe_streams;
@@ -207,49 +272,23 @@ class CpuMlpBackend final : public Backend {
       probe_words.emplace_back(probe_streams[std::size_t(p)]);
     }
 
-    physics::ScoreEval<D, float> target;
     for (int k = 0; k < problem_.steps; ++k) {
       const physics::StepScalars c = view_.step[k];
       const double t = problem_.grid.t(k);
       b.net.set_time(t, problem_.schedule.abar(t));
       for (int p = 0; p < n; ++p) {
-        float* x = b.x.data() + std::size_t(p) * d;
         float* dw = b.dw.data() + std::size_t(p) * d;
         for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * noise[std::size_t(p)].next();
-        float* v = b.probes.data() + std::size_t(p) * P * d;
-        for (int j = 0; j < P * d; ++j)
-          v[j] = rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
+        prepare_path<D>(p, k, c, tangents, b, [&] {
+          return rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
                             : probe_normals[std::size_t(p)].next();
-        if (milstein) {
-          r2[std::size_t(p)] = physics::milstein_basis(d, dw, b.probes.data() + std::size_t(p) * d * d);
-          physics::target_score<D>(view_, k, c.sqrt_abar, x, target, dw);
-          quad_target[std::size_t(p)] = target.quad;
-        } else {
-          physics::target_score<D>(view_, k, c.sqrt_abar, x, target);
-        }
-        for (int i = 0; i < d; ++i) b.s_target[std::size_t(p) * d + i] = target.s[i];
-        b.div_target[std::size_t(p)] = target.div;
+        });
       }
-      b.net.evaluate(n, b.x.data(), b.s_model.data(), b.div_model.data(), tangent_probes,
-                     tangent_probes > 0 ? b.probes.data() : nullptr);
+      b.net.evaluate(n, b.x.data(), b.s_model.data(), b.div_model.data(), tangents.count,
+                     tangents.count > 0 ? b.probes.data() : nullptr);
       for (int p = 0; p < n; ++p) {
-        float div = b.div_model[std::size_t(p)];
-        if (hutch) {
-          const auto avg = physics::average_probes(b.div_model.data() + std::size_t(p) * P, P,
-                                                   c.half_beta, c.h);
-          div = avg.mean;
-          aux[p] += avg.noise_variance;
-        } else if (milstein) {
-          div = physics::milstein_trace(d, b.div_model.data() + std::size_t(p) * d);
-        }
         const std::size_t o = std::size_t(p) * d;
-        float inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, &b.s_model[o], div,
-                                            &b.s_target[o], b.div_target[std::size_t(p)], &b.dw[o]);
-        if (milstein)
-          inc += physics::milstein_correction(c, r2[std::size_t(p)] * b.div_model[std::size_t(p) * d],
-                                              quad_target[std::size_t(p)], div,
-                                              b.div_target[std::size_t(p)]);
-        taep[p] += double(inc);
+        taep[p] += double(path_increment(p, c, tangents, b, &aux[p]));
         physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
       }
     }
@@ -267,22 +306,11 @@ class CpuMlpBackend final : public Backend {
     using physics::WordSource;
     using rng::PhiloxHostStream;
     const int d = problem_.d;
-    const bool hutch = with_taep && mlp_.hutchinson();
-    const int P = hutch ? mlp_.probes : 0;
     const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
-    // Milstein (exact divergence only): the network's d tangents are physics::milstein_basis.
-    const bool milstein = with_taep && problem_.milstein && !mlp_.hutchinson();
-    const int tangent_probes = milstein ? d : P;
-    std::vector<float> r2(milstein ? std::size_t(n) : 0), quad_target(r2.size());
+    const Tangents tangents = tangents_for(with_taep);
+    resize_buffers(n, tangents, b);
     const std::size_t nd = std::size_t(n) * d;
-    b.x.resize(nd);
     b.x_next.resize(nd);
-    b.dw.resize(nd);
-    b.s_model.resize(nd);
-    b.s_target.resize(nd);
-    b.div_model.resize(std::size_t(n) * std::max(1, tangent_probes));
-    b.div_target.resize(std::size_t(n));
-    b.probes.resize(std::size_t(n) * tangent_probes * d);
 
     std::vector<PhiloxHostStream> noise_streams, probe_streams;
     noise_streams.reserve(std::size_t(n));
@@ -322,7 +350,6 @@ class CpuMlpBackend final : public Backend {
     b.net.evaluate(n, b.x.data(), b.s_model.data(), nullptr);
     step_all(physics::step_scalars_at(problem_.schedule, problem_.grid, N));
 
-    physics::ScoreEval<D, float> target;
     for (int k = N - 1; k >= 0; --k) {
       if (!with_taep && k == 0) break;  // x_0 is the sample; nothing is evaluated there
       const physics::StepScalars c = view_.step[k];
@@ -332,38 +359,16 @@ class CpuMlpBackend final : public Backend {
         for (int p = 0; p < n; ++p) {
           const std::size_t o = std::size_t(p) * d;
           physics::implied_increment(d, c, &b.x_next[o], &b.x[o], &b.dw[o]);
-          float* v = b.probes.data() + std::size_t(p) * P * d;
-          for (int j = 0; j < P * d; ++j)
-            v[j] = rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
+          prepare_path<D>(p, k, c, tangents, b, [&] {
+            return rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
                               : probe_normals[std::size_t(p)].next();
-          if (milstein) {
-            r2[std::size_t(p)] = physics::milstein_basis(d, &b.dw[o], b.probes.data() + o * d);
-            physics::target_score<D>(view_, k, c.sqrt_abar, &b.x[o], target, &b.dw[o]);
-            quad_target[std::size_t(p)] = target.quad;
-          } else {
-            physics::target_score<D>(view_, k, c.sqrt_abar, &b.x[o], target);
-          }
-          for (int i = 0; i < d; ++i) b.s_target[o + i] = target.s[i];
-          b.div_target[std::size_t(p)] = target.div;
+          });
         }
       b.net.evaluate(n, b.x.data(), b.s_model.data(), with_taep ? b.div_model.data() : nullptr,
-                     tangent_probes, tangent_probes > 0 ? b.probes.data() : nullptr);
+                     tangents.count, tangents.count > 0 ? b.probes.data() : nullptr);
       if (with_taep)
         for (int p = 0; p < n; ++p) {
-          float div = b.div_model[std::size_t(p)];
-          if (hutch)
-            div = physics::average_probes(b.div_model.data() + std::size_t(p) * P, P, c.half_beta,
-                                          c.h).mean;
-          else if (milstein)
-            div = physics::milstein_trace(d, b.div_model.data() + std::size_t(p) * d);
-          const std::size_t o = std::size_t(p) * d;
-          float inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, &b.s_model[o], div,
-                                              &b.s_target[o], b.div_target[std::size_t(p)], &b.dw[o]);
-          if (milstein)
-            inc += physics::milstein_correction(c, r2[std::size_t(p)] * b.div_model[std::size_t(p) * d],
-                                                quad_target[std::size_t(p)], div,
-                                                b.div_target[std::size_t(p)]);
-          taep[p] += double(inc);
+          taep[p] += double(path_increment(p, c, tangents, b, nullptr));
         }
       if (k > 0) step_all(c);
     }
