@@ -151,5 +151,22 @@ void validate_with_flags(const std::vector<Override>& overrides, const std::func
   }
 }
 
+void load_run_config(const std::string& path, const std::vector<Override>& overrides, Config& config) {
+  config = path.empty() ? default_config() : parse_config(read_text_file(path, "CONFIG"));
+  apply_overrides(overrides);
+  validate_with_flags(overrides, [&config] { validate(config); });
+}
+
+std::function<void(const Progress&)> path_progress(ProgressLine& line, const std::string& what) {
+  return [&line, what](const Progress& p) {
+    if (p.paths_total == 0) return;
+    char text[200];
+    std::snprintf(text, sizeof text, "(%llu/%llu %s)  %.1e path-steps/s",
+                  static_cast<unsigned long long>(p.paths_done),
+                  static_cast<unsigned long long>(p.paths_total), what.c_str(), p.path_steps_per_second);
+    line.update(p.seconds, double(p.paths_done) / double(p.paths_total), text);
+  };
+}
+
 }  // namespace cli
 }  // namespace taep

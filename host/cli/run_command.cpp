@@ -53,23 +53,13 @@ class RunCommand final : public Command {
   }
 
   int execute() override {
-    config_ = config_path_.empty() ? default_config()
-                                   : parse_config(read_text_file(config_path_, "CONFIG"));
-    apply_overrides(overrides_);
-    validate_with_flags(overrides_, [this] { validate(config_); });
+    load_run_config(config_path_, overrides_, config_);
     std::unique_ptr<AtomicFile> out;
     if (!out_path_.empty()) out = std::make_unique<AtomicFile>(out_path_, "--out");
 
     ProgressLine progress(!quiet_);
     RunOptions options;
-    options.on_progress = [&progress](const Progress& p) {
-      if (p.paths_total == 0) return;
-      char text[160];
-      std::snprintf(text, sizeof text, "(%llu/%llu paths)  %.1e path-steps/s",
-                    static_cast<unsigned long long>(p.paths_done),
-                    static_cast<unsigned long long>(p.paths_total), p.path_steps_per_second);
-      progress.update(p.seconds, double(p.paths_done) / double(p.paths_total), text);
-    };
+    options.on_progress = path_progress(progress, "paths");
     const RunResult result = run(config_, options);
     progress.finish();
 

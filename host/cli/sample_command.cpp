@@ -76,24 +76,14 @@ class SampleCommand final : public Command {
     if (count_ < 1 || count_ >= rng::kMaxPaths)
       throw ConfigError("--count", "must be an integer in [1, 2^40) (got " +
                                        std::to_string(count_) + ")");
-    config_ = config_path_.empty() ? default_config()
-                                   : parse_config(read_text_file(config_path_, "CONFIG"));
-    apply_overrides(overrides_);
-    validate_with_flags(overrides_, [this] { validate(config_); });
+    load_run_config(config_path_, overrides_, config_);
     AtomicFile out(out_path_, "--out");
     std::unique_ptr<AtomicFile> result_file;
     if (!result_path_.empty()) result_file = std::make_unique<AtomicFile>(result_path_, "--result");
 
     ProgressLine progress(!quiet_);
     RunOptions options;
-    options.on_progress = [&progress](const Progress& p) {
-      if (p.paths_total == 0) return;
-      char text[160];
-      std::snprintf(text, sizeof text, "(%llu/%llu samples)  %.1e path-steps/s",
-                    static_cast<unsigned long long>(p.paths_done),
-                    static_cast<unsigned long long>(p.paths_total), p.path_steps_per_second);
-      progress.update(p.seconds, double(p.paths_done) / double(p.paths_total), text);
-    };
+    options.on_progress = path_progress(progress, "samples");
     const SampleResult result = sample(config_, count_, options);
     progress.finish();
 
