@@ -1,6 +1,6 @@
 // Built when TAEP_ENABLE_CUDA is off: the CUDA entry points exist and say why they cannot run, so the
-// API and link surface are the same in every build (architecture.md principle 4).
-#include "taep/detail/backend.hpp"
+// API and link surface are the same in every build (docs/architecture.md principle 4).
+#include "host/engine/backend.hpp"
 #include "taep/error.hpp"
 
 namespace taep {
@@ -20,7 +20,7 @@ std::unique_ptr<Backend> make_cuda_backend(const ForwardProblem&) {
 }  // namespace detail
 }  // namespace taep
 
-#include "taep/detail/trainer.hpp"
+#include "host/engine/trainer.hpp"
 
 namespace taep {
 namespace detail {
@@ -34,7 +34,7 @@ std::unique_ptr<Trainer> make_cuda_trainer(const TrainProblem&) {
 }  // namespace detail
 }  // namespace taep
 
-#include "taep/detail/cuda_probe.hpp"
+#include "kernels/cuda_probe.hpp"
 
 namespace taep {
 namespace detail {

@@ -11,7 +11,7 @@
 #include "device_problem.cuh"
 #include "device_buffer.cuh"
 #include "drivers.hpp"
-#include "taep/detail/backend.hpp"
+#include "host/engine/backend.hpp"
 
 namespace taep {
 namespace detail {

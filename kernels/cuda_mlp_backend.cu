@@ -18,7 +18,7 @@
 #include "device_problem.cuh"
 #include "drivers.hpp"
 #include "mlp_drivers.hpp"
-#include "taep/detail/backend.hpp"
+#include "host/engine/backend.hpp"
 #include "taep/physics/mlp_elementwise.hpp"
 
 namespace taep {

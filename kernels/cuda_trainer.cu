@@ -1,4 +1,4 @@
-// The CUDA trainer (detail/trainer.hpp): native DSM training of the score MLP on one GPU.
+// The CUDA trainer (host/engine/trainer.hpp): native DSM training of the score MLP on one GPU.
 //
 // One step, all on one stream, every buffer allocated once:
 //   1 kernel   draws the batch's examples (Philox, as the CPU) and writes layer 0's input rows
@@ -45,8 +45,8 @@
 #include "cuda_raii.cuh"
 #include "device_buffer.cuh"
 #include "device_problem.cuh"
-#include "taep/detail/backend.hpp"
-#include "taep/detail/trainer.hpp"
+#include "host/engine/backend.hpp"
+#include "host/engine/trainer.hpp"
 #include "taep/error.hpp"
 #include "train_drivers.hpp"
 

@@ -1,5 +1,5 @@
 #pragma once
-// Move-only owner of device memory (architecture.md principle 6). Kernels get raw pointers (views).
+// Move-only owner of device memory (docs/architecture.md principle 6). Kernels get raw pointers (views).
 #include <cstddef>
 #include <utility>
 #include <vector>

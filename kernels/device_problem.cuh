@@ -9,7 +9,7 @@
 #include "cuda_check.cuh"
 #include "device_buffer.cuh"
 #include "drivers.hpp"
-#include "taep/detail/backend.hpp"
+#include "host/engine/backend.hpp"
 
 namespace taep {
 namespace detail {

@@ -1,11 +1,11 @@
 #pragma once
 // Launch arguments and free driver functions of the kernels; host code never writes <<<>>>
-// (architecture.md principle 2).
+// (docs/architecture.md principle 2).
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "taep/detail/forward_problem.hpp"
+#include "host/problem/forward_problem.hpp"
 #include "taep/physics/accumulators.hpp"
 #include "taep/physics/reverse_path.hpp"
 

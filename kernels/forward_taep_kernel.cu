@@ -3,7 +3,7 @@
 #include "curand_stream.cuh"
 #include "drivers.hpp"
 #include "cuda_check.cuh"
-#include "taep/detail/dispatch.hpp"
+#include "host/engine/dispatch.hpp"
 #include "taep/physics/forward_taep.hpp"
 #include "taep/physics/rng_streams.hpp"
 

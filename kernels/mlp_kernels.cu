@@ -5,7 +5,7 @@
 #include "cuda_check.cuh"
 #include "curand_stream.cuh"
 #include "mlp_drivers.hpp"
-#include "taep/detail/dispatch.hpp"
+#include "host/engine/dispatch.hpp"
 #include "taep/physics/mlp_elementwise.hpp"
 #include "taep/physics/mlp_path.hpp"
 #include "taep/physics/reverse_path.hpp"

@@ -5,7 +5,7 @@
 #include "cuda_check.cuh"
 #include "curand_stream.cuh"
 #include "drivers.hpp"
-#include "taep/detail/dispatch.hpp"
+#include "host/engine/dispatch.hpp"
 #include "taep/physics/reverse_path.hpp"
 #include "taep/physics/rng_streams.hpp"
 

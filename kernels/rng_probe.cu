@@ -1,6 +1,6 @@
 #include "curand_stream.cuh"
 #include "device_buffer.cuh"
-#include "taep/detail/cuda_probe.hpp"
+#include "kernels/cuda_probe.hpp"
 
 namespace taep {
 namespace detail {

@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "taep/detail/backend.hpp"
+#include "host/engine/backend.hpp"
 #include "taep/physics/accumulators.hpp"
 
 namespace {

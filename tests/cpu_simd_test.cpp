@@ -2,7 +2,7 @@
 // loop: the same Philox words, the same per-path values to float tolerance, and values that depend
 // on the path id only, never on the packet a path ran in. Each vector loop this build and CPU lack
 // is skipped.
-#include "taep/detail/cpu_simd.hpp"
+#include "host/cpu/cpu_simd.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "taep/detail/backend.hpp"
-#include "taep/detail/forward_problem.hpp"
+#include "host/engine/backend.hpp"
+#include "host/problem/forward_problem.hpp"
 #include "taep/physics/philox.hpp"
 #include "taep/physics/rng_streams.hpp"
 #include "taep/taep.hpp"
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 

@@ -6,10 +6,10 @@
 #include <random>
 #include <vector>
 
-#include "taep/detail/forward_problem.hpp"
+#include "host/problem/forward_problem.hpp"
 #include "taep/physics/rng_streams.hpp"
 #include "taep/taep.hpp"
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 

@@ -24,7 +24,7 @@ namespace {
 
 std::vector<double> uniform8() { return std::vector<double>(8, 1.0 / 8); }
 
-// eq. 53 at the collapse weights is eq. 55 (physics.md section 5) for every (m, eps) of the paper.
+// eq. 53 at the collapse weights is eq. 55 (docs/physics.md section 5) for every (m, eps) of the paper.
 TEST(ExperimentTheory, Eq53AtCollapseWeightsIsEq55) {
   const double expected_m1[] = {0.0148, 0.1091, 0.4142, 0.7676, 1.2256};
   const double eps1[] = {0.09, 0.05, 0.02, 0.01, 0.005};
@@ -185,14 +185,14 @@ TEST(ModeCollapseQuick, TrendsAndFluctuationTheoremsHold) {
     // The IFT within 4 standard errors where the estimate is not dominated by rare paths. With
     // models this far from converged Var(S) is several units and the weights exp(-S) are
     // log-normal-like with a heavy tail: the ESS falls to a few per cent of the paths, the
-    // delta-method error no longer describes the estimate (physics.md section 6), and only its
+    // delta-method error no longer describes the estimate (docs/physics.md section 6), and only its
     // order of magnitude is checked.
     const double ess_fraction = m["ift"]["ess"].get<double>() / m["taep"]["count"].get<double>();
     if (ess_fraction >= 0.1)
       EXPECT_LT(std::fabs(m["ift"]["z"].get<double>()), 4.0) << name;
     else
       EXPECT_LT(std::fabs(std::log(m["ift"]["estimate"].get<double>())), 1.0) << name << " ESS " << ess_fraction;
-    // Eq. 31's fit near slope 1 and intercept 0 (200 steps blur the histograms: physics.md section 9).
+    // Eq. 31's fit near slope 1 and intercept 0 (200 steps blur the histograms: docs/physics.md section 9).
     std::printf("%s: IFT %.4f +/- %.4f (ESS %.3f), DFT slope %.3f +/- %.3f, intercept %.3f, Var(S) %.3f\n",
                 name.c_str(), m["ift"]["estimate"].get<double>(), m["ift"]["stderr"].get<double>(),
                 ess_fraction, m["dft_fit"]["slope"].get<double>(), m["dft_fit"]["slope_stderr"].get<double>(),

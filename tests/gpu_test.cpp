@@ -10,12 +10,12 @@
 #include <tuple>
 #include <vector>
 
-#include "taep/detail/cuda_probe.hpp"
+#include "kernels/cuda_probe.hpp"
 #include "taep/physics/philox.hpp"
 #include "taep/physics/rng_streams.hpp"
 #include "taep/sample.hpp"
 #include "taep/taep.hpp"
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 

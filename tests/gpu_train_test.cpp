@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
-#include "taep/detail/trainer.hpp"
+#include "host/engine/trainer.hpp"
 #include "taep/train.hpp"
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // Learned-score (MLP) models end to end: the batched CPU evaluator against the PyTorch float64
-// fixtures, Hutchinson's estimator, the score-matching identity <S> = I (physics.md eq. 33) against
+// fixtures, Hutchinson's estimator, the score-matching identity <S> = I (docs/physics.md eq. 33) against
 // an independent divergence-free estimate, the fluctuation theorem for the ring-trained network,
 // the probe-noise accounting, invariance to chunking and threads, and bad input.
 //
@@ -18,11 +18,11 @@
 #include <string>
 #include <vector>
 
-#include "safetensors_support.hpp"
-#include "taep/detail/mlp_cpu.hpp"
+#include "support/safetensors_support.hpp"
+#include "host/cpu/mlp_cpu.hpp"
 #include "taep/mlp.hpp"
 #include "taep/taep.hpp"
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 #ifndef TAEP_FIXTURE_DIR
 #error "TAEP_FIXTURE_DIR must name tests/fixtures"
@@ -435,7 +435,7 @@ INSTANTIATE_TEST_SUITE_P(Mlp, MlpHutchinson,
                                            taep::ProbeDistribution::gaussian),
                          [](const auto& info) { return std::string(taep::to_string(info.param)); });
 
-// ---- 3. the score-matching identity <S> = I end to end (physics.md eq. 33) ---------------------
+// ---- 3. the score-matching identity <S> = I end to end (docs/physics.md eq. 33) ---------------------
 
 // The engine's mean TAEP against the independent estimate of
 //   I = int_{t_min}^{t_max} beta(t)/2 E_{x ~ p(x,t)} |s_theta(x, t) - s*(x, t)|^2 dt,

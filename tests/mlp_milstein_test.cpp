@@ -8,14 +8,14 @@
 #include <string>
 #include <vector>
 
-#include "taep/detail/forward_problem.hpp"
+#include "host/problem/forward_problem.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
 #include "taep/physics/mlp_path.hpp"
 #include "taep/physics/rng_streams.hpp"
-#include "safetensors_support.hpp"
-#include "test_support.hpp"
+#include "support/safetensors_support.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 

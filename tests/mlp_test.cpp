@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "safetensors_support.hpp"
+#include "support/safetensors_support.hpp"
 #include "taep/error.hpp"
 
 namespace {

@@ -1,4 +1,4 @@
-// The reverse (generative) process and the detailed fluctuation theorem (physics.md sections 8, 9;
+// The reverse (generative) process and the detailed fluctuation theorem (docs/physics.md sections 8, 9;
 // taep/sample.hpp): per-path agreement with an independent double-precision re-implementation
 // (mixture and learned models), sampling reproduces the model's distribution, S on reverse paths
 // converges to the closed form, the integral and detailed fluctuation theorems, invariance to
@@ -21,16 +21,16 @@
 #include <string>
 #include <vector>
 
-#include "taep/detail/backend.hpp"
-#include "taep/detail/cpu_simd.hpp"
-#include "taep/detail/forward_problem.hpp"
+#include "host/engine/backend.hpp"
+#include "host/cpu/cpu_simd.hpp"
+#include "host/problem/forward_problem.hpp"
 #include "taep/mlp.hpp"
 #include "taep/physics/philox.hpp"
 #include "taep/physics/reverse_path.hpp"
 #include "taep/physics/rng_streams.hpp"
 #include "taep/sample.hpp"
 #include "taep/taep.hpp"
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 #ifndef TAEP_FIXTURE_DIR
 #error "TAEP_FIXTURE_DIR must name tests/fixtures"
@@ -84,7 +84,7 @@ class TestRng {
   std::uint64_t state_;
 };
 
-// ---- an independent double-precision model of the process (physics.md sections 1, 2, 8, 9) -----
+// ---- an independent double-precision model of the process (docs/physics.md sections 1, 2, 8, 9) -----
 
 struct Schedule {
   double beta_min, beta_max, t_min, t_max;
@@ -193,7 +193,7 @@ struct Reference {
   std::vector<double> sample;
 };
 
-// A reverse path written from physics.md alone, in double: `model_score(x, k)` gives s_theta and its
+// A reverse path written from docs/physics.md alone, in double: `model_score(x, k)` gives s_theta and its
 // divergence at grid point k (and, for the Milstein term, a.(grad s_theta).a).
 template <class ModelAt>
 Reference reverse_path_double(const Schedule& S, int d, std::uint64_t seed, std::uint64_t path,
@@ -527,7 +527,7 @@ TEST(Sampling, ThreeModeModelAndExactTargetScore) {
 // ---- TAEP on reverse paths ----------------------------------------------------------------------
 
 // On reverse paths too, S converges path by path to the closed form R (the pathwise Ito-Taylor
-// argument of physics.md section 5 needs only the implied increments' quadratic variation, which a
+// argument of docs/physics.md section 5 needs only the implied increments' quadratic variation, which a
 // reverse path shares with a forward one): Euler with slope -1/2 in log-log, Milstein steeper and
 // several times smaller.
 TEST(ReverseConvergence, PathsConvergeToTheClosedForm) {
@@ -573,7 +573,7 @@ TEST(ReverseFluctuationTheorem, IntegralTheoremOnBothSides) {
 
 // The detailed theorem P_f(sigma) / P_r(sigma) = exp(sigma) on the 3-mode exact-score test. A
 // per-path error of RMS e blurs both histograms; for a locally Gaussian density of variance V it
-// flattens the fitted slope to about 1 - e^2 / V (physics.md section 9), so:
+// flattens the fitted slope to about 1 - e^2 / V (docs/physics.md section 9), so:
 //   - the closed form R of the same paths fits slope 1 within 3 standard errors;
 //   - Milstein at 500 steps (e ~ 0.017): slope within 3 standard errors of that prediction;
 //   - Euler at 100 steps (e ~ 0.13): flattened by many standard errors, by an amount of the

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "taep/taep.hpp"
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
@@ -79,7 +79,7 @@ TEST(FluctuationTheorem, EulerSchemeOnTheDefaultModel) {
   taep::Config cfg = taep_test::ring_config(1, 0.01, 40960, 500);
   const taep::RunResult r = taep::run(cfg);
   EXPECT_NEAR(r.ift.estimate, 1.0, 4 * r.ift.stderr_) << "ESS " << r.ift.ess;
-  // physics.md section 5: Euler-Maruyama's per-path RMS error is about 0.1 at N = 500 on the ring.
+  // docs/physics.md section 5: Euler-Maruyama's per-path RMS error is about 0.1 at N = 500 on the ring.
   EXPECT_GT(r.reference->rms_path_error, 0.05);
   EXPECT_LT(r.reference->rms_path_error, 0.2);
 }

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "taep/detail/trainer.hpp"
+#include "host/engine/trainer.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"

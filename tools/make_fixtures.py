@@ -20,7 +20,7 @@ Trained model:
                                8-mode ring (weight lambda(t) = 1 - abar(t), t ~ U[1e-3, 1], Adam lr
                                1e-3, batch 2048, gradient-norm clipping 1.0, a fixed number of
                                steps), a decent but not perfect fit; its JSON also records the
-                               score-matching loss of physics.md eq. 33 against the analytic score.
+                               score-matching loss of docs/physics.md eq. 33 against the analytic score.
 
 <name>.json = {"weights", "dim", "parameterization", "beta_min", "beta_max", "storage_dtype",
 "points": [{"x": [...], "t", "abar", "score": [...], "divergence"}], ...}. x and t are float32-
@@ -208,7 +208,7 @@ def make_random(outdir):
 
 
 def score_matching_loss(model, n=400000, seed=123, chunk=100000):
-    """physics.md eq. 33: int_{t_min}^{t_max} beta/2 <|s_theta - s*|^2>_{p(x,t)} dt by Monte Carlo
+    """docs/physics.md eq. 33: int_{t_min}^{t_max} beta/2 <|s_theta - s*|^2>_{p(x,t)} dt by Monte Carlo
     (t ~ U[t_min, t_max], x ~ p(x, t) exactly, analytic s* of the ring, float64); (mean, stderr)."""
     g = torch.Generator().manual_seed(seed)
     means, s2, lw = tm.ring_mixture()

@@ -21,7 +21,7 @@ Defaults and why:
   the embedding resolves t to ~0.01 (the ring's score changes fastest at small t) while its slow
   components are nearly linear in t over [1e-3, 1]. Score-SDE code often uses ~1000 (t read like a
   DDPM step index); on the ring (DSM, Adam 1e-3, batch 2048, 6000 steps, one seed each) the
-  score-matching loss of physics.md eq. 33 came out 0.097 with 100, 0.163 with 1000 and 0.357 with
+  score-matching loss of docs/physics.md eq. 33 came out 0.097 with 100, 0.163 with 1000 and 0.357 with
   1 (with 1 all frequencies are <= 1 rad per unit t and the embedding is nearly constant/linear).
   The C++ struct's default (1.0) only matters for files without the key, which the loader rejects.
 - hidden (128, 128, 128), SiLU: the paper's network.
@@ -63,7 +63,7 @@ def abar(t, beta_min=BETA_MIN, beta_max=BETA_MAX):
 
 
 class TaepScoreMLP(nn.Module):
-    """s_theta(x, t) of physics.md section 7. forward() returns the raw output (score or eps)."""
+    """s_theta(x, t) of docs/physics.md section 7. forward() returns the raw output (score or eps)."""
 
     def __init__(self, dim, hidden=(128, 128, 128), embedding_dim=16, time_scale=100.0,
                  max_period=10000.0, parameterization="score", activation="silu",
@@ -255,7 +255,7 @@ def storage_dtype(path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Gaussian-mixture targets, closed form at every t (physics.md section 2)
+# Gaussian-mixture targets, closed form at every t (docs/physics.md section 2)
 
 
 def ring_mixture(K=8, radius=4.0, sigma=0.25, dtype=torch.float64):

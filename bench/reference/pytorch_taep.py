@@ -52,7 +52,7 @@ _silu_backward = torch.ops.aten.silu_backward   # (g, h) -> g * silu'(h), one fu
 
 class MlpStepper:
     """The MLP at one time t with the embedding folded into the first layer's bias
-    (layer 1 = W_x x + (W_t emb(t) + b_1), physics.md section 7)."""
+    (layer 1 = W_x x + (W_t emb(t) + b_1), docs/physics.md section 7)."""
 
     def __init__(self, model, dtype, device):
         self.model = model.to(device=device, dtype=dtype)

@@ -1,4 +1,4 @@
-// `taep dft [CONFIG]`: the detailed fluctuation theorem check of physics.md section 9 — S on
+// `taep dft [CONFIG]`: the detailed fluctuation theorem check of docs/physics.md section 9 — S on
 // forward and on reverse paths, their histograms on common bins and the fit of eq. 31 — result JSON
 // to --out or stdout (README "taep dft").
 #include <cstdint>

@@ -1,5 +1,5 @@
 // `taep sample [CONFIG] --count N --out SAMPLES.csv`: draws samples with the reverse process of the
-// config's model (physics.md section 8), writes them as CSV and, with --result, the nearest-mode
+// config's model (docs/physics.md section 8), writes them as CSV and, with --result, the nearest-mode
 // occupancy as JSON (README "taep sample").
 #include <cstdint>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// Run configuration: plain data, validated once at the boundary (architecture.md principle 8).
+// Run configuration: plain data, validated once at the boundary (docs/architecture.md principle 8).
 // The JSON form is documented in README.md ("Config reference").
 #include <cstdint>
 #include <optional>
@@ -22,7 +22,7 @@ struct TargetConfig {
   MixtureSpec mixture;  // always filled after validation
 };
 
-// Controlled mode collapse of the target (physics.md section 2): the first `modes` components get
+// Controlled mode collapse of the target (docs/physics.md section 2): the first `modes` components get
 // weight eps each, the rest share 1 - modes*eps equally.
 struct CollapseSpec {
   int modes = 1;

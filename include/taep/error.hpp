@@ -1,5 +1,5 @@
 #pragma once
-// One error family (architecture.md principle 7). Library code throws; it never calls exit().
+// One error family (docs/architecture.md principle 7). Library code throws; it never calls exit().
 #include <stdexcept>
 #include <string>
 

@@ -34,7 +34,7 @@ struct ModeCollapseConfig {
   std::uint64_t samples = 100000; // reverse-process samples per model for the mode occupancy
   std::uint64_t plot_samples = 4000;  // of them written to samples/<name>.csv for the figures
   // TAEP and sampling grid. The scheme is milstein where the backend has it for networks (the CPU):
-  // the detailed-FT check is very sensitive to per-path discretization error (physics.md section 9).
+  // the detailed-FT check is very sensitive to per-path discretization error (docs/physics.md section 9).
   ScheduleConfig schedule;
   HistogramConfig histogram;
   std::uint64_t seed = 1;

@@ -1,5 +1,5 @@
 #pragma once
-// Learned score models: a small MLP s_theta(x, t) (physics.md section 7) and its weight file.
+// Learned score models: a small MLP s_theta(x, t) (docs/physics.md section 7) and its weight file.
 //
 // Network: input [x (d), emb(t) (E)] -> hidden layers of widths H_1..H_L with the activation ->
 // linear output of dimension d. emb(t) = [sin(a f_0..f_{E/2-1}), cos(a f_0..f_{E/2-1})] with

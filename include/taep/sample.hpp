@@ -1,5 +1,5 @@
 #pragma once
-// The reverse (generative) process of physics.md section 8 and the detailed fluctuation theorem of
+// The reverse (generative) process of docs/physics.md section 8 and the detailed fluctuation theorem of
 // section 9, over the same config as taep::run (config.hpp): the score the reverse process follows is
 // config.model (an exact score grad log q, or the learned MLP), the target (for mode occupancy and
 // for s_* in the TAEP functional) is config.target, the time grid is config.schedule.
@@ -80,7 +80,7 @@ struct DetailedFtResult {
   HistogramResult forward_histogram, reverse_histogram;  // common edges
   DetailedFtFit fit;
   // Exact-score models: RMS of S - R per path (R the closed form), forward and reverse; the
-  // per-path discretization error that blurs the histograms (physics.md section 9).
+  // per-path discretization error that blurs the histograms (docs/physics.md section 9).
   std::optional<double> forward_rms_path_error, reverse_rms_path_error;
   // The same fit on the closed form R of the same paths (exact-score models).
   std::optional<DetailedFtFit> reference_fit;

@@ -1,6 +1,6 @@
 #pragma once
 // Native denoising score matching (DSM) training of the learned-score MLP (include/taep/mlp.hpp) for
-// the VP SDE of physics.md section 1, as the paper's Methods section describes:
+// the VP SDE of docs/physics.md section 1, as the paper's Methods section describes:
 //   loss(theta) = E_{t ~ U[t_min, 1], x0 ~ data, z ~ N(0, I)} [ lambda(t) |s_theta(x_t, t) + z / sqrt(1 - abar)|^2 ],
 //   x_t = sqrt(abar) x0 + sqrt(1 - abar) z,   lambda(t) = 1 - abar(t)
 // i.e. E |sqrt(1 - abar) s_theta + z|^2 (for an eps-prediction network, s = -eps/sqrt(1 - abar),
@@ -106,7 +106,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options = {});
 // The result without the weights (config, log, timing) as JSON (README.md, "taep train").
 std::string train_result_to_json(const TrainResult& result, int indent = 2);
 
-// The DSM loss of a model (physics.md section 7 conventions) estimated on `examples` fresh examples
+// The DSM loss of a model (docs/physics.md section 7 conventions) estimated on `examples` fresh examples
 // of the config's data (stream kTrainEval of `seed`), in double precision on the CPU. For tests and
 // tools.
 double dsm_loss(const MlpModel& model, const TrainConfig& config, std::uint64_t examples,

@@ -1,5 +1,5 @@
 #pragma once
-// Mergeable accumulators (physics.md section 6; architecture.md principle 9). Each has add() for one
+// Mergeable accumulators (docs/physics.md section 6; docs/architecture.md principle 9). Each has add() for one
 // value and merge() for another accumulator; merge is exact up to floating-point rounding and
 // associative in exact arithmetic, so chunks, devices and ranks combine the same way. The engine also
 // fixes the ORDER of every add and merge (see reduce_block below), which makes results bitwise

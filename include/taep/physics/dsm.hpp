@@ -1,6 +1,6 @@
 #pragma once
 // The per-example and per-parameter physics of denoising score matching (DSM) training (`taep
-// train`, include/taep/train.hpp), shared by the CPU trainer (host/cpu_trainer.cpp, around CPU-BLAS
+// train`, include/taep/train.hpp), shared by the CPU trainer (host/cpu/cpu_trainer.cpp, around CPU-BLAS
 // GEMMs) and the CUDA trainer (around cuBLAS GEMMs). Everything here is TAEP_HD.
 //
 // One training step n (0-based) of batch size B sees examples i = 0..B-1. Example i of step n reads
@@ -113,7 +113,7 @@ TAEP_HD DsmTime draw_example(const DsmData& D, Stream& stream, float* x_t, float
   return tm;
 }
 
-// The sinusoidal time embedding of physics.md section 7 as the network's float input, out[j * stride]
+// The sinusoidal time embedding of docs/physics.md section 7 as the network's float input, out[j * stride]
 // for j = 0..E-1. The same expressions, in double, as time_embedding (mlp_elementwise.hpp), so the
 // values equal the float rounding of those the evaluators use; here t differs per example, so it is
 // computed per example, without a temporary array.

@@ -1,5 +1,5 @@
 #pragma once
-// One forward VP-SDE path and its time-asymmetry entropy production (physics.md section 4), written
+// One forward VP-SDE path and its time-asymmetry entropy production (docs/physics.md section 4), written
 // once and called by the CPU backend's loop and by the CUDA kernel alike.
 //
 //   S      += beta_k/2 [l_theta - l_*](x_k) h + sqrt(beta_k) (s_theta - s_*)(x_k) . dW_k

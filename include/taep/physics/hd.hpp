@@ -11,7 +11,7 @@
 #define TAEP_DEVICE_CODE 1
 #elif defined(TAEP_ISA_UNIT)
 // A translation unit built for a wider instruction set than the rest of the library
-// (host/cpu_simd_*.cpp, -mavx2 or -mavx512f): every header function is inlined there, so that unit
+// (host/cpu/isa_*.cpp, -mavx2 or -mavx512f): every header function is inlined there, so that unit
 // emits no out-of-line copy of an inline function which the linker could pick in place of the
 // baseline copy the scalar code calls.
 #define TAEP_HD inline __attribute__((always_inline))
@@ -40,7 +40,7 @@ constexpr double kLog2Pi = 1.83787706640934548356;
 // ---- Lane types ---------------------------------------------------------------------------------
 // The path integrator is written once over the type T of the path state: float for one path (a GPU
 // thread, the scalar CPU loop), or a SIMD packet of floats whose lane l is a path of its own (the
-// CPU's vector loop; the packet types live in taep/detail/simd.hpp, which nvcc never sees). Code
+// CPU's vector loop; the packet types live in host/cpu/simd.hpp, which nvcc never sees). Code
 // written for T never branches on data (a data-dependent choice is a select, so all lanes do the
 // same work) and never mixes lanes, so a path's result does not depend on the packet or lane it ran
 // in.

@@ -1,5 +1,5 @@
 #pragma once
-// Isotropic Gaussian mixtures diffused by the VP SDE (physics.md section 2), evaluated in one pass
+// Isotropic Gaussian mixtures diffused by the VP SDE (docs/physics.md section 2), evaluated in one pass
 // over the components with an online (streaming) softmax: one exp per component, no array of K
 // responsibilities, so K is unbounded on the GPU. With
 //   u_k = sqrt(abar) m_k - x,  logit_k = log w_k - |u_k|^2 / (2 v_k) - d/2 log(2 pi v_k),

@@ -1,5 +1,5 @@
 #pragma once
-// The elementwise parts of the learned-score MLP (physics.md section 7), shared by the CPU evaluator
+// The elementwise parts of the learned-score MLP (docs/physics.md section 7), shared by the CPU evaluator
 // (around CPU BLAS GEMMs) and the CUDA kernels (around cuBLAS GEMMs).
 #include "taep/physics/hd.hpp"
 

@@ -38,7 +38,7 @@ TAEP_HD void target_score(const ForwardView& V, int k, float sqrt_abar, const T*
   p.finish(sums, quad ? dw : x, d, quad);
 }
 
-// The Milstein correction for a learned score (physics.md section 4) needs dW.(grad s_theta).dW
+// The Milstein correction for a learned score (docs/physics.md section 4) needs dW.(grad s_theta).dW
 // besides the exact divergence. Carrying the d tangents of an orthonormal basis whose first vector
 // is dW/|dW| gives both for the cost of the exact trace alone: the trace of J is the sum of
 // v_q.J v_q over any orthonormal basis, and dW.J dW = |dW|^2 v_0.J v_0. The basis is the columns of
@@ -75,7 +75,7 @@ TAEP_HD T milstein_trace(int d, const T* est) {
   return tr;
 }
 
-// beta/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta - div s_*)] (physics.md section 4).
+// beta/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta - div s_*)] (docs/physics.md section 4).
 template <class T>
 TAEP_HD T milstein_correction(const StepScalars& c, const T& quad_model, const T& quad_target,
                               const T& div_model, const T& div_target) {

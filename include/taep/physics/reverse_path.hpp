@@ -1,5 +1,5 @@
 #pragma once
-// One reverse-process (generative) path of physics.md section 8 and its TAEP read on the forward
+// One reverse-process (generative) path of docs/physics.md section 8 and its TAEP read on the forward
 // clock (section 9), written once for the CPU backends and the CUDA kernels (as forward_taep.hpp is
 // for forward paths). On the grid t_k = t_min + k h, k = 0..N:
 //
@@ -17,7 +17,7 @@
 // forward step k and the reverse step from t_k. The first reverse step (from t_N = t_max) needs the
 // model's score at t_N, where no forward step evaluates anything: ReverseView carries that point's
 // step scalars and the model's component coefficients. Exact-score models also get the closed form
-// R = log(p/q)(x_0, t_min) - log(p/q)(x_N, t_max) of the same path (physics.md eq. 36, 39).
+// R = log(p/q)(x_0, t_min) - log(p/q)(x_N, t_max) of the same path (docs/physics.md eq. 36, 39).
 //
 // Learned-score (MLP) models run the same steps step-synchronously over batches (the network is a
 // GEMM over the batch); they use reverse_start, reverse_step and implied_increment below with
@@ -46,7 +46,7 @@ struct ReverseView {
 };
 
 // The step scalars of grid point k (k = N included), exactly as the forward tables hold them for
-// k < N (detail/forward_problem.hpp builds those with the same expressions).
+// k < N (host/problem/forward_problem.hpp builds those with the same expressions).
 TAEP_HD StepScalars step_scalars_at(const VpSchedule& sched, const TimeGrid& grid, int k) {
   const double h = grid.h();
   const double t = grid.t(k);

@@ -1,5 +1,5 @@
 #pragma once
-// Counter-based random numbers keyed by identity, never by thread (architecture.md principle 3).
+// Counter-based random numbers keyed by identity, never by thread (docs/architecture.md principle 3).
 // Every draw is addressed by (seed, stream, path id, draw index): cuRAND's Philox4_32_10 is started
 // with curand_init(seed, subsequence(stream, path), 0) and consumed four numbers at a time, so the
 // numbers a path sees do not depend on launch shape, chunk size, thread count or device.
@@ -13,7 +13,7 @@ enum Stream : std::uint32_t {
   kInitialState = 1,  // x0 ~ p(x, t_min): one uint4 for the component, then normal4 blocks
   kForwardNoise = 2,  // dW of the forward Euler-Maruyama steps: normals k*d .. k*d+d-1 of step k
   kHutchinson = 3,    // Hutchinson probes (learned-score models): normals/words k*P*d .. of step k
-  kReverseNoise = 4,  // xi of the reverse-process steps (physics.md section 8), step order
+  kReverseNoise = 4,  // xi of the reverse-process steps (docs/physics.md section 8), step order
   kTrainInit = 5,     // initial network weights (taep train); the "path" is the layer index
   kTrainExample = 6,  // training examples: the "path" is step * batch + example (taep train)
   kTrainEval = 7,     // fresh examples for evaluating the DSM loss (dsm_loss)

@@ -1,5 +1,5 @@
 #pragma once
-// Variance-preserving forward SDE (physics.md section 1):
+// Variance-preserving forward SDE (docs/physics.md section 1):
 //   dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW,  beta(t) = beta_min + t (beta_max - beta_min),
 //   abar(t) = exp(-(beta_min t + 1/2 (beta_max - beta_min) t^2)).
 #include "taep/physics/hd.hpp"

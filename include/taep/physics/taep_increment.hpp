@@ -1,5 +1,5 @@
 #pragma once
-// One Euler-Maruyama step of the TAEP sum (physics.md section 4), for any score model:
+// One Euler-Maruyama step of the TAEP sum (docs/physics.md section 4), for any score model:
 //   dS = beta/2 [l_theta - l_*] h + sqrt(beta) (s_theta - s_*) . dW,   l = |s|^2 + 2 div s,
 // everything evaluated at the start of the step with the same dW that moves x (Ito).
 // T is float, or a packet of floats with one path per lane (hd.hpp, "Lane types").

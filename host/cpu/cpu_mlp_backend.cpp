@@ -1,0 +1,392 @@
+// CPU backend for learned-score (MLP) models: step-synchronous over batches of paths, everything per
+// path by the shared physics (physics/mlp_path.hpp). Where the CPU has AVX-512 or AVX2 the network
+// and the per-path physics run on packets of paths in one unit per instruction set
+// (host/cpu/cpu_mlp_loop.hpp); otherwise the network is CPU-BLAS GEMMs (host/cpu/mlp_cpu.hpp) and the
+// physics is scalar, path by path. OpenMP over reduce blocks; each thread owns its evaluator and
+// buffers.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "host/engine/backend.hpp"
+#include "host/engine/dispatch.hpp"
+#include "host/cpu/mlp_cpu.hpp"
+#include "taep/physics/mlp_path.hpp"
+#include "taep/physics/reverse_path.hpp"
+#include "taep/physics/rng_streams.hpp"
+
+namespace taep {
+namespace detail {
+namespace {
+
+// Paths per batch. Batches start at multiples of kBatch from the chunk start (chunks start at
+// multiples of kReduceBlock), so which paths share a batch (a GEMM, or a SIMD packet) does not
+// depend on the chunking; in the vector kernels no lane depends on another anyway.
+constexpr int kBatch = kMlpBatch;
+static_assert(physics::kReduceBlock % kBatch == 0, "batches tile a reduce block");
+
+struct BatchBuffers {
+  BatchBuffers(const MlpModel& m, MlpIsa isa) : net(m, isa) {}
+  MlpCpuEvaluator net;
+  std::vector<float> x, dw, probes, s_model, div_model, s_target, div_target, work;
+  std::vector<float> quad_target, r2;  // Milstein: the target's dW.(grad s_*).dW and |dW|^2
+  std::vector<float> x_next;  // reverse paths: x_{k+1}
+};
+
+class CpuMlpBackend final : public Backend {
+ public:
+  CpuMlpBackend(const ForwardProblem& problem, int threads)
+      : problem_(problem),
+        view_(problem_.view([](const auto& v) { return v.data(); })),
+        mlp_(*problem_.mlp),
+        threads_(threads > 0 ? threads : std::max(1, omp_get_max_threads())),
+        isa_(mlp_cpu_isa()) {
+    // OpenMP already runs one batch per thread: BLAS must not start threads of its own.
+    if (isa_ == MlpIsa::blas) openblas_set_num_threads(1);
+  }
+  CpuMlpBackend(const CpuMlpBackend&) = delete;
+  CpuMlpBackend& operator=(const CpuMlpBackend&) = delete;
+
+  std::string name() const override { return "cpu"; }
+  std::string device() const override {
+    const std::string how = isa_ == MlpIsa::blas ? "MLP via OpenBLAS"
+                                                  : std::string("MLP by ") + to_string(isa_) + " kernels";
+    return "CPU (" + how + "), " + std::to_string(threads_) + " OpenMP thread" +
+           (threads_ == 1 ? "" : "s");
+  }
+  int threads() const override { return threads_; }
+  std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 16; }
+
+  void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
+                std::vector<double>& reference, std::vector<double>* aux_out) override {
+    taep.assign(count, 0.0);
+    reference.clear();
+    std::vector<double> scratch;
+    std::vector<double>& aux = aux_out ? *aux_out : scratch;
+    aux.assign(count, 0.0);
+    const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
+#pragma omp parallel num_threads(threads_)
+    {
+      BatchBuffers buf(mlp_.model, isa_);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t b = 0; b < batches; ++b) {
+        const std::uint64_t off = std::uint64_t(b) * kBatch;
+        run_batch(first + off, int(std::min<std::uint64_t>(kBatch, count - off)), taep.data() + off,
+                  aux.data() + off, buf);
+      }
+    }
+  }
+
+  // Reverse paths step-synchronously over batches of kBatch paths (batches start at multiples of
+  // kBatch from `first`, and no path's values depend on its batch: the network's vector kernels keep
+  // every point in its own lane).
+  void simulate_reverse(std::uint64_t first, std::uint64_t count, bool with_taep,
+                        std::vector<double>* taep, std::vector<double>* reference,
+                        std::vector<float>* samples) override {
+    const int d = problem_.d;
+    if (reference) reference->clear();  // no closed form for learned models
+    std::vector<double> taep_scratch;
+    std::vector<float> sample_scratch;
+    std::vector<double>& S = taep ? *taep : taep_scratch;
+    std::vector<float>& X = samples ? *samples : sample_scratch;
+    S.assign(with_taep ? count : 0, 0.0);
+    X.assign(count * std::uint64_t(d), 0.f);
+    const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
+#pragma omp parallel num_threads(threads_)
+    {
+      BatchBuffers buf(mlp_.model, isa_);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t b = 0; b < batches; ++b) {
+        const std::uint64_t off = std::uint64_t(b) * kBatch;
+        const int n = int(std::min<std::uint64_t>(kBatch, count - off));
+        dispatch_dim(d, [&](auto dim) {
+          run_reverse_batch<decltype(dim)::value>(first + off, n, with_taep,
+                                                  with_taep ? S.data() + off : nullptr,
+                                                  X.data() + off * std::uint64_t(d), buf);
+        });
+      }
+    }
+  }
+
+  void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
+                 ChunkStats& out) override {
+    constexpr int B = physics::kReduceBlock;
+    const std::int64_t blocks = std::int64_t((count + B - 1) / B);
+    out.blocks.assign(std::size_t(blocks), physics::PathStats{});
+    out.histogram.assign(std::size_t(hist.bins) + 2, 0);
+    const double inv_w = hist.inv_width();
+    const bool with_aux = mlp_.hutchinson() && mlp_.probes >= 2;
+#pragma omp parallel num_threads(threads_)
+    {
+      BatchBuffers buf(mlp_.model, isa_);
+      std::vector<double> taep(B), aux(B);
+      std::vector<std::uint64_t> counts(std::size_t(hist.bins) + 2, 0);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::uint64_t off = std::uint64_t(b) * B;
+        const int n = int(std::min<std::uint64_t>(B, count - off));
+        for (int i = 0; i < n; i += kBatch)
+          run_batch(first + off + i, std::min(kBatch, n - i), taep.data() + i, aux.data() + i, buf);
+        out.blocks[std::size_t(b)] = reduce_block_cpu(taep.data(), nullptr, n, with_aux ? aux.data() : nullptr);
+        for (int i = 0; i < n; ++i)
+          if (physics::isfinite_(taep[i]))
+            counts[std::size_t(physics::histogram_bin(taep[i], hist.lo, inv_w, hist.bins) + 1)]++;
+      }
+#pragma omp critical
+      for (std::size_t i = 0; i < counts.size(); ++i) out.histogram[i] += counts[i];
+    }
+  }
+
+ private:
+  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n).
+  void run_batch(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
+#if defined(TAEP_HAVE_CPU_SIMD)
+    if (isa_ != MlpIsa::blas) {
+      MlpBatchJob job;
+      job.view = &view_;
+      job.schedule = problem_.schedule;
+      job.grid = problem_.grid;
+      job.probes = mlp_.hutchinson() ? mlp_.probes : 0;
+      job.rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+      job.first = first;
+      job.n = n;
+      job.taep = taep;
+      job.aux = aux;
+      float* work = aligned_workspace(
+          b.work, mlp_batch_workspace(b.net.kernel_view(), isa_, job.probes));
+      if (isa_ == MlpIsa::avx512)
+        avx512::mlp_run_batch(job, b.net, work);
+      else
+        avx2::mlp_run_batch(job, b.net, work);
+      return;
+    }
+#endif
+    dispatch_dim(problem_.d, [&](auto dim) { run_batch_d<decltype(dim)::value>(first, n, taep, aux, b); });
+  }
+
+  // The network's tangents per path: P Hutchinson probes; for Milstein (exact divergence only) the d
+  // vectors of physics::milstein_basis; else none (the exact trace's e_1..e_d are the evaluator's).
+  struct Tangents {
+    bool hutch = false, milstein = false;
+    int count = 0;
+  };
+  Tangents tangents_for(bool with_taep) const {
+    Tangents t;
+    t.hutch = with_taep && mlp_.hutchinson();
+    t.milstein = with_taep && problem_.milstein && !mlp_.hutchinson();
+    t.count = t.hutch ? mlp_.probes : t.milstein ? problem_.d : 0;
+    return t;
+  }
+
+  void resize_buffers(int n, const Tangents& t, BatchBuffers& b) const {
+    const std::size_t nd = std::size_t(n) * problem_.d;
+    b.x.resize(nd);
+    b.dw.resize(nd);
+    b.s_model.resize(nd);
+    b.s_target.resize(nd);
+    b.div_model.resize(std::size_t(n) * std::max(1, t.count));
+    b.div_target.resize(std::size_t(n));
+    b.probes.resize(nd * std::size_t(t.count));
+    b.quad_target.resize(t.milstein ? std::size_t(n) : 0);
+    b.r2.resize(t.milstein ? std::size_t(n) : 0);
+  }
+
+  // Path p at step k, before the network runs, with its state in b.x and its increment in b.dw:
+  // its tangents (next_probe() per Hutchinson value, or the Milstein basis) and the target's score,
+  // divergence and (Milstein) quadratic form.
+  template <int D, class NextProbe>
+  void prepare_path(int p, int k, const physics::StepScalars& c, const Tangents& t, BatchBuffers& b,
+                    NextProbe&& next_probe) const {
+    const int d = problem_.d;
+    const std::size_t o = std::size_t(p) * d;
+    const float* x = &b.x[o];
+    const float* dw = &b.dw[o];
+    physics::ScoreEval<D, float> target;
+    if (t.milstein) {
+      b.r2[std::size_t(p)] = physics::milstein_basis(d, dw, &b.probes[o * d]);
+      physics::target_score<D>(view_, k, c.sqrt_abar, x, target, dw);
+      b.quad_target[std::size_t(p)] = target.quad;
+    } else {
+      float* v = b.probes.data() + o * std::size_t(t.count);
+      for (int j = 0; j < t.count * d; ++j) v[j] = next_probe();
+      physics::target_score<D>(view_, k, c.sqrt_abar, x, target);
+    }
+    for (int i = 0; i < d; ++i) b.s_target[o + i] = target.s[i];
+    b.div_target[std::size_t(p)] = target.div;
+  }
+
+  // Path p's TAEP increment after the network ran (with the Milstein correction); for Hutchinson
+  // the probe-noise variance of the increment is added to *noise_variance when it is given.
+  float path_increment(int p, const physics::StepScalars& c, const Tangents& t, const BatchBuffers& b,
+                       double* noise_variance) const {
+    const int d = problem_.d;
+    const std::size_t o = std::size_t(p) * d;
+    const float* est = b.div_model.data() + std::size_t(p) * std::max(1, t.count);
+    float div = est[0];
+    if (t.hutch) {
+      const auto avg = physics::average_probes(est, t.count, c.half_beta, c.h);
+      div = avg.mean;
+      if (noise_variance) *noise_variance += avg.noise_variance;
+    } else if (t.milstein) {
+      div = physics::milstein_trace(d, est);
+    }
+    float inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, &b.s_model[o], div,
+                                        &b.s_target[o], b.div_target[std::size_t(p)], &b.dw[o]);
+    if (t.milstein)
+      inc += physics::milstein_correction(c, b.r2[std::size_t(p)] * est[0],
+                                          b.quad_target[std::size_t(p)], div,
+                                          b.div_target[std::size_t(p)]);
+    return inc;
+  }
+
+  template <int D>
+  void run_batch_d(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
+    using physics::NormalSource;
+    using physics::WordSource;
+    using rng::PhiloxHostStream;
+    const int d = problem_.d;
+    const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    const Tangents tangents = tangents_for(true);
+    resize_buffers(n, tangents, b);
+
+    // Streams are addressed by path id; each path consumes its own in step order.
+    std::vector<PhiloxHostStream> noise_streams, probe_streams;
+    noise_streams.reserve(std::size_t(n));
+    probe_streams.reserve(std::size_t(n));
+    for (int p = 0; p < n; ++p) {
+      const std::uint64_t path = first + p;
+      PhiloxHostStream init(view_.seed, rng::subsequence(rng::kInitialState, path));
+      physics::sample_initial_state<D>(view_, init, b.x.data() + std::size_t(p) * d);
+      noise_streams.emplace_back(view_.seed, rng::subsequence(rng::kForwardNoise, path));
+      probe_streams.emplace_back(view_.seed, rng::subsequence(rng::kHutchinson, path));
+      taep[p] = 0.0;
+      aux[p] = 0.0;
+    }
+    std::vector<NormalSource<PhiloxHostStream>> noise, probe_normals;
+    std::vector<WordSource<PhiloxHostStream>> probe_words;
+    for (int p = 0; p < n; ++p) {
+      noise.emplace_back(noise_streams[std::size_t(p)]);
+      probe_normals.emplace_back(probe_streams[std::size_t(p)]);
+      probe_words.emplace_back(probe_streams[std::size_t(p)]);
+    }
+
+    for (int k = 0; k < problem_.steps; ++k) {
+      const physics::StepScalars c = view_.step[k];
+      const double t = problem_.grid.t(k);
+      b.net.set_time(t, problem_.schedule.abar(t));
+      for (int p = 0; p < n; ++p) {
+        float* dw = b.dw.data() + std::size_t(p) * d;
+        for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * noise[std::size_t(p)].next();
+        prepare_path<D>(p, k, c, tangents, b, [&] {
+          return rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
+                            : probe_normals[std::size_t(p)].next();
+        });
+      }
+      b.net.evaluate(n, b.x.data(), b.s_model.data(), b.div_model.data(), tangents.count,
+                     tangents.count > 0 ? b.probes.data() : nullptr);
+      for (int p = 0; p < n; ++p) {
+        const std::size_t o = std::size_t(p) * d;
+        taep[p] += double(path_increment(p, c, tangents, b, &aux[p]));
+        physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
+      }
+    }
+  }
+
+  // Reverse paths [first, first + n) (physics/reverse_path.hpp): at each grid point t_k from t_N
+  // down, every path draws its probes (with_taep), evaluates the target and the implied increment of
+  // forward step k; one network evaluation over the batch gives s_theta (and its divergence); then
+  // every path adds its TAEP increment and takes the reverse step from t_k. Samples x(t_min) to
+  // samples[n * d], S to taep[n] (with_taep).
+  template <int D>
+  void run_reverse_batch(std::uint64_t first, int n, bool with_taep, double* taep, float* samples,
+                         BatchBuffers& b) const {
+    using physics::NormalSource;
+    using physics::WordSource;
+    using rng::PhiloxHostStream;
+    const int d = problem_.d;
+    const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    const Tangents tangents = tangents_for(with_taep);
+    resize_buffers(n, tangents, b);
+    const std::size_t nd = std::size_t(n) * d;
+    b.x_next.resize(nd);
+
+    std::vector<PhiloxHostStream> noise_streams, probe_streams;
+    noise_streams.reserve(std::size_t(n));
+    probe_streams.reserve(std::size_t(n));
+    for (int p = 0; p < n; ++p) {
+      const std::uint64_t path = first + p;
+      PhiloxHostStream start(view_.seed, rng::subsequence(rng::kReverseStart, path));
+      physics::reverse_start(d, start, b.x.data() + std::size_t(p) * d);
+      noise_streams.emplace_back(view_.seed, rng::subsequence(rng::kReverseNoise, path));
+      probe_streams.emplace_back(view_.seed, rng::subsequence(rng::kHutchinson, path));
+      if (taep) taep[p] = 0.0;
+    }
+    std::vector<NormalSource<PhiloxHostStream>> noise, probe_normals;
+    std::vector<WordSource<PhiloxHostStream>> probe_words;
+    for (int p = 0; p < n; ++p) {
+      noise.emplace_back(noise_streams[std::size_t(p)]);
+      probe_normals.emplace_back(probe_streams[std::size_t(p)]);
+      probe_words.emplace_back(probe_streams[std::size_t(p)]);
+    }
+
+    // x_{k+1} <- x_k, then the reverse step from t_k with this batch's s_theta(x_k, t_k).
+    auto step_all = [&](const physics::StepScalars& c) {
+      float xi[physics::storage_dim<D>()];
+      for (int p = 0; p < n; ++p) {
+        const std::size_t o = std::size_t(p) * d;
+        for (int i = 0; i < d; ++i) {
+          b.x_next[o + i] = b.x[o + i];
+          xi[i] = noise[std::size_t(p)].next();
+        }
+        physics::reverse_step(d, c, &b.s_model[o], xi, &b.x[o]);
+      }
+    };
+
+    const int N = problem_.steps;
+    const double t_end = problem_.grid.t(N);
+    b.net.set_time(t_end, problem_.schedule.abar(t_end));
+    b.net.evaluate(n, b.x.data(), b.s_model.data(), nullptr);
+    step_all(physics::step_scalars_at(problem_.schedule, problem_.grid, N));
+
+    for (int k = N - 1; k >= 0; --k) {
+      if (!with_taep && k == 0) break;  // x_0 is the sample; nothing is evaluated there
+      const physics::StepScalars c = view_.step[k];
+      const double t = problem_.grid.t(k);
+      b.net.set_time(t, problem_.schedule.abar(t));
+      if (with_taep)
+        for (int p = 0; p < n; ++p) {
+          const std::size_t o = std::size_t(p) * d;
+          physics::implied_increment(d, c, &b.x_next[o], &b.x[o], &b.dw[o]);
+          prepare_path<D>(p, k, c, tangents, b, [&] {
+            return rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
+                              : probe_normals[std::size_t(p)].next();
+          });
+        }
+      b.net.evaluate(n, b.x.data(), b.s_model.data(), with_taep ? b.div_model.data() : nullptr,
+                     tangents.count, tangents.count > 0 ? b.probes.data() : nullptr);
+      if (with_taep)
+        for (int p = 0; p < n; ++p) {
+          taep[p] += double(path_increment(p, c, tangents, b, nullptr));
+        }
+      if (k > 0) step_all(c);
+    }
+    std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), samples);
+  }
+
+  ForwardProblem problem_;
+  physics::ForwardView view_;
+  const MlpSetup& mlp_;
+  int threads_;
+  MlpIsa isa_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_mlp_backend(const ForwardProblem& problem, int threads) {
+  return std::make_unique<CpuMlpBackend>(problem, threads);
+}
+
+}  // namespace detail
+}  // namespace taep

@@ -1,0 +1,5 @@
+// The reverse-process vector loop for AVX2 + FMA, 8 lanes (compiled with -mavx2 -mfma
+// -ffp-contract=off).
+#define TAEP_ISA avx2
+#define TAEP_ISA_ARCH Avx2
+#include "host/cpu/isa_reverse.inc"

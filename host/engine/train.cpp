@@ -1,0 +1,437 @@
+// `taep::train` (train.hpp): the TrainProblem a trainer runs, the training loop over log windows,
+// the loss floor of mixture data, the DSM loss of a model, and the result JSON.
+#include "taep/train.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "host/engine/trainer.hpp"
+#include "taep/engine.hpp"
+#include "taep/error.hpp"
+#include "taep/physics/dsm.hpp"
+#include "taep/physics/mixture.hpp"
+#include "taep/physics/philox.hpp"
+#include "taep/physics/rng_streams.hpp"
+
+namespace taep {
+namespace detail {
+
+// ---- TrainProblem ---------------------------------------------------------------------------------
+
+int TrainProblem::max_width() const {
+  int w = 0;
+  for (const TrainLayer& l : layers) w = std::max(w, l.out);
+  return w;
+}
+
+physics::DsmData TrainProblem::data() const {
+  physics::DsmData D;
+  D.d = d;
+  D.K = K;
+  D.mean = mean.empty() ? nullptr : mean.data();
+  D.sigma = sigma.empty() ? nullptr : sigma.data();
+  D.cum_w = cum_w.empty() ? nullptr : cum_w.data();
+  D.samples = samples.empty() ? nullptr : samples.data();
+  D.sample_count = sample_count;
+  D.t_min = t_min;
+  D.schedule = schedule;
+  return D;
+}
+
+double TrainProblem::flops_per_step() const {
+  double per_example = 0;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const double mac = double(layers[l].in) * layers[l].out;
+    per_example += 2 * mac * (l == 0 ? 2 : 3);  // forward, weight gradient, input gradient (l > 0)
+  }
+  return per_example * batch;
+}
+
+MlpModel TrainProblem::to_model(const std::vector<float>& flat) const {
+  TAEP_EXPECTS(flat.size() == parameter_count, "flat parameters of the wrong size");
+  MlpModel m;
+  m.dim = d;
+  m.embedding_dim = embedding_dim;
+  m.time_scale = time_scale;
+  m.max_period = max_period;
+  m.parameterization = parameterization;
+  m.activation = "silu";
+  for (const TrainLayer& l : layers) {
+    MlpLayer layer;
+    layer.in = l.in;
+    layer.out = l.out;
+    layer.weight.assign(flat.begin() + std::ptrdiff_t(l.weight),
+                        flat.begin() + std::ptrdiff_t(l.weight + std::size_t(l.in) * l.out));
+    layer.bias.assign(flat.begin() + std::ptrdiff_t(l.bias),
+                      flat.begin() + std::ptrdiff_t(l.bias + std::size_t(l.out)));
+    m.layers.push_back(std::move(layer));
+  }
+  return m;
+}
+
+std::vector<float> TrainProblem::flatten(const MlpModel& m) const {
+  TAEP_EXPECTS(m.layers.size() == layers.size(), "model does not match the problem's layers");
+  std::vector<float> flat(parameter_count);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const TrainLayer& l = layers[i];
+    TAEP_EXPECTS(m.layers[i].in == l.in && m.layers[i].out == l.out,
+                 "model does not match the problem's layer shapes");
+    std::copy(m.layers[i].weight.begin(), m.layers[i].weight.end(), flat.begin() + std::ptrdiff_t(l.weight));
+    std::copy(m.layers[i].bias.begin(), m.layers[i].bias.end(), flat.begin() + std::ptrdiff_t(l.bias));
+  }
+  return flat;
+}
+
+std::vector<float> initial_parameters(const std::vector<TrainLayer>& layers,
+                                      std::size_t parameter_count, std::uint64_t seed) {
+  std::vector<float> flat(parameter_count, 0.f);
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    rng::PhiloxHostStream stream(seed, rng::subsequence(rng::kTrainInit, l));
+    physics::WordSource<rng::PhiloxHostStream> words(stream);
+    const float bound = float(1.0 / std::sqrt(double(layers[l].in)));
+    const std::size_t nw = std::size_t(layers[l].in) * layers[l].out;
+    for (std::size_t i = 0; i < nw; ++i)
+      flat[layers[l].weight + i] = physics::init_uniform(words.next(), bound);
+    for (int i = 0; i < layers[l].out; ++i)
+      flat[layers[l].bias + std::size_t(i)] = physics::init_uniform(words.next(), bound);
+  }
+  return flat;
+}
+
+TrainProblem make_train_problem(const TrainConfig& c) {
+  TrainProblem P;
+  const bool samples = !c.data.samples.empty();
+  TAEP_EXPECTS(!samples || !c.data.loaded.empty(), "make_train_problem needs a validated config");
+  P.d = samples ? int(c.data.loaded.front().size()) : c.data.target.mixture.dim();
+  TAEP_EXPECTS(P.d >= 1, "make_train_problem needs a validated config");
+  P.embedding_dim = c.network.embedding_dim;
+  P.time_scale = c.network.time_scale;
+  P.max_period = c.network.max_period;
+  P.parameterization = c.network.parameterization;
+
+  int in = P.d + P.embedding_dim;
+  std::size_t offset = 0;
+  std::vector<int> outs = c.network.hidden;
+  outs.push_back(P.d);
+  for (int out : outs) {
+    TrainLayer l;
+    l.in = in;
+    l.out = out;
+    l.weight = offset;
+    l.bias = offset + std::size_t(in) * out;
+    offset = l.bias + std::size_t(out);
+    P.layers.push_back(l);
+    in = out;
+  }
+  P.parameter_count = offset;
+  P.initial = initial_parameters(P.layers, P.parameter_count, c.seed);
+
+  if (samples) {
+    P.sample_count = std::uint32_t(c.data.loaded.size());
+    P.samples.reserve(c.data.loaded.size() * std::size_t(P.d));
+    for (const auto& row : c.data.loaded)
+      for (double v : row) P.samples.push_back(float(v));
+  } else {
+    const MixtureSpec m = c.data.collapse ? collapse(c.data.target.mixture, *c.data.collapse)
+                                          : c.data.target.mixture;
+    P.K = m.components();
+    double total = 0;
+    for (double w : m.weights) total += w;
+    double cum = 0;
+    for (int k = 0; k < P.K; ++k) {
+      cum += m.weights[std::size_t(k)] / total;
+      P.cum_w.push_back(k + 1 == P.K ? 1.0 : cum);
+      for (double v : m.means[std::size_t(k)]) P.mean.push_back(float(v));
+      P.sigma.push_back(float(m.sigmas[std::size_t(k)]));
+    }
+  }
+  P.t_min = c.t_min;
+  P.schedule = physics::VpSchedule{c.beta_min, c.beta_max};
+
+  P.batch = c.optimizer.batch;
+  P.steps = c.optimizer.steps;
+  P.lr = c.optimizer.lr;
+  P.beta1 = c.optimizer.beta1;
+  P.beta2 = c.optimizer.beta2;
+  P.adam_eps = c.optimizer.adam_eps;
+  P.clip_norm = c.optimizer.clip_norm;
+  P.ema_decay = c.optimizer.ema_decay;
+  P.seed = c.seed;
+  return P;
+}
+
+}  // namespace detail
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The exact score of the data mixture (positive-weight components only) at one example's time, by
+// the streaming softmax of physics/mixture.hpp.
+class ExactDataScore {
+ public:
+  explicit ExactDataScore(const TrainConfig& c) {
+    const MixtureSpec m = c.data.collapse ? collapse(c.data.target.mixture, *c.data.collapse)
+                                          : c.data.target.mixture;
+    d_ = m.dim();
+    double total = 0;
+    for (double w : m.weights) total += w;
+    for (int k = 0; k < m.components(); ++k) {
+      if (!(m.weights[std::size_t(k)] > 0)) continue;
+      log_w_.push_back(std::log(m.weights[std::size_t(k)] / total));
+      sigma2_.push_back(m.sigmas[std::size_t(k)] * m.sigmas[std::size_t(k)]);
+      for (double v : m.means[std::size_t(k)]) mean_.push_back(float(v));
+    }
+    comp_.resize(log_w_.size());
+  }
+  // s*(x, t) into s[0..d).
+  void operator()(const physics::DsmTime& tm, const float* x, float* s) {
+    const int K = int(log_w_.size());
+    const double one_minus_abar = double(tm.sigma_t) * tm.sigma_t;
+    for (int k = 0; k < K; ++k) {
+      const double v = tm.abar * sigma2_[std::size_t(k)] + one_minus_abar;
+      comp_[std::size_t(k)] = {float(1.0 / v),
+                               float(log_w_[std::size_t(k)] - 0.5 * d_ * std::log(2 * physics::kPi * v))};
+    }
+    physics::MixtureSums<0, float> sums, unused;
+    unused.clear(d_);
+    physics::accumulate_mixture<0>(d_, K, mean_.data(), comp_.data(), nullptr, tm.sqrt_abar, x, x,
+                                   false, sums, unused);
+    physics::ScoreEval<0, float> e;
+    e.finish(sums, x, d_, false);
+    for (int i = 0; i < d_; ++i) s[i] = e.s[i];
+  }
+
+ private:
+  int d_ = 0;
+  std::vector<double> log_w_, sigma2_;
+  std::vector<float> mean_;
+  std::vector<physics::ComponentStep> comp_;
+};
+
+struct MeanAndError {
+  double mean = 0, stderr_ = 0;
+};
+// Sequential (fixed-order) mean and standard error of per-example values.
+MeanAndError mean_and_error(const std::vector<double>& v) {
+  const double n = double(v.size());
+  double sum = 0;
+  for (double x : v) sum += x;
+  const double mean = sum / n;
+  double ss = 0;
+  for (double x : v) ss += (x - mean) * (x - mean);
+  const double var = v.size() > 1 ? ss / (n - 1) : 0.0;
+  return {mean, std::sqrt(var / n)};
+}
+
+// Draws example i of stream kTrainEval.
+physics::DsmTime eval_example(const physics::DsmData& D, std::uint64_t seed, std::uint64_t i,
+                              float* x, float* z) {
+  rng::PhiloxHostStream stream(seed, rng::subsequence(rng::kTrainEval, i));
+  return physics::draw_example(D, stream, x, z);
+}
+
+void check_examples(std::uint64_t examples) {
+  if (examples < 2 || examples >= rng::kMaxPaths)
+    throw ConfigError("examples", "must be an integer in [2, 2^40) (got " + std::to_string(examples) + ")");
+}
+
+}  // namespace
+
+std::optional<std::pair<double, double>> dsm_loss_floor(const TrainConfig& config_in,
+                                                        std::uint64_t examples, std::uint64_t seed) {
+  TrainConfig config = config_in;
+  validate(config);
+  if (!config.data.samples.empty()) return std::nullopt;
+  check_examples(examples);
+  const detail::TrainProblem P = detail::make_train_problem(config);
+  const physics::DsmData D = P.data();
+  std::vector<double> f(examples);
+  const std::int64_t n = std::int64_t(examples);
+#pragma omp parallel num_threads(config.threads > 0 ? config.threads : omp_get_max_threads())
+  {
+    ExactDataScore score(config);
+    std::vector<float> x(std::size_t(P.d)), z(std::size_t(P.d)), s(std::size_t(P.d));
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const physics::DsmTime tm = eval_example(D, seed, std::uint64_t(i), x.data(), z.data());
+      score(tm, x.data(), s.data());
+      double ss = 0;
+      for (int j = 0; j < P.d; ++j) ss += double(s[std::size_t(j)]) * s[std::size_t(j)];
+      const double one_minus_abar = -std::expm1(P.schedule.log_abar(tm.t));
+      f[std::size_t(i)] = P.d - one_minus_abar * ss;
+    }
+  }
+  const MeanAndError r = mean_and_error(f);
+  return std::make_pair(r.mean, r.stderr_);
+}
+
+DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainConfig& config_in,
+                                  std::uint64_t examples, std::uint64_t seed) {
+  TrainConfig config = config_in;
+  validate(config);
+  check_examples(examples);
+  const detail::TrainProblem P = detail::make_train_problem(config);
+  if (model.dim != P.d)
+    throw ConfigError("model", "the model's dimension d = " + std::to_string(model.dim) +
+                                   " must equal the data's dimension " + std::to_string(P.d));
+  const physics::DsmData D = P.data();
+  const bool mixture = config.data.samples.empty();
+  std::vector<double> loss(examples), floor(mixture ? examples : 0);
+  const std::int64_t n = std::int64_t(examples);
+#pragma omp parallel num_threads(config.threads > 0 ? config.threads : omp_get_max_threads())
+  {
+    std::optional<ExactDataScore> exact;
+    if (mixture) exact.emplace(config);
+    std::vector<float> x(std::size_t(P.d)), z(std::size_t(P.d)), s(std::size_t(P.d));
+    std::vector<double> xd(std::size_t(P.d));
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const physics::DsmTime tm = eval_example(D, seed, std::uint64_t(i), x.data(), z.data());
+      const double sigma_t = std::sqrt(-std::expm1(P.schedule.log_abar(tm.t)));
+      for (int j = 0; j < P.d; ++j) xd[std::size_t(j)] = x[std::size_t(j)];
+      const MlpPointEval e = mlp_evaluate_reference(model, xd, tm.t, tm.abar, false);
+      double l = 0;
+      for (int j = 0; j < P.d; ++j) {
+        const double r = sigma_t * e.score[std::size_t(j)] + z[std::size_t(j)];
+        l += r * r;
+      }
+      loss[std::size_t(i)] = l;
+      if (mixture) {
+        (*exact)(tm, x.data(), s.data());
+        double l0 = 0;
+        for (int j = 0; j < P.d; ++j) {
+          const double r = sigma_t * s[std::size_t(j)] + z[std::size_t(j)];
+          l0 += r * r;
+        }
+        floor[std::size_t(i)] = l0;
+      }
+    }
+  }
+  DsmLossEstimate out;
+  out.examples = examples;
+  const MeanAndError L = mean_and_error(loss);
+  out.loss = L.mean;
+  out.loss_stderr = L.stderr_;
+  if (mixture) {
+    const MeanAndError F = mean_and_error(floor);
+    out.floor = F.mean;
+    out.floor_stderr = F.stderr_;
+    for (std::size_t i = 0; i < floor.size(); ++i) floor[i] = loss[i] - floor[i];
+    const MeanAndError X = mean_and_error(floor);
+    out.excess = X.mean;
+    out.excess_stderr = X.stderr_;
+  }
+  return out;
+}
+
+double dsm_loss(const MlpModel& model, const TrainConfig& config, std::uint64_t examples,
+                std::uint64_t seed) {
+  return dsm_loss_estimate(model, config, examples, seed).loss;
+}
+
+namespace {
+// Examples of the loss-floor estimate that `train` reports (its standard error is about 1e-3 of
+// the floor on the ring).
+constexpr std::uint64_t kFloorExamples = std::uint64_t(1) << 20;
+}  // namespace
+
+TrainResult train(const TrainConfig& config_in, const TrainOptions& options) {
+  TrainResult result;
+  result.config = config_in;
+  TrainConfig& config = result.config;
+  validate(config);
+  const Backend backend = resolve_backend(config.backend);
+  if (backend == Backend::cuda) {
+    std::string why;
+    if (!cuda_available(&why))
+      throw BackendUnavailable("run.backend: 'cuda' is not available: " + why);
+  }
+  const detail::TrainProblem P = detail::make_train_problem(config);
+  std::unique_ptr<detail::Trainer> trainer = backend == Backend::cuda
+                                                 ? detail::make_cuda_trainer(P)
+                                                 : detail::make_cpu_trainer(P, config.threads);
+  result.backend = trainer->name();
+  result.device = trainer->device();
+  result.threads = trainer->threads();
+  result.flops_per_step = P.flops_per_step();
+
+  const auto start = Clock::now();
+  const std::uint64_t total = P.steps;
+  for (std::uint64_t done = 0; done < total;) {
+    const std::uint64_t count = std::min(config.log_every, total - done);
+    detail::TrainSums sums;
+    trainer->run_steps(done, count, sums);
+    done += count;
+    TrainLogEntry e;
+    e.step = done;
+    e.loss = sums.loss / double(sums.steps);
+    e.grad_norm = sums.grad_norm / double(sums.steps);
+    e.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    result.log.push_back(e);
+    if (options.on_log) options.on_log(e, total);
+  }
+  result.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  result.steps_per_second = result.wall_seconds > 0 ? double(total) / result.wall_seconds : 0.0;
+  result.gflops = result.flops_per_step * result.steps_per_second * 1e-9;
+  result.final_loss = result.log.empty() ? 0.0 : result.log.back().loss;
+
+  std::vector<float> ema, last;
+  trainer->read_parameters(ema, last);
+  result.model = P.to_model(ema);
+  result.last = P.to_model(last);
+
+  if (config.data.samples.empty()) {
+    const auto floor = dsm_loss_floor(config, kFloorExamples, config.seed);
+    result.loss_floor = floor->first;
+    result.loss_floor_stderr = floor->second;
+    result.floor_examples = kFloorExamples;
+  }
+  return result;
+}
+
+std::string train_result_to_json(const TrainResult& r, int indent) {
+  using json = nlohmann::ordered_json;
+  auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+  json j;
+  std::vector<int> hidden;
+  for (std::size_t l = 0; l + 1 < r.model.layers.size(); ++l) hidden.push_back(r.model.layers[l].out);
+  std::size_t parameters = 0;
+  for (const MlpLayer& l : r.model.layers) parameters += l.weight.size() + l.bias.size();
+  j["training"] = {{"steps", r.config.optimizer.steps},
+                   {"batch", r.config.optimizer.batch},
+                   {"final_loss", r.final_loss},
+                   {"loss_floor", opt(r.loss_floor)},
+                   {"loss_floor_stderr", opt(r.loss_floor_stderr)},
+                   {"loss_floor_examples", r.floor_examples},
+                   {"weighting", "lambda(t) = 1 - abar(t)"}};
+  json log = json::array();
+  for (const TrainLogEntry& e : r.log)
+    log.push_back({{"step", e.step}, {"loss", e.loss}, {"grad_norm", e.grad_norm}, {"seconds", e.seconds}});
+  j["log"] = log;
+  j["model"] = {{"dim", r.model.dim},
+                {"hidden", hidden},
+                {"embedding_dim", r.model.embedding_dim},
+                {"time_scale", r.model.time_scale},
+                {"max_period", r.model.max_period},
+                {"parameterization", to_string(r.model.parameterization)},
+                {"activation", r.model.activation},
+                {"parameters", parameters},
+                {"weights", "ema"}};
+  j["performance"] = {{"backend", r.backend},
+                      {"device", r.device},
+                      {"threads", r.threads},
+                      {"wall_seconds", r.wall_seconds},
+                      {"steps_per_second", r.steps_per_second},
+                      {"examples_per_second", r.steps_per_second * r.config.optimizer.batch},
+                      {"flops_per_step", r.flops_per_step},
+                      {"gflops", r.gflops}};
+  j["config"] = json::parse(train_config_to_json(r.config));
+  return j.dump(indent) + "\n";
+}
+
+}  // namespace taep

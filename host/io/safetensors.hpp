@@ -1,0 +1,22 @@
+#pragma once
+// Internals shared by the safetensors reader and the MLP weight-file code (host/io/safetensors.cpp,
+// host/io/mlp_weights.cpp). The public API is in taep/mlp.hpp.
+#include <string>
+
+#include "taep/mlp.hpp"
+
+namespace taep {
+namespace detail {
+
+// Writes `file` in the reference implementation's layout: "__metadata__" first, tensors as F32
+// (whatever their dtype field says) in name order, header padded with spaces to a multiple of 8
+// bytes so the data buffer is aligned. Writes a temp file beside `path`, then renames it over
+// `path`, so a reader never sees a partial file. Errors name `path`.
+void write_safetensors(const SafetensorsFile& file, const std::string& path);
+
+// `s` as a JSON string literal (escaped, so one line whatever bytes it holds), shortened for error
+// messages about names and values read from a file.
+std::string quote_for_message(const std::string& s);
+
+}  // namespace detail
+}  // namespace taep
