@@ -52,21 +52,22 @@ def read_samples(out_dir, name):
     return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
 
 
-def grid(n):
-    cols = min(5, n)
-    rows = (n + cols - 1) // cols
-    return rows, cols
+def model_panels(models, width, height):
+    """One panel per model (width x height inches each) on a grid of at most 5 columns; the grid's
+    panels beyond the last model are hidden."""
+    cols = min(5, len(models))
+    rows = (len(models) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in list(axes.flat)[len(models):]:
+        ax.set_visible(False)
+    return fig, axes
 
 
 def plot_samples(out_dir, data, fig_dir):
     models = data["models"]
-    rows, cols = grid(len(models))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = model_panels(models, 3.0, 3.0)
     means = ring_means()
-    for ax in axes.flat:
-        ax.set_visible(False)
     for ax, m in zip(axes.flat, models):
-        ax.set_visible(True)
         xy = read_samples(out_dir, m["name"])
         if xy is not None and len(xy):
             ax.scatter(xy[:, 0], xy[:, 1], s=1.5, alpha=0.35, color="tab:blue", rasterized=True)
@@ -104,12 +105,8 @@ def densities(m):
 
 def plot_densities(data, fig_dir):
     models = data["models"]
-    rows, cols = grid(len(models))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.set_visible(False)
+    fig, axes = model_panels(models, 3.2, 2.6)
     for ax, m in zip(axes.flat, models):
-        ax.set_visible(True)
         c, pf, pr = densities(m)
         ax.semilogy(c, np.where(pf > 0, pf, np.nan), color="tab:blue", lw=1, label="forward")
         ax.semilogy(c, np.where(pr > 0, pr, np.nan), color="tab:orange", lw=1, ls="--", label="reverse")
@@ -137,25 +134,34 @@ def variance_points(models):
     return var, np.array(se), eq53, eq53_se
 
 
+def finish_variance_plot(fig, ax, models, at, beside, xlabel, title, path, log_x=False):
+    """Adds Var(S) of `models` at abscissae `at` and eq. 53 at their measured weights at `beside`
+    (shifted, so that both error bars show) to a figure that already holds the eq. 55 curve; labels
+    it and writes it to `path`."""
+    if models:
+        var, se, eq53, eq53_se = variance_points(models)
+        ax.errorbar(at, var, yerr=se, fmt="o", color="tab:blue", label="Var(S), trained models")
+        ax.errorbar(beside, eq53, yerr=eq53_se, fmt="s", mfc="none", color="tab:red",
+                    label="eq. 53, measured weights")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("Var(S)")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_variance_vs_eps(data, fig_dir):
     models = sorted([m for m in data["models"] if m["modes"] == 1], key=lambda m: m["eps"])
     fig, ax = plt.subplots(figsize=(5, 3.8))
     e = np.logspace(math.log10(0.003), math.log10(0.12), 200)
     ax.plot(e, [eq55(1, x) for x in e], color="black", lw=1, label="eq. 55 (nominal eps)")
-    if models:
-        eps = np.array([m["eps"] for m in models])
-        var, se, eq53, eq53_se = variance_points(models)
-        ax.errorbar(eps, var, yerr=se, fmt="o", color="tab:blue", label="Var(S), trained models")
-        ax.errorbar(eps * 1.04, eq53, yerr=eq53_se, fmt="s", mfc="none", color="tab:red",
-                    label="eq. 53, measured weights")
-    ax.set_xscale("log")
-    ax.set_xlabel("eps (weight of the collapsed mode)")
-    ax.set_ylabel("Var(S)")
-    ax.legend(fontsize=8)
-    ax.set_title("One collapsed mode")
-    fig.tight_layout()
-    fig.savefig(os.path.join(fig_dir, "variance_vs_eps.png"), dpi=120)
-    plt.close(fig)
+    eps = np.array([m["eps"] for m in models])
+    finish_variance_plot(fig, ax, models, eps, eps * 1.04, "eps (weight of the collapsed mode)",
+                         "One collapsed mode", os.path.join(fig_dir, "variance_vs_eps.png"), log_x=True)
 
 
 def plot_variance_vs_m(data, fig_dir):
@@ -164,19 +170,9 @@ def plot_variance_vs_m(data, fig_dir):
     fig, ax = plt.subplots(figsize=(5, 3.8))
     ms = np.arange(1, 6)
     ax.plot(ms, [eq55(int(m), 0.01) for m in ms], color="black", lw=1, marker=".", label="eq. 55 (eps = 0.01)")
-    if models:
-        mm = np.array([m["modes"] for m in models])
-        var, se, eq53, eq53_se = variance_points(models)
-        ax.errorbar(mm, var, yerr=se, fmt="o", color="tab:blue", label="Var(S), trained models")
-        ax.errorbar(mm + 0.08, eq53, yerr=eq53_se, fmt="s", mfc="none", color="tab:red",
-                    label="eq. 53, measured weights")
-    ax.set_xlabel("m (collapsed modes)")
-    ax.set_ylabel("Var(S)")
-    ax.legend(fontsize=8)
-    ax.set_title("m collapsed modes at eps = 0.01")
-    fig.tight_layout()
-    fig.savefig(os.path.join(fig_dir, "variance_vs_m.png"), dpi=120)
-    plt.close(fig)
+    mm = np.array([m["modes"] for m in models])
+    finish_variance_plot(fig, ax, models, mm, mm + 0.08, "m (collapsed modes)",
+                         "m collapsed modes at eps = 0.01", os.path.join(fig_dir, "variance_vs_m.png"))
 
 
 def plot_ift(data, fig_dir):
@@ -200,12 +196,8 @@ def plot_ift(data, fig_dir):
 
 def plot_dft(data, fig_dir):
     models = data["models"]
-    rows, cols = grid(len(models))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.set_visible(False)
+    fig, axes = model_panels(models, 3.2, 2.8)
     for ax, m in zip(axes.flat, models):
-        ax.set_visible(True)
         h = m["histograms"]
         edges = np.array(h["edges"], dtype=float)
         c = 0.5 * (edges[1:] + edges[:-1])
