@@ -5,15 +5,11 @@
 #   bench/run_cpu.sh [BUILD_DIR]        (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${1:-build}
-bench="$build/bench/taep_bench"
-[ -x "$bench" ] || { echo "run_cpu.sh: $bench not found; build first" >&2; exit 2; }
-python=/usr/bin/python3
-"$python" -c 'import numpy' 2>/dev/null || python=python3
+. bench/lib.sh
+bench="${1:-build}/bench/taep_bench"
+bench_setup run_cpu.sh "$bench" numpy
 
 steps=1000
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 for scheme in euler milstein; do
   "$bench" --backend cpu --steps $steps --paths 262144 --scheme $scheme --repeat 3 > "$tmp/taep-$scheme.json"
   "$python" bench/reference/numpy_taep.py --paths 100000 --steps $steps --scheme $scheme \
@@ -21,25 +17,17 @@ for scheme in euler milstein; do
 done
 
 out="bench/results/cpu-$(date -u +%Y-%m-%d).json"
-"$python" - "$tmp" "$out" <<'PY'
-import json, platform, subprocess, sys, datetime, os
+bench_report "$tmp" "$out" <<'PY'
 tmp, out = sys.argv[1], sys.argv[2]
-def cpu_model():
-    for line in open('/proc/cpuinfo'):
-        if line.startswith('model name'):
-            return line.split(':', 1)[1].strip()
-    return platform.processor()
-commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
-dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], capture_output=True, text=True).stdout.strip()
 rows = {}
 for scheme in ('euler', 'milstein'):
     t = json.load(open(f'{tmp}/taep-{scheme}.json'))
     n = json.load(open(f'{tmp}/numpy-{scheme}.json'))
     rows[scheme] = {'taep': t, 'numpy': n,
                     'speedup': t['best_path_steps_per_second'] / n['path_steps_per_second']}
-record = {'date': datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'),
-          'commit': commit + ('+dirty' if dirty else ''),
-          'device': f'{cpu_model()}, {os.cpu_count()} logical cores',
+record = {'date': utc_now(),
+          'commit': git_commit(),
+          'device': device(),
           'workload': 'ring8 target, exact 1-mode collapse model (eps 0.01), d=2, 1000 steps',
           'results': rows}
 json.dump(record, open(out, 'w'), indent=2)

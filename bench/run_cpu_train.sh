@@ -21,80 +21,13 @@
 #   bench/run_cpu_train.sh [BUILD_DIR]     (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${1:-build}
-taep="$build/taep"
-[ -x "$taep" ] || { echo "run_cpu_train.sh: $taep not found; build first" >&2; exit 2; }
-python=/usr/bin/python3
-[ -x "$python" ] || python=python3
+. bench/lib.sh
+taep="${1:-build}/taep"
+bench_setup run_cpu_train.sh "$taep"
 repeat=${REPEAT:-3}
-quiet_wait=${QUIET_WAIT:-120}
 steps=${STEPS:-600}
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
-
-# Waits until the CPUs were less than 5% busy over 2 s (at most $quiet_wait s); counts the waits
-# that ran out.
-not_quiet=0
-wait_quiet() {
-  local start=$SECONDS a b busy idle
-  while :; do
-    read -ra a < /proc/stat; sleep 2; read -ra b < /proc/stat
-    busy=$(( b[1] + b[2] + b[3] + b[6] + b[7] + b[8] - a[1] - a[2] - a[3] - a[6] - a[7] - a[8] ))
-    idle=$(( b[4] + b[5] - a[4] - a[5] ))
-    (( 100 * busy < 5 * (busy + idle + 1) )) && return 0
-    (( SECONDS - start >= quiet_wait )) && { not_quiet=$((not_quiet + 1)); return 0; }
-  done
-}
-
-# Peak FP32 FMA rate: independent FMA chains in registers on every core (as bench/run_cpu_mlp.sh).
-cat > "$tmp/peak.cpp" <<'CPP'
-#include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <omp.h>
-template <int W>
-double fma_seconds(long n) {
-  const auto t0 = std::chrono::steady_clock::now();
-#define F(r) "vfmadd231ps %%" R "0, %%" R "0, %%" R #r "\n"
-  if (W == 512) {
-#define R "zmm"
-    __asm__ volatile("vxorps %%xmm0, %%xmm0, %%xmm0\n1:\n" F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8)
-                     F(9) F(10) F(11) F(12) "dec %0\njnz 1b\n" : "+r"(n) :: "xmm0", "xmm1", "xmm2",
-                     "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12");
-#undef R
-  } else {
-#define R "ymm"
-    __asm__ volatile("vxorps %%xmm0, %%xmm0, %%xmm0\n1:\n" F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8)
-                     F(9) F(10) F(11) F(12) "dec %0\njnz 1b\nvzeroupper\n" : "+r"(n) :: "xmm0", "xmm1",
-                     "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-                     "xmm12");
-#undef R
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-int main(int argc, char** argv) {
-  const bool z = argc > 1 && !std::strcmp(argv[1], "512");
-  const long n = 200000000;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    double flops = 0;
-#pragma omp parallel reduction(+ : flops)
-    flops += 12.0 * (z ? 32 : 16) * n / (z ? fma_seconds<512>(n) : fma_seconds<256>(n));
-    if (flops > best) best = flops;
-  }
-  std::printf("{\"peak_gflops\": %.1f, \"vector_bits\": %d, \"threads\": %d}\n", best / 1e9,
-              z ? 512 : 256, omp_get_max_threads());
-}
-CPP
-bits=256
-grep -qw avx512f /proc/cpuinfo && bits=512
-peak_json=null
-if ${CXX:-c++} -O2 -fopenmp "$tmp/peak.cpp" -o "$tmp/peak" 2>/dev/null; then
-  wait_quiet
-  peak_json=$("$tmp/peak" $bits)
-fi
+measure_peak_fp32
 
 # The PyTorch reference: the same network, examples drawn the same way (torch's own RNG), the same
 # loss, Adam, clip_grad_norm_ and EMA; timed over the same number of steps after 20 warm-up steps.
@@ -161,20 +94,10 @@ if [ "$have_torch" = 1 ]; then
 fi
 
 out="bench/results/cpu-train-$(date -u +%Y-%m-%d).json"
-"$python" - "$tmp" "$out" "$repeat" "$peak_json" "$loadavg_before" "$not_quiet" "$steps" <<'PY'
-import datetime, glob, json, os, platform, subprocess, sys
+bench_report "$tmp" "$out" "$repeat" "$peak_json" "$loadavg_before" "$not_quiet" "$steps" <<'PY'
 tmp, out, repeat, peak_json, load_before, not_quiet, steps = sys.argv[1:8]
 peak = json.loads(peak_json) if peak_json != "null" else None
 
-def cpu_model():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                       text=True).stdout.strip()
 sps = lambda r: r["performance"]["steps_per_second"]
 results, flops = {}, None
 for name in ("all_threads", "one_thread", "openblas_skylakex"):
@@ -203,14 +126,7 @@ for name, ours in (("pytorch", "all_threads"), ("pytorch_one_thread", "one_threa
     results[f"speedup_{ours}_vs_{name}"] = results[ours]["steps_per_second"] / best["steps_per_second"]
 
 record = {
-    "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
-    "commit": commit + ("+dirty" if dirty else ""),
-    "device": f"{cpu_model()}, {os.cpu_count()} logical cores",
-    "peak_fp32": peak,
-    "loadavg_before": load_before,
-    "loadavg_after": " ".join(open("/proc/loadavg").read().split()[:3]),
-    "repeats": int(repeat),
-    "measurements_started_on_a_busy_machine": int(not_quiet),
+    **measurement_provenance(peak, load_before, repeat, not_quiet),
     "workload": "taep train default config: ring8, 3x128 SiLU MLP (d=2, E=16), batch 2048, "
                 f"Adam + clip 1.0 + EMA; {steps} steps per run",
     "flops_per_step": flops,
