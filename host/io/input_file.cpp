@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -31,6 +32,9 @@ InputRead read_input(const std::string& path) {
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     ++opens()[path];  // attempts count: a failed open is still a trip to the file system
+    if (const char* log = std::getenv("TAEP_INPUT_LOG"); log && *log)
+      if (std::unique_ptr<std::FILE, CloseFile> f{std::fopen(log, "a")})
+        std::fprintf(f.get(), "%s\n", path.c_str());
   }
   InputRead r;
   std::unique_ptr<std::FILE, CloseFile> f(std::fopen(path.c_str(), "rb"));

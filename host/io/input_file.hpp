@@ -21,7 +21,9 @@ InputRead read_input(const std::string& path);
 std::string read_input_file(const std::string& path, const std::string& field);
 
 // The counting hook (internal, for tests): how many times `path`, spelled as the caller gave it,
-// was opened through read_input_file since the last reset. Thread-safe.
+// was opened through read_input since the last reset. Thread-safe. A process the test cannot reach
+// into (the CLI binary) reports the same when the environment variable TAEP_INPUT_LOG names a
+// file: each open appends its path and a newline there.
 std::uint64_t input_file_opens(const std::string& path);
 void reset_input_file_opens();
 
