@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -34,26 +35,23 @@ using taep::detail::reset_input_file_opens;
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // A scratch directory with a copy of the d = 2 score fixture under a name no other test uses.
 class LoadOnce : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "taep_load_once.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           ("taep_load_once_" + std::to_string(::getpid()) + "_" + test->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
     weights_ = (dir_ / "model.safetensors").string();
     fs::copy_file(fs::path(TAEP_FIXTURE_DIR) / "mlp_d2_score.safetensors", weights_);
     reset_input_file_opens();
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void TearDown() override { fs::remove_all(dir_); }
 
   taep::Config mlp_config() const {
     taep::Config c = taep::default_config();
@@ -232,15 +230,12 @@ TEST_F(LoadOnce, CliRunSampleAndDftOpenEachInputOnce) {
 }
 
 TEST_F(LoadOnce, ExperimentOpensEachModelAtMostOnce) {
+  // Two small models, a few steps of everything: what is counted is the opens, not the physics.
   taep::ModeCollapseConfig cfg = taep::mode_collapse_config(true);
   cfg.models = {{"uncollapsed", 0, 0.0}, {"m1_eps0.09", 1, 0.09}};
   cfg.train.network.hidden = {16};
-  cfg.train.optimizer.steps = 20;
-  cfg.train.optimizer.batch = 64;
-  cfg.train.log_every = 10;
-  cfg.paths = 4096;
-  cfg.samples = 4096;
-  cfg.plot_samples = 10;
+  cfg.train.optimizer = {20, 64};
+  cfg.paths = cfg.samples = 4096;
   cfg.schedule.steps = 20;
   cfg.backend = taep::Backend::cpu;
   cfg.threads = 2;

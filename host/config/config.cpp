@@ -116,13 +116,7 @@ void read_histogram(const json& h, HistogramConfig& out) {
   out.hi = (*it)[1].get<double>();
 }
 
-// ---- JSON writer --------------------------------------------------------------------------------
-
 using ojson = nlohmann::ordered_json;
-
-ojson mixture_json(const MixtureSpec& m) {
-  return ojson{{"weights", m.weights}, {"means", m.means}, {"sigmas", m.sigmas}};
-}
 
 }  // namespace
 
@@ -236,8 +230,7 @@ Config parse_config(const std::string& json_text) {
 }
 
 std::string config_to_json(const Config& c, int indent) {
-  ojson target = c.target.preset.empty() ? mixture_json(c.target.mixture)
-                                         : ojson{{"preset", c.target.preset}};
+  const ojson target = target_json(c.target);
   ojson model{{"type", c.model.type}};
   if (c.model.type == "mlp") {
     model["weights"] = c.model.weights;
@@ -258,18 +251,11 @@ std::string config_to_json(const Config& c, int indent) {
       {"target", target},
       {"model", model},
       {"schedule",
-       {{"beta_min", s.beta_min},
-        {"beta_max", s.beta_max},
-        {"t_min", s.t_min},
-        {"t_max", s.t_max},
-        {"steps", s.steps},
-        {"scheme", to_string(s.scheme)}}},
+       {{"beta_min", s.beta_min}, {"beta_max", s.beta_max}, {"t_min", s.t_min},
+        {"t_max", s.t_max}, {"steps", s.steps}, {"scheme", to_string(s.scheme)}}},
       {"run",
-       {{"paths", r.paths},
-        {"seed", r.seed},
-        {"backend", to_string(r.backend)},
-        {"chunk_paths", r.chunk_paths},
-        {"threads", r.threads}}},
+       {{"paths", r.paths}, {"seed", r.seed}, {"backend", to_string(r.backend)},
+        {"chunk_paths", r.chunk_paths}, {"threads", r.threads}}},
       {"histogram", {{"bins", h.bins}, {"range", range}}},
   };
   return out.dump(indent, ' ', false, ojson::error_handler_t::replace);

@@ -114,9 +114,6 @@ void read_run(const json& j, TrainConfig& out) {
   read_int(j, "log_every", p, out.log_every, kLogEveryRange);
 }
 
-ojson mixture_json(const MixtureSpec& m) {
-  return ojson{{"weights", m.weights}, {"means", m.means}, {"sigmas", m.sigmas}};
-}
 
 }  // namespace
 
@@ -223,8 +220,7 @@ std::string train_config_to_json(const TrainConfig& c, int indent) {
   if (!c.data.samples.empty()) {
     data["samples"] = c.data.samples;
   } else {
-    data["target"] = c.data.target.preset.empty() ? mixture_json(c.data.target.mixture)
-                                                  : ojson{{"preset", c.data.target.preset}};
+    data["target"] = target_json(c.data.target);
     data["collapse"] = c.data.collapse ? ojson{{"modes", c.data.collapse->modes},
                                                {"eps", c.data.collapse->eps}}
                                        : ojson(nullptr);
@@ -235,19 +231,11 @@ std::string train_config_to_json(const TrainConfig& c, int indent) {
   ojson out{
       {"data", data},
       {"network",
-       {{"hidden", n.hidden},
-        {"embedding_dim", n.embedding_dim},
-        {"time_scale", n.time_scale},
-        {"max_period", n.max_period},
-        {"parameterization", to_string(n.parameterization)}}},
+       {{"hidden", n.hidden}, {"embedding_dim", n.embedding_dim}, {"time_scale", n.time_scale},
+        {"max_period", n.max_period}, {"parameterization", to_string(n.parameterization)}}},
       {"optimizer",
-       {{"steps", o.steps},
-        {"batch", o.batch},
-        {"lr", o.lr},
-        {"beta1", o.beta1},
-        {"beta2", o.beta2},
-        {"eps", o.adam_eps},
-        {"clip_norm", o.clip_norm},
+       {{"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"beta1", o.beta1},
+        {"beta2", o.beta2}, {"eps", o.adam_eps}, {"clip_norm", o.clip_norm},
         {"ema_decay", o.ema_decay}}},
       {"schedule", {{"beta_min", c.beta_min}, {"beta_max", c.beta_max}, {"t_min", c.t_min}}},
       {"run",

@@ -260,6 +260,14 @@ void check_collapse(const CollapseSpec& c, int K, const std::string& path) {
                             ") (got " + show(c.eps) + ")");
 }
 
+nlohmann::ordered_json mixture_json(const MixtureSpec& m) {
+  return nlohmann::ordered_json{{"weights", m.weights}, {"means", m.means}, {"sigmas", m.sigmas}};
+}
+
+nlohmann::ordered_json target_json(const TargetConfig& t) {
+  return t.preset.empty() ? mixture_json(t.mixture) : nlohmann::ordered_json{{"preset", t.preset}};
+}
+
 // ---- shared sections ----------------------------------------------------------------------------
 
 void read_schedule(const json& s, const std::string& path, std::initializer_list<const char*> allowed,

@@ -165,6 +165,10 @@ void resolve_preset(TargetConfig& t);
 // `path` is "model.collapse" or "data.collapse"; K the target's component count.
 void check_collapse(const CollapseSpec& c, int K, const std::string& path);
 
+// The canonical JSON of a mixture, and of a target: a preset by its name, else its mixture.
+nlohmann::ordered_json mixture_json(const MixtureSpec& m);
+nlohmann::ordered_json target_json(const TargetConfig& t);
+
 // ---- sections the run and the training config share ---------------------------------------------
 
 extern const Named<Scheme> kSchemes[2];
