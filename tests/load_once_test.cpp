@@ -152,7 +152,16 @@ TEST_F(LoadOnce, ModelInMemoryOpensNoFileAndGivesTheSameNumbers) {
 
   taep::MlpModel wrong = model;
   wrong.dim = 3;
+  wrong.layers.back().out = 3;
+  wrong.layers.back().weight.resize(std::size_t(3) * wrong.layers.back().in);
+  wrong.layers.back().bias.resize(3);
+  wrong.layers.front().in += 1;  // dim + embedding_dim
+  wrong.layers.front().weight.resize(std::size_t(wrong.layers.front().out) * wrong.layers.front().in);
   taep_test::expect_config_error([&] { taep::build_problem(c, wrong); }, "model.weights", "d = 3");
+  taep::MlpModel broken = model;
+  broken.layers.back().bias.pop_back();  // the output layer no longer returns d values
+  taep_test::expect_config_error([&] { taep::build_problem(c, broken); }, "model.weights",
+                                 "layers.");
   taep_test::expect_config_error([&] { taep::build_problem(taep::default_config(), model); },
                                  "model.type", "mlp");
 }

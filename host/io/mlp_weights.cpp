@@ -249,6 +249,10 @@ void save_mlp(const MlpModel& model, const std::string& path) {
   detail::write_safetensors(file, path);
 }
 
+void detail::check_mlp(const MlpModel& model, const std::string& what) {
+  mlp_from_safetensors(to_file(model), what);
+}
+
 MlpPointEval mlp_evaluate_reference(const MlpModel& model, const std::vector<double>& x, double t,
                                     double abar, bool with_divergence) {
   const int d = model.dim, half = model.embedding_dim / 2;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "host/io/json_fields.hpp"
+#include "host/io/safetensors.hpp"
 #include "host/problem/forward_problem.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
@@ -44,6 +45,7 @@ Problem build_problem(const Config& config, MlpModel model) {
   if (c->model.type != "mlp")
     fields::fail("model.type", "must be \"mlp\" for a model given in memory (got " +
                                    fields::show(c->model.type) + ")");
+  detail::check_mlp(model, "model.weights");  // what load_mlp checks of a file
   check_mlp_against_target(model, *c);
   auto forward = std::make_shared<detail::ForwardProblem>(
       detail::build_forward_problem(*c, std::move(model)));
