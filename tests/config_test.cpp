@@ -8,6 +8,7 @@
 
 #include "taep/config.hpp"
 #include "taep/error.hpp"
+#include "taep/problem.hpp"
 
 namespace {
 
@@ -414,7 +415,8 @@ class BadJsonTest : public ::testing::TestWithParam<BadJson> {};
 
 TEST_P(BadJsonTest, ThrowsConfigErrorNamingTheField) {
   const BadJson& b = GetParam();
-  expect_config_error([&] { taep::parse_config(b.json); }, b.field);
+  // parse_config checks the config itself; build_problem reads the weight file (MlpMissingFile).
+  expect_config_error([&] { taep::build_problem(taep::parse_config(b.json)); }, b.field);
 }
 
 INSTANTIATE_TEST_SUITE_P(Config, BadJsonTest, ::testing::ValuesIn(kBadJson),

@@ -750,13 +750,14 @@ std::string mlp_json(const std::string& weights, const std::string& extra = "") 
 }
 
 TEST(MlpConfig, NetworkDimensionMustEqualTheTargets) {
-  taep_test::expect_config_error([&] { taep::parse_config(mlp_json(fixture("mlp_d16.safetensors"))); },
-                                 "model.weights",
-                                 "the MLP's dimension d = 16 must equal the target's dimension 2");
+  // The weight file is read (and checked against the target) by build_problem, not by validate().
+  taep_test::expect_config_error(
+      [&] { taep::build_problem(taep::parse_config(mlp_json(fixture("mlp_d16.safetensors")))); },
+      "model.weights", "the MLP's dimension d = 16 must equal the target's dimension 2");
   taep::Config c = mlp_config("mlp_d2_score.safetensors", 1, 1);
   c.target.preset.clear();
   c.target.mixture = d16_target();
-  taep_test::expect_config_error([&] { taep::validate(c); }, "model.weights", "d = 2");
+  taep_test::expect_config_error([&] { taep::build_problem(c); }, "model.weights", "d = 2");
   taep_test::expect_config_error([&] { taep::run(c); }, "model.weights", "d = 2");
 }
 
@@ -781,11 +782,15 @@ TEST(MlpConfig, CorruptWeightFileIsAConfigErrorOnModelWeights) {
                         Cut{"last_byte_missing", bytes.size() - 1}}) {
     const std::string path = dir + "taep_mlp_engine_test_" + cut.name + ".safetensors";
     std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(cut.size));
-    taep_test::expect_config_error([&] { taep::parse_config(mlp_json(path)); }, "model.weights", path);
+    taep_test::expect_config_error([&] { taep::build_problem(taep::parse_config(mlp_json(path))); },
+                                   "model.weights", path);
     std::remove(path.c_str());
   }
   taep_test::expect_config_error(
-      [&] { taep::parse_config(mlp_json(dir + "taep_mlp_engine_test_missing.safetensors")); },
+      [&] {
+        taep::build_problem(
+            taep::parse_config(mlp_json(dir + "taep_mlp_engine_test_missing.safetensors")));
+      },
       "model.weights", "taep_mlp_engine_test_missing.safetensors");
 }
 

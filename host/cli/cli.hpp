@@ -15,6 +15,7 @@
 
 #include "taep/config.hpp"
 #include "taep/engine.hpp"
+#include "taep/problem.hpp"
 
 namespace taep {
 namespace cli {
@@ -95,10 +96,11 @@ void apply_overrides(const std::vector<Override>& overrides);
 // Runs `validate`; a ConfigError for a field that a given flag set is renamed after the flag.
 void validate_with_flags(const std::vector<Override>& overrides, const std::function<void()>& validate);
 
-// The run config of `taep run`, `sample` and `dft`: CONFIG (or the built-in default when `path` is
-// empty), the given flags applied, validated with flag-named errors. The overrides write into
-// `config`, which is why it is filled in place.
-void load_run_config(const std::string& path, const std::vector<Override>& overrides, Config& config);
+// The problem of `taep run`, `sample` and `dft`: CONFIG (or the built-in default when `path` is
+// empty), the given flags applied, validated and its inputs loaded once (build_problem) with
+// flag-named errors. The overrides write into `config`, which is why it is filled in place.
+Problem load_run_config(const std::string& path, const std::vector<Override>& overrides,
+                        Config& config);
 
 // An on_progress callback that reports "(done/total <what>)  <rate> path-steps/s" on `line`.
 std::function<void(const Progress&)> path_progress(ProgressLine& line, const std::string& what);

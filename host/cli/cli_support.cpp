@@ -5,8 +5,11 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "cli.hpp"
+#include "../io/input_file.hpp"  // taep_cli has no repository-root include path
 #include "taep/error.hpp"
 
 namespace taep {
@@ -151,10 +154,13 @@ void validate_with_flags(const std::vector<Override>& overrides, const std::func
   }
 }
 
-void load_run_config(const std::string& path, const std::vector<Override>& overrides, Config& config) {
-  config = path.empty() ? default_config() : parse_config(read_text_file(path, "CONFIG"));
+Problem load_run_config(const std::string& path, const std::vector<Override>& overrides,
+                        Config& config) {
+  config = path.empty() ? default_config() : parse_config(detail::read_input_file(path, "CONFIG"));
   apply_overrides(overrides);
-  validate_with_flags(overrides, [&config] { validate(config); });
+  std::optional<Problem> problem;
+  validate_with_flags(overrides, [&] { problem = build_problem(config); });
+  return std::move(*problem);
 }
 
 std::function<void(const Progress&)> path_progress(ProgressLine& line, const std::string& what) {

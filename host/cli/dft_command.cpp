@@ -71,14 +71,14 @@ class DftCommand final : public Command {
   int execute() override {
     if (min_count_ < 1)
       throw ConfigError("--min-count", "must be at least 1 (got " + std::to_string(min_count_) + ")");
-    load_run_config(config_path_, overrides_, config_);
+    const Problem problem = load_run_config(config_path_, overrides_, config_);
     std::unique_ptr<AtomicFile> out;
     if (!out_path_.empty()) out = std::make_unique<AtomicFile>(out_path_, "--out");
 
     ProgressLine progress(!quiet_);
     RunOptions options;
     options.on_progress = path_progress(progress, "forward + reverse paths");
-    const DetailedFtResult result = detailed_ft(config_, options, min_count_);
+    const DetailedFtResult result = detailed_ft(problem, options, min_count_);
     progress.finish();
 
     const std::string json = detailed_ft_to_json(result);

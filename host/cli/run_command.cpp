@@ -53,14 +53,14 @@ class RunCommand final : public Command {
   }
 
   int execute() override {
-    load_run_config(config_path_, overrides_, config_);
+    const Problem problem = load_run_config(config_path_, overrides_, config_);
     std::unique_ptr<AtomicFile> out;
     if (!out_path_.empty()) out = std::make_unique<AtomicFile>(out_path_, "--out");
 
     ProgressLine progress(!quiet_);
     RunOptions options;
     options.on_progress = path_progress(progress, "paths");
-    const RunResult result = run(config_, options);
+    const RunResult result = run(problem, options);
     progress.finish();
 
     std::string json = result_to_json(result);

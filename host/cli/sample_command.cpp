@@ -76,7 +76,7 @@ class SampleCommand final : public Command {
     if (count_ < 1 || count_ >= rng::kMaxPaths)
       throw ConfigError("--count", "must be an integer in [1, 2^40) (got " +
                                        std::to_string(count_) + ")");
-    load_run_config(config_path_, overrides_, config_);
+    const Problem problem = load_run_config(config_path_, overrides_, config_);
     AtomicFile out(out_path_, "--out");
     std::unique_ptr<AtomicFile> result_file;
     if (!result_path_.empty()) result_file = std::make_unique<AtomicFile>(result_path_, "--result");
@@ -84,7 +84,7 @@ class SampleCommand final : public Command {
     ProgressLine progress(!quiet_);
     RunOptions options;
     options.on_progress = path_progress(progress, "samples");
-    const SampleResult result = sample(config_, count_, options);
+    const SampleResult result = sample(problem, count_, options);
     progress.finish();
 
     if (result_file) result_file->commit(sample_result_to_json(result));

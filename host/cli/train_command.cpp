@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
+#include "../io/input_file.hpp"  // taep_cli has no repository-root include path
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
 #include "taep/train.hpp"
@@ -98,13 +100,16 @@ class TrainCommand final : public Command {
   }
 
   int execute() override {
-    config_ = config_path_.empty() ? default_train_config()
-                                   : parse_train_config(read_text_file(config_path_, "CONFIG"));
+    config_ = config_path_.empty()
+                  ? default_train_config()
+                  : parse_train_config(detail::read_input_file(config_path_, "CONFIG"));
     narrow("--batch", "optimizer.batch", batch_);
     narrow("--threads", "run.threads", threads_);
     narrow("--collapse-modes", "data.collapse.modes", collapse_modes_);
     apply_overrides(overrides_);
-    validate_with_flags(overrides_, [this] { validate(config_); });
+    // Validated and its samples file read once; errors named after the flags that set the field.
+    std::optional<TrainProblem> problem;
+    validate_with_flags(overrides_, [&] { problem = build_train_problem(config_); });
     AtomicFile out(out_path_, "--out");
     std::unique_ptr<AtomicFile> result_file;
     if (!result_path_.empty()) result_file = std::make_unique<AtomicFile>(result_path_, "--result");
@@ -118,7 +123,7 @@ class TrainCommand final : public Command {
                     e.loss, e.grad_norm, e.seconds > 0 ? double(e.step) / e.seconds : 0.0);
       progress.update(e.seconds, double(e.step) / double(total), text);
     };
-    const TrainResult result = train(config_, options);
+    const TrainResult result = train(*problem, options);
     progress.finish();
 
     out.commit(safetensors_bytes(result.model, out_path_));

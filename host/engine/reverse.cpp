@@ -289,15 +289,14 @@ HistogramResult histogram_of(const std::vector<std::uint64_t>& counts, const det
 
 }  // namespace
 
-SampleResult sample(const Config& config, std::uint64_t count, const RunOptions& options) {
+SampleResult sample(const Problem& problem, std::uint64_t count, const RunOptions& options) {
   const auto start = Clock::now();
   SampleResult result;
-  result.config = config;
-  validate(result.config);
+  result.config = problem.config();
   if (count < 1 || count >= rng::kMaxPaths)
     throw ConfigError("count", "must be an integer in [1, 2^40) (got " + std::to_string(count) + ")");
   const Config& c = result.config;
-  const detail::ForwardProblem P = detail::build_forward_problem(c);
+  const detail::ForwardProblem& P = problem.forward();
   auto backend = make_backend(P, c.run.backend, c.run.threads);
   const int d = P.d;
   result.d = d;
@@ -317,27 +316,25 @@ SampleResult sample(const Config& config, std::uint64_t count, const RunOptions&
   return result;
 }
 
-ReversePathValues simulate_reverse_paths(const Config& config, Backend backend, std::uint64_t first,
+ReversePathValues simulate_reverse_paths(const Problem& problem, Backend backend, std::uint64_t first,
                                          std::uint64_t count, bool with_taep) {
-  Config c = config;
-  validate(c);
-  const detail::ForwardProblem P = detail::build_forward_problem(c);
+  const Config& c = problem.config();
+  const detail::ForwardProblem& P = problem.forward();
   auto b = make_backend(P, backend, c.run.threads);
   ReversePathValues out;
   b->simulate_reverse(first, count, with_taep, &out.taep, &out.reference, &out.samples);
   return out;
 }
 
-DetailedFtResult detailed_ft(const Config& config, const RunOptions& options,
+DetailedFtResult detailed_ft(const Problem& problem, const RunOptions& options,
                              std::uint64_t min_count) {
   const auto start = Clock::now();
   DetailedFtResult result;
-  result.config = config;
-  validate(result.config);
+  result.config = problem.config();
   if (min_count < 1)
     throw ConfigError("min_count", "must be at least 1 (got " + std::to_string(min_count) + ")");
   const Config& c = result.config;
-  const detail::ForwardProblem P = detail::build_forward_problem(c);
+  const detail::ForwardProblem& P = problem.forward();
   auto backend = make_backend(P, c.run.backend, c.run.threads);
   const std::uint64_t N = c.run.paths;
   const std::uint64_t total = 2 * N;

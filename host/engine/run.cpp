@@ -117,24 +117,22 @@ Backend resolve_backend(Backend requested) {
   return cuda_available() ? Backend::cuda : Backend::cpu;
 }
 
-PathValues simulate_paths(const Config& config, Backend backend, std::uint64_t first,
+PathValues simulate_paths(const Problem& problem, Backend backend, std::uint64_t first,
                           std::uint64_t count) {
-  Config c = config;
-  validate(c);
-  const detail::ForwardProblem P = detail::build_forward_problem(c);
+  const Config& c = problem.config();
+  const detail::ForwardProblem& P = problem.forward();
   auto b = make_backend(P, backend, c.run.threads);
   PathValues out;
   b->simulate(first, count, out.taep, out.reference);
   return out;
 }
 
-RunResult run(const Config& config, const RunOptions& options) {
+RunResult run(const Problem& problem, const RunOptions& options) {
   const auto start = Clock::now();
   RunResult result;
-  result.config = config;
-  validate(result.config);
+  result.config = problem.config();
   const Config& c = result.config;
-  const detail::ForwardProblem P = detail::build_forward_problem(c);
+  const detail::ForwardProblem& P = problem.forward();
   auto backend = make_backend(P, c.run.backend, c.run.threads);
 
   const bool with_aux = P.mlp && P.mlp->hutchinson() && P.mlp->probes >= 2;

@@ -102,12 +102,12 @@ std::vector<float> initial_parameters(const std::vector<TrainLayer>& layers,
   return flat;
 }
 
-TrainProblem make_train_problem(const TrainConfig& c) {
+TrainProblem make_train_problem(const taep::TrainProblem& problem) {
   TrainProblem P;
+  const TrainConfig& c = problem.config();
   const bool samples = !c.data.samples.empty();
-  TAEP_EXPECTS(!samples || !c.data.loaded.empty(), "make_train_problem needs a validated config");
-  P.d = samples ? int(c.data.loaded.front().size()) : c.data.target.mixture.dim();
-  TAEP_EXPECTS(P.d >= 1, "make_train_problem needs a validated config");
+  P.d = problem.dim();
+  TAEP_EXPECTS(P.d >= 1, "make_train_problem needs a built problem");
   P.embedding_dim = c.network.embedding_dim;
   P.time_scale = c.network.time_scale;
   P.max_period = c.network.max_period;
@@ -131,10 +131,9 @@ TrainProblem make_train_problem(const TrainConfig& c) {
   P.initial = initial_parameters(P.layers, P.parameter_count, c.seed);
 
   if (samples) {
-    P.sample_count = std::uint32_t(c.data.loaded.size());
-    P.samples.reserve(c.data.loaded.size() * std::size_t(P.d));
-    for (const auto& row : c.data.loaded)
-      for (double v : row) P.samples.push_back(float(v));
+    P.sample_count = std::uint32_t(problem.sample_count());
+    P.samples.reserve(problem.samples().size());
+    for (double v : problem.samples()) P.samples.push_back(float(v));
   } else {
     const MixtureSpec m = c.data.collapse ? collapse(c.data.target.mixture, *c.data.collapse)
                                           : c.data.target.mixture;
@@ -162,6 +161,10 @@ TrainProblem make_train_problem(const TrainConfig& c) {
   P.ema_decay = c.optimizer.ema_decay;
   P.seed = c.seed;
   return P;
+}
+
+TrainProblem make_train_problem(const TrainConfig& config) {
+  return make_train_problem(build_train_problem(config));
 }
 
 }  // namespace detail
@@ -242,13 +245,12 @@ void check_examples(std::uint64_t examples) {
 
 }  // namespace
 
-std::optional<std::pair<double, double>> dsm_loss_floor(const TrainConfig& config_in,
+std::optional<std::pair<double, double>> dsm_loss_floor(const TrainProblem& problem,
                                                         std::uint64_t examples, std::uint64_t seed) {
-  TrainConfig config = config_in;
-  validate(config);
+  const TrainConfig& config = problem.config();
   if (!config.data.samples.empty()) return std::nullopt;
   check_examples(examples);
-  const detail::TrainProblem P = detail::make_train_problem(config);
+  const detail::TrainProblem P = detail::make_train_problem(problem);
   const physics::DsmData D = P.data();
   std::vector<double> f(examples);
   const std::int64_t n = std::int64_t(examples);
@@ -270,12 +272,16 @@ std::optional<std::pair<double, double>> dsm_loss_floor(const TrainConfig& confi
   return std::make_pair(r.mean, r.stderr_);
 }
 
-DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainConfig& config_in,
+std::optional<std::pair<double, double>> dsm_loss_floor(const TrainConfig& config,
+                                                        std::uint64_t examples, std::uint64_t seed) {
+  return dsm_loss_floor(build_train_problem(config), examples, seed);
+}
+
+DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainProblem& problem,
                                   std::uint64_t examples, std::uint64_t seed) {
-  TrainConfig config = config_in;
-  validate(config);
+  const TrainConfig& config = problem.config();
   check_examples(examples);
-  const detail::TrainProblem P = detail::make_train_problem(config);
+  const detail::TrainProblem P = detail::make_train_problem(problem);
   if (model.dim != P.d)
     throw ConfigError("model", "the model's dimension d = " + std::to_string(model.dim) +
                                    " must equal the data's dimension " + std::to_string(P.d));
@@ -329,9 +335,19 @@ DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainConfig& conf
   return out;
 }
 
+DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainConfig& config,
+                                  std::uint64_t examples, std::uint64_t seed) {
+  return dsm_loss_estimate(model, build_train_problem(config), examples, seed);
+}
+
+double dsm_loss(const MlpModel& model, const TrainProblem& problem, std::uint64_t examples,
+                std::uint64_t seed) {
+  return dsm_loss_estimate(model, problem, examples, seed).loss;
+}
+
 double dsm_loss(const MlpModel& model, const TrainConfig& config, std::uint64_t examples,
                 std::uint64_t seed) {
-  return dsm_loss_estimate(model, config, examples, seed).loss;
+  return dsm_loss(model, build_train_problem(config), examples, seed);
 }
 
 namespace {
@@ -340,18 +356,21 @@ namespace {
 constexpr std::uint64_t kFloorExamples = std::uint64_t(1) << 20;
 }  // namespace
 
-TrainResult train(const TrainConfig& config_in, const TrainOptions& options) {
+TrainResult train(const TrainConfig& config, const TrainOptions& options) {
+  return train(build_train_problem(config), options);
+}
+
+TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
   TrainResult result;
-  result.config = config_in;
-  TrainConfig& config = result.config;
-  validate(config);
+  result.config = problem.config();
+  const TrainConfig& config = result.config;
   const Backend backend = resolve_backend(config.backend);
   if (backend == Backend::cuda) {
     std::string why;
     if (!cuda_available(&why))
       throw BackendUnavailable("run.backend: 'cuda' is not available: " + why);
   }
-  const detail::TrainProblem P = detail::make_train_problem(config);
+  const detail::TrainProblem P = detail::make_train_problem(problem);
   std::unique_ptr<detail::Trainer> trainer = backend == Backend::cuda
                                                  ? detail::make_cuda_trainer(P)
                                                  : detail::make_cpu_trainer(P, config.threads);
@@ -386,7 +405,7 @@ TrainResult train(const TrainConfig& config_in, const TrainOptions& options) {
   result.last = P.to_model(last);
 
   if (config.data.samples.empty()) {
-    const auto floor = dsm_loss_floor(config, kFloorExamples, config.seed);
+    const auto floor = dsm_loss_floor(problem, kFloorExamples, config.seed);
     result.loss_floor = floor->first;
     result.loss_floor_stderr = floor->second;
     result.floor_examples = kFloorExamples;

@@ -83,7 +83,9 @@ struct TrainProblem {
   std::vector<float> flatten(const MlpModel& model) const;
 };
 
-// Flattens a validated config (data.target.mixture or data.loaded filled by validate()).
+// Flattens a built problem (its data: the resolved target mixture or the samples read once).
+TrainProblem make_train_problem(const taep::TrainProblem& problem);
+// make_train_problem(build_train_problem(config)), for tests and tools.
 TrainProblem make_train_problem(const TrainConfig& config);
 // The initial weights, PyTorch nn.Linear's default law U(-1/sqrt(in), 1/sqrt(in)) for weights and
 // biases, drawn from stream (seed, subsequence(kTrainInit, layer index)) as physics/dsm.hpp says.

@@ -12,8 +12,11 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <utility>
 
+#include "host/io/input_file.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
@@ -39,14 +42,9 @@ bool file_exists(const std::string& path) {
 }
 
 std::string read_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error("cannot read '" + path + "': " + std::strerror(errno));
-  std::string text;
-  char buf[1 << 16];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  std::fclose(f);
-  return text;
+  detail::InputRead file = detail::read_input(path);
+  if (!file.ok) throw Error("cannot read '" + path + "': " + std::strerror(file.error));
+  return std::move(file.bytes);
 }
 
 void write_file(const std::string& path, const std::string& text) {
@@ -186,11 +184,13 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     tc.seed = cfg.seed + std::uint64_t(i);
     tc.backend = cfg.backend;
     tc.threads = cfg.threads;
-    validate(tc);
     row.training_weights =
         normalized(spec.modes > 0 ? collapse(ring, CollapseSpec{spec.modes, spec.eps}).weights : ring.weights);
     const std::string weights = model_dir + "/" + spec.name + ".safetensors";
     const std::string summary = model_dir + "/" + spec.name + ".train.json";
+    // A model trained here goes to the TAEP stages from memory; a reused one is read from its file
+    // once, by build_problem.
+    std::optional<MlpModel> trained_model;
     if (options.reuse_models && file_exists(weights) && file_exists(summary)) {
       const nlohmann::json j = nlohmann::json::parse(read_file(summary));
       row.train_seconds = j.at("performance").at("wall_seconds").get<double>();
@@ -215,6 +215,7 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
       row.loss_floor = trained.loss_floor;
       save_mlp(trained.model, weights);
       write_file(summary, train_result_to_json(trained));
+      trained_model = trained.model;
     }
 
     // 2. The run config every TAEP stage shares: the uniform ring as target, the MLP as model.
@@ -233,14 +234,15 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     rc.run.backend = cfg.backend;
     rc.run.threads = cfg.threads;
     rc.histogram = cfg.histogram;
-    validate(rc);
+    const Problem problem =
+        trained_model ? build_problem(rc, std::move(*trained_model)) : build_problem(rc);
 
     // 3. Samples from the model and their mode occupancy.
     RunOptions ro;
     ro.on_progress = [&](const Progress& pr) {
       if (pr.paths_total) report("sample", i, double(pr.paths_done) / double(pr.paths_total), "");
     };
-    const SampleResult samples = sample(rc, cfg.samples, ro);
+    const SampleResult samples = sample(problem, cfg.samples, ro);
     row.occupancy = samples.occupancy;
     {
       std::string csv;
@@ -260,7 +262,7 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     ro.on_progress = [&](const Progress& pr) {
       if (pr.paths_total) report("dft", i, double(pr.paths_done) / double(pr.paths_total), "");
     };
-    row.dft = detailed_ft(rc, ro);
+    row.dft = detailed_ft(problem, ro);
     if (out.backend.empty()) {
       out.backend = row.dft.performance.backend;
       out.device = row.dft.performance.device;

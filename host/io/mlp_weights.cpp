@@ -12,6 +12,7 @@
 #include <system_error>
 #include <vector>
 
+#include "host/io/json_fields.hpp"
 #include "host/io/safetensors.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/mixture.hpp"
@@ -28,24 +29,11 @@ constexpr const char* kActivations[] = {"silu"};
 // Bounds layer widths and the embedding so that sizes fit in int and products of two in int64.
 constexpr std::int64_t kMaxWidth = 1 << 20;
 
-[[noreturn]] void fail(const std::string& what, const std::string& message) {
-  throw ConfigError(what, message);
-}
-
 using detail::quote_for_message;
-
-template <std::size_t N>
-std::string join_quoted(const char* const (&names)[N]) {
-  std::string out;
-  for (const char* n : names) out += (out.empty() ? "\"" : ", \"") + std::string(n) + '"';
-  return out;
-}
-
-// Shortest decimal that reads back to the same double.
-std::string shortest(double x) {
-  char buf[32];
-  return std::string(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
-}
+using fields::fail;
+using fields::join;
+// Shortest decimal that reads back to the same double (the file's metadata and messages).
+std::string shortest(double x) { return fields::show(x); }
 
 std::string show_shape(const std::vector<std::int64_t>& shape) {
   std::string out = "[";
@@ -64,7 +52,7 @@ const std::string& metadata_value(const SafetensorsFile& f, const char* key,
   auto it = f.metadata.find(key);
   if (it == f.metadata.end())
     fail(what, metadata_key(key) + " is missing; an " + kFormat + " file needs " +
-                   join_quoted(kRequiredMetadata));
+                   join(kRequiredMetadata));
   return it->second;
 }
 
@@ -105,7 +93,7 @@ const std::string& metadata_one_of(const SafetensorsFile& f, const char* key,
   const std::string& s = metadata_value(f, key, what);
   for (const char* n : names)
     if (s == n) return s;
-  fail(what, metadata_key(key) + " must be one of " + join_quoted(names) + " (got " +
+  fail(what, metadata_key(key) + " must be one of " + join(names) + " (got " +
                  quote_for_message(s) + ")");
 }
 
@@ -259,6 +247,10 @@ void save_mlp(const MlpModel& model, const std::string& path) {
   const SafetensorsFile file = to_file(model);
   mlp_from_safetensors(file, path);  // the checks load_mlp makes, so no unreadable file is written
   detail::write_safetensors(file, path);
+}
+
+void detail::check_mlp(const MlpModel& model, const std::string& what) {
+  mlp_from_safetensors(to_file(model), what);
 }
 
 MlpPointEval mlp_evaluate_reference(const MlpModel& model, const std::vector<double>& x, double t,

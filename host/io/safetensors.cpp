@@ -21,9 +21,10 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <type_traits>
 #include <vector>
 
+#include "host/io/input_file.hpp"
+#include "host/io/json_fields.hpp"
 #include "taep/error.hpp"
 
 namespace taep {
@@ -39,18 +40,12 @@ constexpr int kMaxNesting = 8;
 constexpr const char* kMetadataKey = "__metadata__";
 constexpr const char* kEntryKeys[] = {"dtype", "shape", "data_offsets"};
 
-[[noreturn]] void fail(const std::string& what, const std::string& message) {
-  throw ConfigError(what, message);
-}
+using fields::fail;
+using fields::join;
+using fields::shorten;
 
-std::string shorten(std::string s, std::size_t max) {
-  return s.size() > max ? s.substr(0, max - 3) + "..." : s;
-}
-
-// A JSON value for a message: one line (dump escapes control characters), shortened.
-std::string show(const json& j) {
-  return shorten(j.dump(-1, ' ', false, json::error_handler_t::replace), 80);
-}
+// A JSON value for a message, one line; names and values from a file get more room than a config's.
+std::string show(const json& j) { return fields::show(j, 80); }
 
 std::string tensor(const std::string& name) { return "tensor " + detail::quote_for_message(name); }
 
@@ -98,19 +93,6 @@ struct Dtype {
 };
 constexpr Dtype kDtypes[] = {
     {"F32", 4, decode_f32}, {"F16", 2, decode_f16}, {"BF16", 2, decode_bf16}};
-
-template <class List>
-std::string join_quoted(const List& names) {
-  std::string out;
-  for (const auto& n : names) {
-    if (!out.empty()) out += ", ";
-    if constexpr (std::is_same_v<std::decay_t<decltype(n)>, Dtype>)
-      out += '"' + std::string(n.name) + '"';
-    else
-      out += '"' + std::string(n) + '"';
-  }
-  return out;
-}
 
 // ---- header -------------------------------------------------------------------------------------
 
@@ -172,12 +154,8 @@ void read_metadata(const json& j, const std::string& what,
   }
 }
 
-std::optional<std::uint64_t> as_uint64(const json& j) {
-  if (j.is_number_unsigned()) return j.get<std::uint64_t>();
-  if (j.is_number_integer() && j.get<std::int64_t>() >= 0)
-    return std::uint64_t(j.get<std::int64_t>());
-  return std::nullopt;
-}
+// Shapes and offsets are JSON integers; an integral float (2.0) is not accepted.
+std::optional<std::uint64_t> as_uint64(const json& j) { return fields::as_uint64(j, false); }
 
 // Where a tensor's bytes lie in the data buffer.
 struct Span {
@@ -190,7 +168,7 @@ const Dtype& read_dtype(const json& j, const std::string& name, const std::strin
     for (const Dtype& d : kDtypes)
       if (j.get<std::string>() == d.name) return d;
   fail(what,
-       tensor(name) + " dtype must be one of " + join_quoted(kDtypes) + " (got " + show(j) + ")");
+       tensor(name) + " dtype must be one of " + join(kDtypes) + " (got " + show(j) + ")");
 }
 
 // The shape, and its element count in *count.
@@ -228,12 +206,12 @@ Span read_offsets(const json& j, const std::string& name, std::uint64_t data_siz
 SafetensorsTensor read_tensor(const std::string& name, const json& entry, const std::uint8_t* data,
                               std::uint64_t data_size, const std::string& what, Span* span) {
   if (!entry.is_object())
-    fail(what, tensor(name) + " must be an object with keys " + join_quoted(kEntryKeys) + " (got " +
+    fail(what, tensor(name) + " must be an object with keys " + join(kEntryKeys) + " (got " +
                    show(entry) + ")");
   for (const auto& item : entry.items())
     if (std::find(std::begin(kEntryKeys), std::end(kEntryKeys), item.key()) == std::end(kEntryKeys))
       fail(what, tensor(name) + " has unknown key " + detail::quote_for_message(item.key()) +
-                     "; allowed: " + join_quoted(kEntryKeys));
+                     "; allowed: " + join(kEntryKeys));
   for (const char* key : kEntryKeys)
     if (!entry.contains(key)) fail(what, tensor(name) + " is missing key \"" + key + "\"");
 
@@ -279,17 +257,6 @@ struct CloseFile {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 using FilePtr = std::unique_ptr<std::FILE, CloseFile>;
-
-std::vector<std::uint8_t> read_file(const std::string& path) {
-  FilePtr f(std::fopen(path.c_str(), "rb"));
-  if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  std::vector<std::uint8_t> bytes;
-  std::uint8_t chunk[1 << 16];
-  while (const std::size_t got = std::fread(chunk, 1, sizeof chunk, f.get()))
-    bytes.insert(bytes.end(), chunk, chunk + got);
-  if (std::ferror(f.get())) fail(path, std::string("cannot read: ") + std::strerror(errno));
-  return bytes;
-}
 
 void append_le(std::string& out, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out += char((v >> (8 * i)) & 0xff);
@@ -376,8 +343,12 @@ SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t size,
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {
-  const std::vector<std::uint8_t> bytes = read_file(path);
-  return parse_safetensors(bytes.data(), bytes.size(), path);
+  const detail::InputRead file = detail::read_input(path);
+  if (!file.ok)
+    fail(path, std::string(file.opened ? "cannot read: " : "cannot open: ") +
+                   std::strerror(file.error));
+  return parse_safetensors(reinterpret_cast<const std::uint8_t*>(file.bytes.data()),
+                           file.bytes.size(), path);
 }
 
 }  // namespace taep

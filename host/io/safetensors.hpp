@@ -14,6 +14,10 @@ namespace detail {
 // `path`, so a reader never sees a partial file. Errors name `path`.
 void write_safetensors(const SafetensorsFile& file, const std::string& path);
 
+// The checks load_mlp makes of a file, made of a model in memory (layers chain, metadata in range,
+// values finite); ConfigError(what, ...) naming the tensor or key.
+void check_mlp(const MlpModel& model, const std::string& what);
+
 // `s` as a JSON string literal (escaped, so one line whatever bytes it holds), shortened for error
 // messages about names and values read from a file.
 std::string quote_for_message(const std::string& s);

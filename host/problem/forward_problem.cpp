@@ -55,7 +55,7 @@ bool same_geometry(const MixtureSpec& a, const MixtureSpec& b) {
 
 }  // namespace
 
-ForwardProblem build_forward_problem(const Config& config) {
+ForwardProblem build_forward_problem(const Config& config, MlpModel network) {
   ForwardProblem P;
   const MixtureSpec target = normalized(config.target.mixture);
   const bool mlp = config.model.type == "mlp";
@@ -71,7 +71,7 @@ ForwardProblem build_forward_problem(const Config& config) {
   P.target = tables(target, P.schedule, P.grid);
   if (mlp) {
     auto setup = std::make_shared<MlpSetup>();
-    setup->model = load_mlp(config.model.weights);
+    setup->model = std::move(network);
     TAEP_EXPECTS(setup->model.dim == P.d, "MLP dimension differs from target dimension");
     setup->divergence = config.model.divergence;
     setup->probes = config.model.probes;

@@ -93,7 +93,11 @@ struct ForwardProblem {
   }
 };
 
-// Builds the tables of a validated config.
+// Builds the tables of a validated config whose target is resolved (a preset's mixture filled in),
+// with `network` the model of an "mlp" config (unused otherwise). Opens no file: build_problem
+// (taep/problem.hpp) loads the inputs and calls this.
+ForwardProblem build_forward_problem(const Config& config, MlpModel network);
+// For tests and tools: the tables of build_problem(config) (validates; loads an MLP weight file).
 ForwardProblem build_forward_problem(const Config& config);
 
 // Supported dimensions of the compiled fixed-size paths (others use the dynamic path, d <= kMaxDim).

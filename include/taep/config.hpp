@@ -19,7 +19,9 @@ struct MixtureSpec {
 
 struct TargetConfig {
   std::string preset;   // "ring8" or empty; a preset fills `mixture`
-  MixtureSpec mixture;  // always filled after validation
+  // Filled from the preset by parse_config and by build_problem (problem.hpp); in code, a preset
+  // may leave it empty (validate accepts that, and does not fill it).
+  MixtureSpec mixture;
 };
 
 // Controlled mode collapse of the target (docs/physics.md section 2): the first `modes` components get
@@ -83,12 +85,15 @@ struct Config {
 // The built-in default: ring8 target, exact model with a 1-mode collapse at eps = 0.01.
 Config default_config();
 
-// Parses and validates a JSON config; missing sections and keys take the defaults above.
-// Throws ConfigError naming the field on malformed JSON, unknown keys, wrong types or bad values.
+// Parses and validates a JSON config (a preset target gets its mixture filled in); missing sections
+// and keys take the defaults above. Throws ConfigError naming the field on malformed JSON, unknown
+// keys, wrong types or bad values. Opens no file: model.weights is read by build_problem.
 Config parse_config(const std::string& json_text);
 
-// Checks every field (and fills target.mixture from a preset). Throws ConfigError.
-void validate(Config& config);
+// Checks every field that the config itself holds. Pure: no file is opened and nothing is changed
+// (a preset's mixture is computed for the checks, not stored). What needs an input file's contents
+// (an MLP weight file's dimension) is checked by build_problem (problem.hpp). Throws ConfigError.
+void validate(const Config& config);
 
 // The canonical JSON form of a (validated) config.
 std::string config_to_json(const Config& config, int indent = 2);

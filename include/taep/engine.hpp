@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "taep/config.hpp"
+#include "taep/problem.hpp"
 #include "taep/result.hpp"
 
 namespace taep {
@@ -22,7 +23,9 @@ struct RunOptions {
   std::function<void(const Progress&)> on_progress;
 };
 
-// Runs a validated config end to end. Throws ConfigError, BackendUnavailable, CudaError.
+// Runs a built problem end to end. Throws BackendUnavailable, CudaError.
+RunResult run(const Problem& problem, const RunOptions& options = {});
+// run(build_problem(config), options): validates and loads, then runs. Throws ConfigError too.
 RunResult run(const Config& config, const RunOptions& options = {});
 
 // Per-path values for paths [first, first + count) on one backend (for tests and tools).
@@ -30,6 +33,8 @@ struct PathValues {
   std::vector<double> taep;
   std::vector<double> reference;  // empty unless the model is an exact score
 };
+PathValues simulate_paths(const Problem& problem, Backend backend, std::uint64_t first,
+                          std::uint64_t count);
 PathValues simulate_paths(const Config& config, Backend backend, std::uint64_t first,
                           std::uint64_t count);
 

@@ -79,8 +79,9 @@ struct ExperimentOptions {
   std::function<void(const ExperimentProgress&)> on_progress;
   // Called when a model's stages are all done, with its row.
   std::function<void(const CollapseModelResult&)> on_model;
-  // Where trained weights go: <dir>/models/<name>.safetensors (and are read back by the TAEP runs),
-  // with the training summary beside them as <name>.train.json.
+  // Where trained weights go: <dir>/models/<name>.safetensors, with the training summary beside
+  // them as <name>.train.json. The TAEP stages take a model trained here from memory (the file is
+  // not read back); a reused model's file is read once.
   std::string out_dir;
   // Skip training for a model whose weights and training summary are already in <dir>/models (from an
   // earlier run with the same training settings): redoes sampling and TAEP only.

@@ -17,6 +17,7 @@
 
 #include "taep/config.hpp"
 #include "taep/engine.hpp"
+#include "taep/problem.hpp"
 #include "taep/result.hpp"
 
 namespace taep {
@@ -47,6 +48,8 @@ struct SampleResult {
 // Draws `count` samples with config.model's score (config.run.paths is ignored): reverse paths
 // 0 .. count-1 without TAEP, in chunks of config.run.chunk_paths (progress after each). Throws as
 // run(), and ConfigError("count") unless 1 <= count < 2^40.
+// The Problem overloads take a built problem (problem.hpp); the Config ones build it first.
+SampleResult sample(const Problem& problem, std::uint64_t count, const RunOptions& options = {});
 SampleResult sample(const Config& config, std::uint64_t count, const RunOptions& options = {});
 
 // Weighted least-squares fit of y = log(c_f / N_f) - log(c_r / N_r) against sigma, weights
@@ -95,6 +98,8 @@ struct DetailedFtResult {
 // models is histogrammed on the same bins for reference_fit. Results are bitwise independent of
 // chunk size and thread count. Throws as run(), and ConfigError("min_count") for min_count < 1.
 constexpr std::uint64_t kDetailedFtMinCount = 20;
+DetailedFtResult detailed_ft(const Problem& problem, const RunOptions& options = {},
+                             std::uint64_t min_count = kDetailedFtMinCount);
 DetailedFtResult detailed_ft(const Config& config, const RunOptions& options = {},
                              std::uint64_t min_count = kDetailedFtMinCount);
 
@@ -105,6 +110,8 @@ struct ReversePathValues {
   std::vector<double> reference;
   std::vector<float> samples;
 };
+ReversePathValues simulate_reverse_paths(const Problem& problem, Backend backend, std::uint64_t first,
+                                         std::uint64_t count, bool with_taep = true);
 ReversePathValues simulate_reverse_paths(const Config& config, Backend backend, std::uint64_t first,
                                          std::uint64_t count, bool with_taep = true);
 

@@ -3,4 +3,5 @@
 #include "taep/config.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
+#include "taep/problem.hpp"
 #include "taep/result.hpp"

@@ -14,6 +14,7 @@
 // The JSON form of TrainConfig is documented in README.md ("taep train").
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -30,8 +31,8 @@ namespace taep {
 struct TrainDataConfig {
   TargetConfig target;                  // preset "ring8" by default
   std::optional<CollapseSpec> collapse; // train on the m-mode collapse of the target
-  std::string samples;                  // when set: the file of samples (then target is not used)
-  std::vector<std::vector<double>> loaded;  // filled by validate() from `samples`
+  std::string samples;                  // when set: the file of samples (then target is not used);
+                                        // read by build_train_problem
 };
 
 struct NetworkConfig {
@@ -63,10 +64,36 @@ struct TrainConfig {
 };
 
 TrainConfig default_train_config();
-// Parses and validates (as validate below). Throws ConfigError naming the field.
+// Parses and validates (as validate below); a preset target gets its mixture filled in. Opens no
+// file. Throws ConfigError naming the field.
 TrainConfig parse_train_config(const std::string& json_text);
-// Checks every field, fills data.target.mixture from a preset and data.loaded from data.samples.
-void validate(TrainConfig& config);
+// Checks every field the config itself holds. Pure: no file is opened, nothing is changed. The
+// samples file (its existence, format and dimension) is checked by build_train_problem.
+void validate(const TrainConfig& config);
+
+// A validated TrainConfig with its data loaded once: the samples file is read here and nowhere
+// else; everything downstream (train, dsm_loss_estimate, dsm_loss_floor) takes the built problem.
+class TrainProblem {
+ public:
+  // The validated config, a preset target's mixture filled in.
+  const TrainConfig& config() const;
+  int dim() const;  // d of the data
+  // data.samples: the file's samples, row-major (sample_count() x dim()); empty for mixture data.
+  const std::vector<double>& samples() const;
+  std::uint64_t sample_count() const;
+
+  struct Data;  // shared, immutable: copies of a TrainProblem are cheap
+
+ private:
+  explicit TrainProblem(std::shared_ptr<const Data> data) : data_(std::move(data)) {}
+  friend TrainProblem build_train_problem(const TrainConfig& config);
+  std::shared_ptr<const Data> data_;
+};
+
+// Validates, then reads data.samples (when set) once. Throws ConfigError("data.samples") when the
+// file cannot be read or holds no valid samples, ConfigError("network.hidden") when the network is
+// too large for the file's dimension.
+TrainProblem build_train_problem(const TrainConfig& config);
 std::string train_config_to_json(const TrainConfig& config, int indent = 2);
 const char* to_string(Parameterization p);
 
@@ -100,7 +127,9 @@ struct TrainOptions {
   std::function<void(const TrainLogEntry&, std::uint64_t steps_total)> on_log;
 };
 
-// Trains a validated config. Throws ConfigError, BackendUnavailable, CudaError.
+// Trains a built problem. Throws BackendUnavailable, CudaError.
+TrainResult train(const TrainProblem& problem, const TrainOptions& options = {});
+// train(build_train_problem(config), options). Throws ConfigError too.
 TrainResult train(const TrainConfig& config, const TrainOptions& options = {});
 
 // The result without the weights (config, log, timing) as JSON (README.md, "taep train").
@@ -109,6 +138,8 @@ std::string train_result_to_json(const TrainResult& result, int indent = 2);
 // The DSM loss of a model (docs/physics.md section 7 conventions) estimated on `examples` fresh examples
 // of the config's data (stream kTrainEval of `seed`), in double precision on the CPU. For tests and
 // tools.
+double dsm_loss(const MlpModel& model, const TrainProblem& problem, std::uint64_t examples,
+                std::uint64_t seed);
 double dsm_loss(const MlpModel& model, const TrainConfig& config, std::uint64_t examples,
                 std::uint64_t seed);
 
@@ -122,6 +153,8 @@ struct DsmLossEstimate {
   std::optional<double> excess, excess_stderr;
   std::uint64_t examples = 0;
 };
+DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainProblem& problem,
+                                  std::uint64_t examples, std::uint64_t seed);
 DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainConfig& config,
                                   std::uint64_t examples, std::uint64_t seed);
 
@@ -129,6 +162,8 @@ DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainConfig& conf
 // by Monte Carlo over `examples` examples of stream kTrainEval of `seed`, with the Rao-Blackwellized
 // integrand d - (1 - abar)|s*(x_t)|^2 (E[z | x_t] = -sqrt(1 - abar) s*). {mean, standard error};
 // std::nullopt for sample data.
+std::optional<std::pair<double, double>> dsm_loss_floor(const TrainProblem& problem,
+                                                        std::uint64_t examples, std::uint64_t seed);
 std::optional<std::pair<double, double>> dsm_loss_floor(const TrainConfig& config,
                                                         std::uint64_t examples, std::uint64_t seed);
 

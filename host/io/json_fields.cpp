@@ -1,0 +1,292 @@
+// The JSON field toolkit (json_fields.hpp).
+#include "host/io/json_fields.hpp"
+
+#include <charconv>
+#include <cmath>
+
+#include "taep/physics/mixture.hpp"
+
+namespace taep {
+namespace fields {
+namespace {
+
+struct Preset {
+  const char* name;
+  MixtureSpec (*make)();
+};
+const Preset kPresets[] = {{"ring8", ring8}};
+
+const Preset* find_preset(const std::string& name) {
+  for (const auto& p : kPresets)
+    if (name == p.name) return &p;
+  return nullptr;
+}
+
+bool same_mixture(const MixtureSpec& a, const MixtureSpec& b) {
+  return a.weights == b.weights && a.means == b.means && a.sigmas == b.sigmas;
+}
+bool empty_mixture(const MixtureSpec& m) {
+  return m.weights.empty() && m.means.empty() && m.sigmas.empty();
+}
+
+constexpr const char* kMixtureKeys[] = {"weights", "means", "sigmas"};
+
+}  // namespace
+
+const Named<Scheme> kSchemes[2] = {{"euler", Scheme::euler}, {"milstein", Scheme::milstein}};
+const Named<Backend> kBackends[3] = {
+    {"auto", Backend::automatic}, {"cpu", Backend::cpu}, {"cuda", Backend::cuda}};
+
+// ---- messages -----------------------------------------------------------------------------------
+
+void fail(const std::string& field, const std::string& message) { throw ConfigError(field, message); }
+
+std::string shorten(std::string s, std::size_t max) {
+  return s.size() > max ? s.substr(0, max - 3) + "..." : s;
+}
+
+std::string show(const json& j, std::size_t max) {
+  return shorten(j.dump(-1, ' ', false, json::error_handler_t::replace), max);
+}
+std::string show(double x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
+}
+std::string show(const std::string& s) { return show(json(s)); }
+
+std::string index(const std::string& field, std::size_t i) {
+  return field + "[" + std::to_string(i) + "]";
+}
+std::string child(const std::string& path, const char* key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+std::string describe(IntRange r) {
+  if (r.hi == kU64Max) return "an integer >= " + std::to_string(r.lo);
+  return "an integer in [" + std::to_string(r.lo) + ", " + std::to_string(r.hi) + "]";
+}
+
+// ---- value checks -------------------------------------------------------------------------------
+
+void check_finite(const std::string& field, double x) {
+  if (!std::isfinite(x)) fail(field, "must be a finite number (got " + show(x) + ")");
+}
+
+void check_lower(const std::string& field, double x, double bound, bool strict,
+                 const std::string& bound_name) {
+  if (std::isfinite(x) && (strict ? x > bound : x >= bound)) return;
+  std::string b = bound_name.empty() ? show(bound) : bound_name + " = " + show(bound);
+  fail(field, std::string("must be a finite number ") + (strict ? "> " : ">= ") + b + " (got " +
+                  show(x) + ")");
+}
+
+void check_interval(const std::string& field, double x, double lo, bool lo_open, double hi,
+                    bool hi_open) {
+  const bool ok = std::isfinite(x) && (lo_open ? x > lo : x >= lo) && (hi_open ? x < hi : x <= hi);
+  if (ok) return;
+  const std::string range = std::string(lo_open ? "(" : "[") + show(lo) + ", " +
+                            (std::isinf(hi) ? "inf" : show(hi)) + (hi_open ? ")" : "]");
+  fail(field, "must be a finite number in " + range + " (got " + show(x) + ")");
+}
+
+// ---- JSON shape ---------------------------------------------------------------------------------
+
+json parse_object(const std::string& text) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::exception& e) {
+    // parse_error: "[json.exception.parse_error.101] parse error at line L, column C: ...";
+    // out_of_range (1e400): "[json.exception.out_of_range.406] number overflow parsing '1e400'"
+    std::string what = e.what();
+    auto pos = what.find("] ");
+    fail("config", "malformed JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
+  }
+  if (!root.is_object()) fail("config", "must be a JSON object (got " + show(root) + ")");
+  return root;
+}
+
+void check_keys(const json& obj, const std::string& path, std::initializer_list<const char*> allowed) {
+  for (const auto& item : obj.items()) {
+    bool known = false;
+    for (const char* a : allowed) known = known || item.key() == a;
+    if (!known) fail(child(path, item.key().c_str()), "unknown key; allowed: " + join(allowed));
+  }
+}
+
+const json* section(const json& obj, const char* key, const std::string& path) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return nullptr;
+  if (!it->is_object()) fail(child(path, key), "must be an object (got " + show(*it) + ")");
+  return &*it;
+}
+
+std::optional<std::uint64_t> as_uint64(const json& j, bool integral_floats) {
+  if (j.is_number_unsigned()) return j.get<std::uint64_t>();
+  if (j.is_number_integer()) {
+    auto v = j.get<std::int64_t>();
+    if (v >= 0) return std::uint64_t(v);
+  }
+  if (integral_floats && j.is_number_float()) {  // 1e6 is an integer too
+    double x = j.get<double>();
+    if (x >= 0 && x < 18446744073709551616.0 && std::floor(x) == x) return std::uint64_t(x);
+  }
+  return std::nullopt;
+}
+
+double to_number(const json& j, const std::string& field) {
+  if (!j.is_number()) fail(field, "must be a number (got " + show(j) + ")");
+  return j.get<double>();
+}
+
+std::vector<double> to_numbers(const json& j, const std::string& field) {
+  if (!j.is_array()) fail(field, "must be an array of numbers (got " + show(j) + ")");
+  std::vector<double> out;
+  out.reserve(j.size());
+  for (std::size_t i = 0; i < j.size(); ++i) out.push_back(to_number(j[i], index(field, i)));
+  return out;
+}
+
+void read_real(const json& obj, const char* key, const std::string& path, double& out) {
+  auto it = obj.find(key);
+  if (it != obj.end()) out = to_number(*it, child(path, key));
+}
+
+void read_string(const json& obj, const char* key, const std::string& path, std::string& out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return;
+  if (!it->is_string()) fail(child(path, key), "must be a string (got " + show(*it) + ")");
+  out = it->get<std::string>();
+}
+
+// ---- mixtures, targets, collapse ----------------------------------------------------------------
+
+MixtureSpec to_mixture(const json& obj, const std::string& path) {
+  for (const char* k : kMixtureKeys)
+    if (!obj.contains(k))
+      fail(child(path, k), "missing: a mixture needs weights, means and sigmas");
+  MixtureSpec m;
+  m.weights = to_numbers(obj["weights"], path + ".weights");
+  m.sigmas = to_numbers(obj["sigmas"], path + ".sigmas");
+  const json& means = obj["means"];
+  const std::string field = path + ".means";
+  if (!means.is_array()) fail(field, "must be an array of mean vectors (got " + show(means) + ")");
+  for (std::size_t k = 0; k < means.size(); ++k) m.means.push_back(to_numbers(means[k], index(field, k)));
+  return m;
+}
+
+void read_target(const json& t, const std::string& path, TargetConfig& out) {
+  check_keys(t, path, {"preset", "weights", "means", "sigmas"});
+  bool mixture = false;
+  for (const char* k : kMixtureKeys) mixture = mixture || t.contains(k);
+  const bool preset = t.contains("preset");
+  if (preset == mixture)
+    fail(path, preset ? "give either preset or weights/means/sigmas, not both"
+                      : "must have a preset or weights, means and sigmas (got neither)");
+  out = TargetConfig{};
+  if (preset) {
+    read_string(t, "preset", path, out.preset);
+    resolve_preset(out);  // an unknown name stays unresolved for validate() to report
+  } else {
+    out.mixture = to_mixture(t, path);
+  }
+}
+
+void check_mixture(const MixtureSpec& m, const std::string& path) {
+  const std::size_t K = m.weights.size();
+  if (K < 1) fail(path + ".weights", "must have at least 1 component (got 0)");
+  auto check_count = [&](const char* key, std::size_t n) {
+    if (n != K)
+      fail(path + "." + key, "must have " + std::to_string(K) + " entries, one per weight (got " +
+                                 std::to_string(n) + ")");
+  };
+  check_count("means", m.means.size());
+  check_count("sigmas", m.sigmas.size());
+
+  const std::size_t d = m.means.front().size();
+  for (std::size_t k = 0; k < K; ++k) {
+    const std::string mk = index(path + ".means", k);
+    const std::size_t dk = m.means[k].size();
+    if (k == 0 && (d < 1 || d > std::size_t(physics::kMaxDim)))
+      fail(mk, "must have dimension d in [1, " + std::to_string(physics::kMaxDim) + "] (got " +
+                   std::to_string(d) + ")");
+    if (dk != d)
+      fail(mk, "must have dimension " + std::to_string(d) + " like " + path + ".means[0] (got " +
+                   std::to_string(dk) + ")");
+    for (std::size_t i = 0; i < d; ++i) check_finite(index(mk, i), m.means[k][i]);
+  }
+
+  double sum = 0;
+  for (std::size_t k = 0; k < K; ++k) {
+    check_lower(index(path + ".weights", k), m.weights[k], 0.0, false);
+    check_lower(index(path + ".sigmas", k), m.sigmas[k], 0.0, true);
+    sum += m.weights[k];
+  }
+  if (!(sum > 0) || !std::isfinite(sum))
+    fail(path + ".weights", "must sum to a finite positive value (got " + show(sum) + ")");
+}
+
+MixtureSpec target_mixture(const TargetConfig& t, const std::string& path) {
+  MixtureSpec m = t.mixture;
+  if (!t.preset.empty()) {
+    const Preset* p = find_preset(t.preset);
+    if (!p)
+      fail(path + ".preset", "must be one of " + join(kPresets) + " (got " + show(t.preset) + ")");
+    MixtureSpec preset = p->make();
+    if (empty_mixture(m))
+      m = std::move(preset);
+    else if (!same_mixture(m, preset))
+      fail(path, "give either preset or weights/means/sigmas, not both");
+  }
+  check_mixture(m, path);
+  return m;
+}
+
+void resolve_preset(TargetConfig& t) {
+  if (t.preset.empty() || !empty_mixture(t.mixture)) return;
+  if (const Preset* p = find_preset(t.preset)) t.mixture = p->make();
+}
+
+void check_collapse(const CollapseSpec& c, int K, const std::string& path) {
+  if (c.modes < 1 || c.modes >= K)
+    fail(path + ".modes", "must be an integer in [1, K-1] where K = " + std::to_string(K) +
+                              " is the target's component count (got " + std::to_string(c.modes) +
+                              ")");
+  if (!(std::isfinite(c.eps) && c.eps > 0 && c.modes * c.eps < 1))
+    fail(path + ".eps", "must be a finite number in (0, 1/modes) = (0, " + show(1.0 / c.modes) +
+                            ") (got " + show(c.eps) + ")");
+}
+
+nlohmann::ordered_json mixture_json(const MixtureSpec& m) {
+  return nlohmann::ordered_json{{"weights", m.weights}, {"means", m.means}, {"sigmas", m.sigmas}};
+}
+
+nlohmann::ordered_json target_json(const TargetConfig& t) {
+  return t.preset.empty() ? mixture_json(t.mixture) : nlohmann::ordered_json{{"preset", t.preset}};
+}
+
+// ---- shared sections ----------------------------------------------------------------------------
+
+void read_schedule(const json& s, const std::string& path, std::initializer_list<const char*> allowed,
+                   ScheduleConfig& out) {
+  check_keys(s, path, allowed);
+  read_real(s, "beta_min", path, out.beta_min);
+  read_real(s, "beta_max", path, out.beta_max);
+  read_real(s, "t_min", path, out.t_min);
+  read_real(s, "t_max", path, out.t_max);
+  read_int(s, "steps", path, out.steps, kStepsRange);
+  read_enum(s, "scheme", path, out.scheme, kSchemes);
+}
+
+void read_run_common(const json& r, const std::string& path, std::uint64_t& seed, Backend& backend,
+                     int& threads) {
+  read_int(r, "seed", path, seed, kSeedRange);
+  read_enum(r, "backend", path, backend, kBackends);
+  read_int(r, "threads", path, threads, kThreadsRange);
+}
+
+}  // namespace fields
+}  // namespace taep

@@ -1,0 +1,100 @@
+// build_problem (taep/problem.hpp): validate once, load the inputs once; and the Config overloads of
+// the engine's entry points, which build the Problem and hand it on.
+#include "taep/problem.hpp"
+
+#include <string>
+#include <utility>
+
+#include "host/io/json_fields.hpp"
+#include "host/io/safetensors.hpp"
+#include "host/problem/forward_problem.hpp"
+#include "taep/engine.hpp"
+#include "taep/error.hpp"
+#include "taep/sample.hpp"
+
+namespace taep {
+namespace {
+
+std::shared_ptr<Config> resolved(const Config& config) {
+  validate(config);
+  auto c = std::make_shared<Config>(config);
+  fields::resolve_preset(c->target);
+  return c;
+}
+
+// The checks of the weight file against the config that validate() cannot make without it.
+void check_mlp_against_target(const MlpModel& model, const Config& c) {
+  const int d = c.target.mixture.dim();
+  if (model.dim != d)
+    fields::fail("model.weights", "the MLP's dimension d = " + std::to_string(model.dim) +
+                                      " must equal the target's dimension " + std::to_string(d));
+}
+
+}  // namespace
+
+Problem::Problem(std::shared_ptr<const Config> config,
+                 std::shared_ptr<const detail::ForwardProblem> forward)
+    : config_(std::move(config)), forward_(std::move(forward)) {}
+
+const Config& Problem::config() const { return *config_; }
+const detail::ForwardProblem& Problem::forward() const { return *forward_; }
+const MlpModel* Problem::mlp() const { return forward_->mlp ? &forward_->mlp->model : nullptr; }
+
+Problem build_problem(const Config& config, MlpModel model) {
+  std::shared_ptr<Config> c = resolved(config);
+  if (c->model.type != "mlp")
+    fields::fail("model.type", "must be \"mlp\" for a model given in memory (got " +
+                                   fields::show(c->model.type) + ")");
+  detail::check_mlp(model, "model.weights");  // what load_mlp checks of a file
+  check_mlp_against_target(model, *c);
+  auto forward = std::make_shared<detail::ForwardProblem>(
+      detail::build_forward_problem(*c, std::move(model)));
+  return Problem(std::move(c), std::move(forward));
+}
+
+Problem build_problem(const Config& config) {
+  std::shared_ptr<Config> c = resolved(config);
+  MlpModel model;
+  if (c->model.type == "mlp") {
+    try {
+      model = load_mlp(c->model.weights);
+    } catch (const ConfigError& e) {  // the loader names the file; the config names the field
+      fields::fail("model.weights", e.what());
+    }
+    check_mlp_against_target(model, *c);
+  }
+  auto forward = std::make_shared<detail::ForwardProblem>(
+      detail::build_forward_problem(*c, std::move(model)));
+  return Problem(std::move(c), std::move(forward));
+}
+
+namespace detail {
+ForwardProblem build_forward_problem(const Config& config) { return build_problem(config).forward(); }
+}  // namespace detail
+
+// ---- the Config overloads: build once, then the Problem overloads -------------------------------
+
+RunResult run(const Config& config, const RunOptions& options) {
+  return run(build_problem(config), options);
+}
+
+PathValues simulate_paths(const Config& config, Backend backend, std::uint64_t first,
+                          std::uint64_t count) {
+  return simulate_paths(build_problem(config), backend, first, count);
+}
+
+SampleResult sample(const Config& config, std::uint64_t count, const RunOptions& options) {
+  return sample(build_problem(config), count, options);
+}
+
+DetailedFtResult detailed_ft(const Config& config, const RunOptions& options,
+                             std::uint64_t min_count) {
+  return detailed_ft(build_problem(config), options, min_count);
+}
+
+ReversePathValues simulate_reverse_paths(const Config& config, Backend backend, std::uint64_t first,
+                                         std::uint64_t count, bool with_taep) {
+  return simulate_reverse_paths(build_problem(config), backend, first, count, with_taep);
+}
+
+}  // namespace taep
