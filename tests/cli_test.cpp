@@ -10,11 +10,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "taep/engine.hpp"
+#include "taep/version.hpp"
 
 #ifndef TAEP_CLI_PATH
 #error "TAEP_CLI_PATH must name the taep executable"
@@ -114,6 +116,42 @@ TEST_F(Cli, SmallRunWritesTheResultFile) {
   EXPECT_EQ(j["config"]["schedule"]["steps"], 20);
   EXPECT_EQ(j["taep"]["count"].get<std::uint64_t>() + j["taep"]["nonfinite"].get<std::uint64_t>(),
             4096u);
+}
+
+TEST_F(Cli, VersionPrintsTheVersionAndTheCommit) {
+  const Outcome o = run("--version");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, std::string("taep ") + taep::kVersion + " (commit " + taep::git_commit() + ")\n");
+  EXPECT_TRUE(std::regex_match(o.out, std::regex(R"(taep \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n)")))
+      << o.out;
+}
+
+// Every result JSON of run, sample --result and dft carries where and how it was made; the statistics
+// above it are unchanged.
+TEST_F(Cli, ResultsCarryTheirProvenance) {
+  write("small.json", kSmallRun);
+  ASSERT_EQ(run("run small.json -q --out run.json").exit_code, 0);
+  ASSERT_EQ(run("sample small.json --count 100 -q --out s.csv --result sample.json").exit_code, 0);
+  ASSERT_EQ(run("dft small.json --paths 4096 -q --out dft.json").exit_code, 0);
+  for (const char* file : {"run.json", "sample.json", "dft.json"}) {
+    const auto j = nlohmann::json::parse(read_text(work_ / file));
+    ASSERT_TRUE(j.contains("provenance")) << file;
+    const auto& p = j["provenance"];
+    for (const char* key :
+         {"version", "commit", "build_type", "backend", "device", "host", "time", "command"})
+      EXPECT_TRUE(p.contains(key) && p[key].is_string()) << file << ": " << key;
+    EXPECT_EQ(p["version"], taep::kVersion) << file;
+    EXPECT_FALSE(p["commit"].get<std::string>().empty()) << file;
+    EXPECT_EQ(p["commit"], taep::git_commit()) << file;
+    EXPECT_EQ(p["backend"], j["performance"]["backend"]) << file;
+    EXPECT_EQ(p["device"], j["performance"]["device"]) << file;
+    EXPECT_TRUE(std::regex_match(p["time"].get<std::string>(),
+                                 std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")))
+        << file << ": " << p["time"];
+    const std::string command = p["command"];
+    EXPECT_NE(command.find(" small.json "), std::string::npos) << file << ": " << command;
+    EXPECT_NE(command.find(std::string(" ") + file), std::string::npos) << file << ": " << command;
+  }
 }
 
 TEST_F(Cli, FlagsOverrideTheConfigAndQuietPrintsNothing) {
