@@ -139,7 +139,7 @@ class RunConfigCommand : public Command {
     RunOptions options;
     options.on_progress = path_progress(progress, what);
     options.command = command_line();
-    auto result = f(static_cast<const RunOptions&>(options));
+    auto result = f(options);
     progress.finish();
     return result;
   }

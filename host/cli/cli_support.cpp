@@ -168,7 +168,6 @@ std::function<void(const Progress&)> path_progress(ProgressLine& line, const std
   };
 }
 
-
 // ---- commands that run a config ------------------------------------------------------------------
 
 namespace {

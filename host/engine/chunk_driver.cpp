@@ -59,14 +59,18 @@ HistogramSpec padded_range(int bins, const std::vector<double>& pilot_taep) {
   return h;
 }
 
+namespace {
+
 // Paths per chunk: config.run.chunk_paths or the backend's limit, in whole blocks, at most `paths`
 // rounded up to a block.
-static std::uint64_t chunk_size(const Config& c, const Backend& b, std::uint64_t paths) {
+std::uint64_t chunk_size(const Config& c, const Backend& b, std::uint64_t paths) {
   constexpr std::uint64_t B = physics::kReduceBlock;
   std::uint64_t chunk = c.run.chunk_paths ? c.run.chunk_paths : b.max_chunk_paths();
   chunk = std::max<std::uint64_t>(B, (chunk + B - 1) / B * B);
   return std::min(chunk, std::max<std::uint64_t>(B, (paths + B - 1) / B * B));
 }
+
+}  // namespace
 
 ChunkDriver::ChunkDriver(std::unique_ptr<Backend> backend, const Config& config, int steps,
                          const RunOptions& options, std::uint64_t paths, std::uint64_t work_paths,

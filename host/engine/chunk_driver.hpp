@@ -56,6 +56,7 @@ class ChunkDriver {
   using Clock = std::chrono::steady_clock;
   // `paths`: paths per side, which sizes the chunks; `work_paths`: all paths the run simulates (the
   // progress total and the path-steps of the performance summary); `start`: when the run began.
+  // config and options are held by reference: they must outlive the driver.
   ChunkDriver(std::unique_ptr<Backend> backend, const Config& config, int steps,
               const RunOptions& options, std::uint64_t paths, std::uint64_t work_paths,
               Clock::time_point start);
