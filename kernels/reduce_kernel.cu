@@ -56,9 +56,9 @@ __global__ void __launch_bounds__(kHistThreads)
   }
   for (std::uint64_t i = std::uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
        i += std::uint64_t(gridDim.x) * blockDim.x) {
-    const double s = taep[i];
-    if (!physics::isfinite_(s) || (reference && !physics::isfinite_(reference[i]))) continue;
-    const int slot = physics::histogram_bin(s, h.lo, inv_w, h.bins) + 1;
+    const int slot = physics::histogram_slot(taep[i], reference ? reference[i] : 0.0,
+                                             reference != nullptr, h.lo, inv_w, h.bins);
+    if (slot < 0) continue;
     if (use_shared)
       atomicAdd(&local[slot], 1u);
     else

@@ -10,6 +10,7 @@
 
 #include "host/engine/backend.hpp"
 #include "taep/physics/accumulators.hpp"
+#include "taep/physics/theory.hpp"
 
 namespace {
 
@@ -56,7 +57,6 @@ Moments moments_of(const std::vector<double>& x, std::size_t b, std::size_t e) {
   return m;
 }
 
-}  // namespace
 
 TEST(Moments, SequentialAddMatchesTwoPass) {
   const auto x = sample(100000, 1);
@@ -150,3 +150,63 @@ TEST(PathStats, NonFinitePathsAreCountedAndExcluded) {
   EXPECT_NEAR(total.error.mean, 0.5, 1e-12);
   EXPECT_NEAR(total.error.variance(), 0.0, 1e-20);
 }
+
+TEST(Moments, RmsIsTheRootMeanSquareAboutZero) {
+  Moments m;
+  EXPECT_EQ(m.rms(), 0.0);  // empty
+  std::vector<double> x;
+  for (int i = 0; i < 1000; ++i) x.push_back(0.3 + 0.01 * std::sin(0.7 * i));
+  long double sq = 0;
+  for (double v : x) m.add(v), sq += (long double)v * v;
+  // Not the standard deviation (about 0.007 here) nor |mean| (0.3): both parts count.
+  EXPECT_NEAR(m.rms(), double(std::sqrt(sq / x.size())), 1e-14);
+}
+
+// The slot filter is the one PathStats::add applies, so a histogram counts exactly the moments'
+// paths: every excluded path gives -1, every other one a slot in [0, bins + 1].
+TEST(Histogram, SlotsFollowTheStatisticsFilter) {
+  using taep::physics::histogram_slot;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  const double lo = -1.0, inv_w = 2.0;  // 4 bins on [-1, 1)
+  const int bins = 4;
+  EXPECT_EQ(histogram_slot(-1.5, 0.0, false, lo, inv_w, bins), 0);  // underflow
+  EXPECT_EQ(histogram_slot(-1.0, 0.0, false, lo, inv_w, bins), 1);
+  EXPECT_EQ(histogram_slot(0.99, 0.0, false, lo, inv_w, bins), 4);
+  EXPECT_EQ(histogram_slot(1.0, 0.0, false, lo, inv_w, bins), 5);  // overflow
+  EXPECT_EQ(histogram_slot(nan, 0.0, false, lo, inv_w, bins), -1);
+  EXPECT_EQ(histogram_slot(inf, 0.0, false, lo, inv_w, bins), -1);
+  EXPECT_EQ(histogram_slot(-inf, 0.0, false, lo, inv_w, bins), -1);
+  EXPECT_EQ(histogram_slot(0.2, nan, true, lo, inv_w, bins), -1);  // its companion excludes it
+  EXPECT_EQ(histogram_slot(0.2, nan, false, lo, inv_w, bins), 3);  // ... only when there is one
+  EXPECT_EQ(histogram_slot(0.2, 5.0, true, lo, inv_w, bins), 3);
+
+  std::vector<double> s = {0.1, nan, 0.3, 2.0, -3.0, 0.5}, r = {0.0, 0.0, inf, 0.0, 0.0, 0.0};
+  taep::physics::PathStats stats;
+  std::uint64_t counted = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    stats.add(s[i], r[i], true);
+    counted += histogram_slot(s[i], r[i], true, lo, inv_w, bins) >= 0;
+  }
+  EXPECT_EQ(double(counted), stats.taep.n);
+  EXPECT_EQ(double(s.size() - counted), stats.nonfinite);
+}
+
+// Eq. 53 (docs/physics.md section 5) against a hand computation: p = (1/2, 1/4, 1/4),
+// q = (1/4, 1/4, 1/2) give L = (log 2, 0, -log 2): mean log(2) / 4, and variance
+// 3 log(2)^2 / 4 - (log(2) / 4)^2 = 11 log(2)^2 / 16.
+TEST(Theory, Eq53MomentsOfTheWeights) {
+  const std::vector<double> p = {0.5, 0.25, 0.25}, q = {0.25, 0.25, 0.5};
+  const auto m = taep::physics::eq53_moments(p, q);
+  const double l2 = std::log(2.0);
+  EXPECT_NEAR(m.mean, l2 / 4, 1e-15);
+  EXPECT_NEAR(m.variance, 11 * l2 * l2 / 16, 1e-15);
+  // A mode the target never visits adds nothing (instead of 0 * log 0).
+  const auto z = taep::physics::eq53_moments(std::vector<double>{0.5, 0.5, 0.0},
+                                             std::vector<double>{0.5, 0.25, 0.25});
+  EXPECT_NEAR(z.mean, 0.5 * l2, 1e-15);
+  EXPECT_NEAR(z.variance, 0.5 * l2 * l2 - 0.25 * l2 * l2, 1e-15);
+  EXPECT_EQ(taep::physics::eq53_moments(p, p).variance, 0.0);
+}
+
+}  // namespace

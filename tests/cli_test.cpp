@@ -1,85 +1,27 @@
 // End-to-end tests of the `taep` executable: exit codes, the result file, and that bad input never
 // leaves an output or temp file behind.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
+#include <ostream>
+#include <regex>
 #include <string>
 #include <vector>
 
+#include "support/cli_fixture.hpp"
 #include "taep/engine.hpp"
-
-#ifndef TAEP_CLI_PATH
-#error "TAEP_CLI_PATH must name the taep executable"
-#endif
+#include "taep/version.hpp"
 
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr const char* kSmallRun =
     R"({"schedule": {"steps": 20}, "run": {"paths": 4096, "backend": "cpu"}})";
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using taep_test::read_text;
 
-// Each test gets a fresh directory: `work/` is the CLI's working directory (config and outputs),
-// stdout and stderr are captured beside it so a listing of work/ shows exactly what the CLI left.
-class Cli : public ::testing::Test {
- protected:
-  struct Outcome {
-    int exit_code = -1;
-    std::string out, err;
-  };
-
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "taep_cli_test.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
-    work_ = root_ / "work";
-    fs::create_directory(work_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-
-  void write(const std::string& name, const std::string& text) {
-    std::ofstream(work_ / name, std::ios::binary) << text;
-  }
-
-  Outcome run(const std::string& args) {
-    const std::string command = "cd '" + work_.string() + "' && '" TAEP_CLI_PATH "' " + args +
-                                " >'" + (root_ / "stdout").string() + "' 2>'" +
-                                (root_ / "stderr").string() + "'";
-    const int status = std::system(command.c_str());
-    Outcome o;
-    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    o.out = read_text(root_ / "stdout");
-    o.err = read_text(root_ / "stderr");
-    return o;
-  }
-
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(work_)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
-  fs::path root_, work_;
-};
+class Cli : public taep_test::CliDir {};
 
 TEST_F(Cli, HelpExitsZeroAndListsRun) {
   const Outcome o = run("--help");
@@ -114,6 +56,42 @@ TEST_F(Cli, SmallRunWritesTheResultFile) {
   EXPECT_EQ(j["config"]["schedule"]["steps"], 20);
   EXPECT_EQ(j["taep"]["count"].get<std::uint64_t>() + j["taep"]["nonfinite"].get<std::uint64_t>(),
             4096u);
+}
+
+TEST_F(Cli, VersionPrintsTheVersionAndTheCommit) {
+  const Outcome o = run("--version");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, std::string("taep ") + taep::kVersion + " (commit " + taep::git_commit() + ")\n");
+  EXPECT_TRUE(std::regex_match(o.out, std::regex(R"(taep \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n)")))
+      << o.out;
+}
+
+// Every result JSON of run, sample --result and dft carries where and how it was made; the statistics
+// above it are unchanged.
+TEST_F(Cli, ResultsCarryTheirProvenance) {
+  write("small.json", kSmallRun);
+  ASSERT_EQ(run("run small.json -q --out run.json").exit_code, 0);
+  ASSERT_EQ(run("sample small.json --count 100 -q --out s.csv --result sample.json").exit_code, 0);
+  ASSERT_EQ(run("dft small.json --paths 4096 -q --out dft.json").exit_code, 0);
+  for (const char* file : {"run.json", "sample.json", "dft.json"}) {
+    const auto j = nlohmann::json::parse(read_text(work_ / file));
+    ASSERT_TRUE(j.contains("provenance")) << file;
+    const auto& p = j["provenance"];
+    for (const char* key :
+         {"version", "commit", "build_type", "backend", "device", "host", "time", "command"})
+      EXPECT_TRUE(p.contains(key) && p[key].is_string()) << file << ": " << key;
+    EXPECT_EQ(p["version"], taep::kVersion) << file;
+    EXPECT_FALSE(p["commit"].get<std::string>().empty()) << file;
+    EXPECT_EQ(p["commit"], taep::git_commit()) << file;
+    EXPECT_EQ(p["backend"], j["performance"]["backend"]) << file;
+    EXPECT_EQ(p["device"], j["performance"]["device"]) << file;
+    EXPECT_TRUE(std::regex_match(p["time"].get<std::string>(),
+                                 std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")))
+        << file << ": " << p["time"];
+    const std::string command = p["command"];
+    EXPECT_NE(command.find(" small.json "), std::string::npos) << file << ": " << command;
+    EXPECT_NE(command.find(std::string(" ") + file), std::string::npos) << file << ": " << command;
+  }
 }
 
 TEST_F(Cli, FlagsOverrideTheConfigAndQuietPrintsNothing) {

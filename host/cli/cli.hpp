@@ -11,11 +11,13 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "taep/config.hpp"
 #include "taep/engine.hpp"
 #include "taep/problem.hpp"
+#include "taep/result.hpp"
 
 namespace taep {
 namespace cli {
@@ -104,6 +106,57 @@ Problem load_run_config(const std::string& path, const std::vector<Override>& ov
 
 // An on_progress callback that reports "(done/total <what>)  <rate> path-steps/s" on `line`.
 std::function<void(const Progress&)> path_progress(ProgressLine& line, const std::string& what);
+
+// The command line the tool was started with, each argument shell-quoted when it needs it: main()
+// records it, results carry it in their provenance.
+void set_command_line(int argc, const char* const* argv);
+const std::string& command_line();
+
+// An output file for `path`, or null when it is empty (the flag not given).
+std::unique_ptr<AtomicFile> optional_output(const std::string& path, const std::string& field);
+// The result text to `out` when there is one, else to stdout.
+void write_result(AtomicFile* out, const std::string& text);
+// "taep: <seconds> s on <backend> (<device>), <rate> path-steps/s" on stderr.
+void print_performance(const PerformanceSummary& p);
+
+// What `taep run`, `sample` and `dft` share: CONFIG and the flags that override its fields,
+// --quiet, and running the engine with progress on stderr and the command line in the result.
+class RunConfigCommand : public Command {
+ public:
+  // The subcommand with CONFIG, --paths (only when paths_help is given), --steps, --seed, --backend
+  // and --quiet, then the command's own options (add_options).
+  CLI::App* add_to(CLI::App& app) final;
+
+ protected:
+  RunConfigCommand(std::string name, std::string description, const char* paths_help)
+      : name_(std::move(name)), description_(std::move(description)), paths_help_(paths_help) {}
+  virtual void add_options(CLI::App& cmd) = 0;
+  // CONFIG (or the built-in default) with the given flags applied, validated, into config_.
+  Problem load_config();
+  // f(options) with progress reported as "(done/total <what>)"; the progress line ends before the
+  // result is returned.
+  template <class F>
+  auto with_progress(const std::string& what, F&& f) {
+    ProgressLine progress(!quiet_);
+    RunOptions options;
+    options.on_progress = path_progress(progress, what);
+    options.command = command_line();
+    auto result = f(options);
+    progress.finish();
+    return result;
+  }
+
+  Config config_;
+  bool quiet_ = false;
+
+ private:
+  std::string name_, description_;
+  const char* paths_help_;
+  std::string config_path_, backend_;
+  std::uint64_t paths_ = 0, seed_ = 0;
+  int steps_ = 0;
+  std::vector<Override> overrides_;
+};
 
 }  // namespace cli
 }  // namespace taep

@@ -174,5 +174,71 @@ std::function<void(const Progress&)> path_progress(ProgressLine& line, const std
   };
 }
 
+// ---- commands that run a config ------------------------------------------------------------------
+
+namespace {
+std::string g_command_line;
+
+// The argument as a POSIX shell reads it back: as is when it holds only safe characters, else in
+// single quotes (a single quote itself as '\'').
+std::string shell_quoted(const std::string& arg) {
+  const bool plain = !arg.empty() && arg.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789-_./=:,+@%") == std::string::npos;
+  if (plain) return arg;
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+}  // namespace
+
+void set_command_line(int argc, const char* const* argv) {
+  g_command_line.clear();
+  for (int i = 0; i < argc; ++i) g_command_line += (i ? " " : "") + shell_quoted(argv[i]);
+}
+
+const std::string& command_line() { return g_command_line; }
+
+std::unique_ptr<AtomicFile> optional_output(const std::string& path, const std::string& field) {
+  return path.empty() ? nullptr : std::make_unique<AtomicFile>(path, field);
+}
+
+void write_result(AtomicFile* out, const std::string& text) {
+  if (out)
+    out->commit(text);
+  else
+    write_stdout(text);
+}
+
+void print_performance(const PerformanceSummary& p) {
+  const std::string where = p.device.empty() ? p.backend : p.backend + " (" + p.device + ")";
+  std::fprintf(stderr, "taep: %.3g s on %s, %.3g path-steps/s\n", p.wall_seconds, where.c_str(),
+               p.path_steps_per_second);
+}
+
+CLI::App* RunConfigCommand::add_to(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand(name_, description_);
+  cmd->add_option("CONFIG", config_path_, "Config JSON file (default: the built-in ring8 config)");
+  // CLI11 reads "-5" into an unsigned as 2^64 - 5.
+  if (paths_help_)
+    overrides_.push_back({cmd->add_option("--paths", paths_, paths_help_)->check(CLI::NonNegativeNumber),
+                          "run.paths", [this] { config_.run.paths = paths_; }});
+  overrides_.push_back({cmd->add_option("--steps", steps_, "Time steps (schedule.steps)"),
+                        "schedule.steps", [this] { config_.schedule.steps = steps_; }});
+  overrides_.push_back({cmd->add_option("--seed", seed_, "Random seed (run.seed)")
+                            ->check(CLI::NonNegativeNumber),
+                        "run.seed", [this] { config_.run.seed = seed_; }});
+  overrides_.push_back({cmd->add_option("--backend", backend_, "Backend (run.backend)")
+                            ->check(CLI::IsMember(backend_names())),
+                        "run.backend", [this] { config_.run.backend = parse_backend(backend_); }});
+  cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
+  add_options(*cmd);
+  return cmd;
+}
+
+Problem RunConfigCommand::load_config() {
+  return load_run_config(config_path_, overrides_, config_);
+}
+
 }  // namespace cli
 }  // namespace taep

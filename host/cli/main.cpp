@@ -10,6 +10,7 @@
 
 #include "cli.hpp"
 #include "taep/error.hpp"
+#include "taep/version.hpp"
 
 namespace {
 
@@ -27,7 +28,10 @@ int report_error(const std::string& message, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  taep::cli::set_command_line(argc, argv);
   CLI::App app{"taep: Monte Carlo time-asymmetry entropy production of diffusion models"};
+  app.set_version_flag("--version", std::string("taep ") + taep::kVersion + " (commit " +
+                                        taep::git_commit() + ")");
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, std::unique_ptr<taep::cli::Command>>> commands;
   for (auto make : {taep::cli::make_run_command, taep::cli::make_train_command,
@@ -40,7 +44,7 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::Success& e) {  // --help
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return report_error(std::string(e.what()) + " (see 'taep --help')", 2);

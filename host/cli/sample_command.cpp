@@ -3,7 +3,6 @@
 // occupancy as JSON (README "taep sample").
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "cli.hpp"
 #include "taep/physics/rng_streams.hpp"
@@ -43,50 +42,31 @@ void print_summary(const SampleResult& r) {
     if (!o.model_weights.empty()) std::fprintf(stderr, ", model %.5f", o.model_weights[k]);
     std::fprintf(stderr, ")\n");
   }
-  const auto& p = r.performance;
-  const std::string where = p.device.empty() ? p.backend : p.backend + " (" + p.device + ")";
-  std::fprintf(stderr, "taep: %.3g s on %s, %.3g path-steps/s\n", p.wall_seconds, where.c_str(),
-               p.path_steps_per_second);
+  print_performance(r.performance);
 }
 
-class SampleCommand final : public Command {
+class SampleCommand final : public RunConfigCommand {
  public:
-  CLI::App* add_to(CLI::App& app) override {
-    CLI::App* cmd = app.add_subcommand(
-        "sample", "Draw samples with the reverse process of the config's model");
-    cmd->add_option("CONFIG", config_path_, "Config JSON file (default: the built-in ring8 config)");
-    cmd->add_option("--count", count_, "Number of samples")->required()->check(CLI::NonNegativeNumber);
-    cmd->add_option("--out", out_path_, "Write the samples to this CSV file")->required();
-    cmd->add_option("--result", result_path_, "Write the result JSON (occupancy) to this file");
-    overrides_ = {
-        {cmd->add_option("--steps", steps_, "Time steps (schedule.steps)"), "schedule.steps",
-         [this] { config_.schedule.steps = steps_; }},
-        {cmd->add_option("--seed", seed_, "Random seed (run.seed)"), "run.seed",
-         [this] { config_.run.seed = seed_; }},
-        {cmd->add_option("--backend", backend_, "Backend (run.backend)"), "run.backend",
-         [this] { config_.run.backend = parse_backend(backend_); }},
-    };
-    overrides_[1].option->check(CLI::NonNegativeNumber);  // CLI11 reads "-5" as 2^64 - 5
-    overrides_[2].option->check(CLI::IsMember(backend_names()));
-    cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
-    return cmd;
+  // No --paths: the number of samples is --count.
+  SampleCommand()
+      : RunConfigCommand("sample", "Draw samples with the reverse process of the config's model",
+                         nullptr) {}
+
+  void add_options(CLI::App& cmd) override {
+    cmd.add_option("--count", count_, "Number of samples")->required()->check(CLI::NonNegativeNumber);
+    cmd.add_option("--out", out_path_, "Write the samples to this CSV file")->required();
+    cmd.add_option("--result", result_path_, "Write the result JSON (occupancy) to this file");
   }
 
   int execute() override {
     if (count_ < 1 || count_ >= rng::kMaxPaths)
       throw ConfigError("--count", "must be an integer in [1, 2^40) (got " +
                                        std::to_string(count_) + ")");
-    const Problem problem = load_run_config(config_path_, overrides_, config_);
+    const Problem problem = load_config();
     AtomicFile out(out_path_, "--out");
-    std::unique_ptr<AtomicFile> result_file;
-    if (!result_path_.empty()) result_file = std::make_unique<AtomicFile>(result_path_, "--result");
-
-    ProgressLine progress(!quiet_);
-    RunOptions options;
-    options.on_progress = path_progress(progress, "samples");
-    const SampleResult result = sample(problem, count_, options);
-    progress.finish();
-
+    const auto result_file = optional_output(result_path_, "--result");
+    const SampleResult result = with_progress(
+        "samples", [&](const RunOptions& options) { return sample(problem, count_, options); });
     if (result_file) result_file->commit(sample_result_to_json(result));
     out.commit(samples_csv(result));
     if (!quiet_) print_summary(result);
@@ -94,12 +74,8 @@ class SampleCommand final : public Command {
   }
 
  private:
-  std::string config_path_, out_path_, result_path_, backend_;
-  std::uint64_t count_ = 0, seed_ = 0;
-  int steps_ = 0;
-  bool quiet_ = false;
-  Config config_;
-  std::vector<Override> overrides_;
+  std::string out_path_, result_path_;
+  std::uint64_t count_ = 0;
 };
 
 }  // namespace

@@ -249,8 +249,9 @@ class CpuBackend final : public Backend {
         run(first + off, n, taep.data(), r);
         out.blocks[std::size_t(b)] = reduce_block_cpu(taep.data(), r, n);
         for (int i = 0; i < n; ++i) {
-          if (!physics::isfinite_(taep[i]) || (r && !physics::isfinite_(r[i]))) continue;
-          counts[std::size_t(physics::histogram_bin(taep[i], hist.lo, inv_w, hist.bins) + 1)]++;
+          const int slot = physics::histogram_slot(taep[i], r ? r[i] : 0.0, r != nullptr, hist.lo,
+                                                   inv_w, hist.bins);
+          if (slot >= 0) counts[std::size_t(slot)]++;
         }
       }
 #pragma omp critical

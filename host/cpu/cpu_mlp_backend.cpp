@@ -130,9 +130,10 @@ class CpuMlpBackend final : public Backend {
         for (int i = 0; i < n; i += kBatch)
           run_batch(first + off + i, std::min(kBatch, n - i), taep.data() + i, aux.data() + i, buf);
         out.blocks[std::size_t(b)] = reduce_block_cpu(taep.data(), nullptr, n, with_aux ? aux.data() : nullptr);
-        for (int i = 0; i < n; ++i)
-          if (physics::isfinite_(taep[i]))
-            counts[std::size_t(physics::histogram_bin(taep[i], hist.lo, inv_w, hist.bins) + 1)]++;
+        for (int i = 0; i < n; ++i) {
+          const int slot = physics::histogram_slot(taep[i], 0.0, false, hist.lo, inv_w, hist.bins);
+          if (slot >= 0) counts[std::size_t(slot)]++;
+        }
       }
 #pragma omp critical
       for (std::size_t i = 0; i < counts.size(); ++i) out.histogram[i] += counts[i];

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/engine/trainer.hpp"
+#include "host/io/json_out.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/dsm.hpp"
@@ -449,6 +450,7 @@ std::string train_result_to_json(const TrainResult& r, int indent) {
                       {"examples_per_second", r.steps_per_second * r.config.optimizer.batch},
                       {"flops_per_step", r.flops_per_step},
                       {"gflops", r.gflops}};
+  j["provenance"] = detail::provenance_json(r.backend, r.device);
   j["config"] = json::parse(train_config_to_json(r.config));
   return j.dump(indent) + "\n";
 }

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "host/io/input_file.hpp"
+#include "host/io/json_out.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
@@ -372,6 +373,7 @@ std::string mode_collapse_to_json(const ModeCollapseResult& r, int indent) {
   }
   j["models"] = rows;
   j["performance"] = {{"backend", r.backend}, {"device", r.device}, {"wall_seconds", r.wall_seconds}};
+  j["provenance"] = detail::provenance_json(r.backend, r.device);
   return j.dump(indent) + "\n";
 }
 

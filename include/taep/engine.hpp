@@ -21,6 +21,8 @@ struct Progress {
 struct RunOptions {
   // Called after every chunk (from the calling thread).
   std::function<void(const Progress&)> on_progress;
+  // The result's provenance.command (the CLI passes its command line).
+  std::string command;
 };
 
 // Runs a built problem end to end. Throws BackendUnavailable, CudaError.

@@ -61,6 +61,22 @@ struct PerformanceSummary {
   int threads = 0;
 };
 
+// Where and how a result was made: every result JSON's "provenance" section (README.md, "Result
+// reference"). Not a statistic: two runs of the same config differ here and nowhere else.
+struct Provenance {
+  std::string version;     // kVersion (taep/version.hpp)
+  std::string commit;      // git_commit(): the source's short hash, "-dirty" with local changes
+  std::string build_type;  // build_type(): Release, Debug, ...
+  std::string backend, device;  // as in PerformanceSummary
+  std::string host;        // the host name
+  std::string time;        // when the result was made: UTC, ISO 8601 (2026-01-31T12:00:00Z)
+  std::string command;     // the command line (the CLI sets it; "" from the library by default)
+};
+
+// This build and this host, now.
+Provenance make_provenance(const std::string& backend, const std::string& device,
+                           const std::string& command = "");
+
 struct RunResult {
   TaepSummary taep;
   IftSummary ift;
@@ -69,6 +85,7 @@ struct RunResult {
   std::optional<TheorySummary> theory;
   std::optional<HutchinsonSummary> hutchinson;
   PerformanceSummary performance;
+  Provenance provenance;
   Config config;
 };
 

@@ -42,6 +42,7 @@ struct SampleResult {
   std::uint64_t nonfinite = 0;   // samples with a non-finite coordinate (kept, and counted)
   ModeOccupancy occupancy;       // over the finite samples
   PerformanceSummary performance;
+  Provenance provenance;
   Config config;                 // the validated config
 };
 
@@ -88,6 +89,7 @@ struct DetailedFtResult {
   // The same fit on the closed form R of the same paths (exact-score models).
   std::optional<DetailedFtFit> reference_fit;
   PerformanceSummary performance;
+  Provenance provenance;
   Config config;
 };
 

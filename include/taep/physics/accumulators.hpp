@@ -59,6 +59,9 @@ struct Moments {
     return m2 > 0.0 ? sqrt_(n) * m3 / (m2 * sqrt_(m2)) : 0.0;
   }
   TAEP_HD double excess_kurtosis() const { return m2 > 0.0 ? n * m4 / (m2 * m2) - 3.0 : 0.0; }
+  // Root mean square of the values, sqrt(<x^2>) = sqrt(mean^2 + m2 / n) (0 when empty): for S - R,
+  // the per-path discretization error about zero rather than about its mean.
+  TAEP_HD double rms() const { return n > 0.0 ? sqrt_(mean * mean + m2 / n) : 0.0; }
 };
 
 // Log-sum-exp accumulator of the weights w = exp(-S) for the integral fluctuation theorem:
@@ -168,6 +171,16 @@ TAEP_HD int histogram_bin(double s, double lo, double inv_width, int bins) {
   const double f = (s - lo) * inv_width;
   if (f >= double(bins)) return bins;
   return int(f);
+}
+
+// The histogram slot of a path's value v in the layout [underflow, bin 0 .. bin bins-1, overflow],
+// i.e. histogram_bin + 1, or -1 when the path is left out of the statistics: v not finite or, when
+// with_other, its companion `other` not finite (the test of PathStats::add, so a histogram counts
+// exactly the paths in the moments). S is binned with its closed form R as companion, R with S.
+TAEP_HD int histogram_slot(double v, double other, bool with_other, double lo, double inv_width,
+                           int bins) {
+  if (!isfinite_(v) || (with_other && !isfinite_(other))) return -1;
+  return histogram_bin(v, lo, inv_width, bins) + 1;
 }
 
 }  // namespace physics

@@ -1,0 +1,111 @@
+#pragma once
+// The chunk loop that run(), sample() and detailed_ft() share (docs/architecture.md, "Data flow of
+// one run"): the backend, the chunk size, the histogram pilot, the host-side reduction in fixed
+// block order, progress, and the result's performance and provenance. Paths are always visited in
+// increasing id, in chunks of whole reduce blocks that start at path 0 or right after the pilot, so
+// every statistic is bitwise independent of the chunk size and the thread count.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "host/engine/backend.hpp"
+#include "taep/engine.hpp"
+#include "taep/result.hpp"
+
+namespace taep {
+namespace detail {
+
+// The backend a run asks for (automatic: cuda when available).
+std::unique_ptr<Backend> make_backend(const ForwardProblem& problem, taep::Backend requested,
+                                      int threads);
+
+// Paths 0 .. kPilotPaths-1 (of each side) fix the automatic histogram range. They are the run's own
+// first paths: reduced on the host like a chunk, then the chunks go on after them, so no path is
+// simulated twice and the counts do not depend on the chunking.
+constexpr std::uint64_t kPilotPaths = 4 * physics::kReduceBlock;
+
+// The smallest and largest finite value (lo > hi when there is none).
+void finite_range(const std::vector<double>& v, double& lo, double& hi);
+
+// The automatic range of a forward run: the pilot's finite S range with a 10% margin each side.
+HistogramSpec padded_range(int bins, const std::vector<double>& pilot_taep);
+
+// Slot counts [underflow, bins, overflow] of v[0..n) (companion other, may be null), by
+// physics::histogram_slot.
+void add_to_histogram(const double* v, const double* other, std::size_t n, const HistogramSpec& h,
+                      std::vector<std::uint64_t>& counts);
+
+// Per-path values of paths [first, first + s.size()), first a multiple of kReduceBlock, reduced as
+// a backend's run_chunk reduces them: one PathStats per reduce block in path order merged into
+// `stats`, and S's histogram slots added to `counts`. r (closed form) may be empty, aux null.
+void reduce_on_host(const std::vector<double>& s, const std::vector<double>& r,
+                    const std::vector<double>* aux, const HistogramSpec& h, physics::PathStats& stats,
+                    std::vector<std::uint64_t>& counts);
+
+// What forward paths 0 .. paths-1 reduce to.
+struct ForwardTotals {
+  HistogramSpec hist;
+  physics::PathStats stats;
+  std::vector<std::uint64_t> counts;  // [underflow, bins, overflow]
+};
+
+class ChunkDriver {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // `paths`: paths per side, which sizes the chunks; `work_paths`: all paths the run simulates (the
+  // progress total and the path-steps of the performance summary); `start`: when the run began.
+  // config and options are held by reference: they must outlive the driver.
+  ChunkDriver(std::unique_ptr<Backend> backend, const Config& config, int steps,
+              const RunOptions& options, std::uint64_t paths, std::uint64_t work_paths,
+              Clock::time_point start);
+
+  Backend& backend() { return *backend_; }
+  std::uint64_t chunk_paths() const { return chunk_; }
+  // Whether config.histogram leaves the range to the pilot.
+  bool automatic_range() const;
+  // The pilot's size: min(paths, kPilotPaths) with an automatic range, else 0.
+  std::uint64_t pilot_paths() const;
+  // config.histogram's range, when it is fixed.
+  HistogramSpec fixed_range() const;
+
+  // Calls body(first, n) for paths [from, paths) in chunks, in path order, reporting progress after
+  // each chunk.
+  template <class Body>
+  void for_each_chunk(std::uint64_t from, Body&& body) {
+    for (std::uint64_t first = from; first < paths_; first += chunk_) {
+      const std::uint64_t n = std::min(chunk_, paths_ - first);
+      body(first, n);
+      advance(n);
+    }
+  }
+  // `n` more paths done: reports progress.
+  void advance(std::uint64_t n);
+
+  // Forward paths 0 .. paths-1: the pilot (with an automatic range) through Backend::simulate and
+  // reduce_on_host, the rest through Backend::run_chunk; with_aux reduces the backend's per-path
+  // side value (the Hutchinson probe-noise variance).
+  ForwardTotals run_forward(bool with_aux);
+
+  // The backend, device, chunk size and timing so far; work_paths * steps path-steps.
+  PerformanceSummary performance() const;
+  // This build and host, now, on this backend, with options.command.
+  Provenance provenance() const;
+
+ private:
+  std::unique_ptr<Backend> backend_;
+  const Config& config_;
+  int steps_;
+  const RunOptions& options_;
+  std::uint64_t paths_, work_paths_, chunk_, done_ = 0;
+  Clock::time_point start_;
+};
+
+// The public summaries of the accumulators (result.hpp).
+TaepSummary summarize(const physics::Moments& taep, double nonfinite);
+IftSummary ift_summary(const physics::LogSumExp& w);
+HistogramResult histogram_result(const std::vector<std::uint64_t>& counts, const HistogramSpec& h);
+
+}  // namespace detail
+}  // namespace taep
