@@ -209,4 +209,19 @@ TEST(Theory, Eq53MomentsOfTheWeights) {
   EXPECT_EQ(taep::physics::eq53_moments(p, p).variance, 0.0);
 }
 
+// Eq. 55 against the values the paper quotes for K = 8, m = 1 (docs/physics.md section 5), and
+// against eq. 53 at the collapse's own weights (eq. 55 is eq. 53 for that q).
+TEST(Theory, Eq55MatchesThePaperAndEq53) {
+  const double eps[] = {0.09, 0.05, 0.02, 0.01, 0.005};
+  const double quoted[] = {0.0148, 0.1091, 0.4142, 0.7676, 1.2256};
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(taep::physics::eq55_variance(1, eps[i], 8), quoted[i], 5e-5);
+  EXPECT_EQ(taep::physics::eq55_variance(0, 0.01, 8), 0.0);
+  for (int m = 1; m <= 5; ++m) {
+    std::vector<double> p(8, 1.0 / 8), q(8, (1 - m * 0.01) / (8 - m));
+    for (int k = 0; k < m; ++k) q[std::size_t(k)] = 0.01;
+    EXPECT_NEAR(taep::physics::eq55_variance(m, 0.01, 8), taep::physics::eq53_moments(p, q).variance,
+                1e-12);
+  }
+}
+
 }  // namespace

@@ -37,9 +37,6 @@ std::unique_ptr<Command> make_sample_command();
 std::unique_ptr<Command> make_dft_command();
 std::unique_ptr<Command> make_experiment_command();
 
-// The whole file; a ConfigError naming `field` when it cannot be read.
-std::string read_text_file(const std::string& path, const std::string& field);
-
 // Writes text to stdout or throws.
 void write_stdout(const std::string& text);
 

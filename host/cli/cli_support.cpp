@@ -9,25 +9,11 @@
 #include <utility>
 
 #include "cli.hpp"
-#include "../io/input_file.hpp"  // taep_cli has no repository-root include path
+#include "host/io/input_file.hpp"
 #include "taep/error.hpp"
 
 namespace taep {
 namespace cli {
-
-std::string read_text_file(const std::string& path, const std::string& field) {
-  auto fail = [&] { throw ConfigError(field, "cannot read '" + path + "': " + std::strerror(errno)); };
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail();
-  std::string text;
-  char buf[1 << 16];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  const bool bad = std::ferror(f);  // e.g. EISDIR for a directory
-  std::fclose(f);
-  if (bad) fail();
-  return text;
-}
 
 void write_stdout(const std::string& text) {
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)

@@ -122,6 +122,7 @@ class ExperimentCommand final : public Command {
     }
 
     ExperimentOptions options;
+    options.command = command_line();
     options.out_dir = out_dir_;
     options.reuse_models = reuse_;
     // The tables are created before the long run so an unwritable directory fails at once. A

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cli.hpp"
-#include "../io/input_file.hpp"  // taep_cli has no repository-root include path
+#include "host/io/input_file.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
 #include "taep/train.hpp"
@@ -116,6 +116,7 @@ class TrainCommand final : public Command {
 
     ProgressLine progress(!quiet_);
     TrainOptions options;
+    options.command = command_line();
     options.on_log = [&progress](const TrainLogEntry& e, std::uint64_t total) {
       char text[200];
       std::snprintf(text, sizeof text, "step %llu/%llu  loss %.5f  grad norm %.3g  %.4g steps/s",

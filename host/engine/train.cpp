@@ -378,6 +378,7 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
   result.backend = trainer->name();
   result.device = trainer->device();
   result.threads = trainer->threads();
+  result.provenance = make_provenance(result.backend, result.device, options.command);
   result.flops_per_step = P.flops_per_step();
 
   const auto start = Clock::now();
@@ -450,7 +451,7 @@ std::string train_result_to_json(const TrainResult& r, int indent) {
                       {"examples_per_second", r.steps_per_second * r.config.optimizer.batch},
                       {"flops_per_step", r.flops_per_step},
                       {"gflops", r.gflops}};
-  j["provenance"] = detail::provenance_json(r.backend, r.device);
+  j["provenance"] = detail::to_json(r.provenance);
   j["config"] = json::parse(train_config_to_json(r.config));
   return j.dump(indent) + "\n";
 }

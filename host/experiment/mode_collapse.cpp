@@ -21,6 +21,7 @@
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
+#include "taep/physics/theory.hpp"
 
 namespace taep {
 
@@ -67,12 +68,6 @@ std::vector<double> normalized(const std::vector<double>& w) {
   return out;
 }
 
-double variance_eq55(int m, double eps, int K) {
-  if (m == 0) return 0.0;
-  const double l = std::log((1.0 - m * eps) / ((K - m) * eps));
-  return double(m) * (K - m) / double(K * K) * l * l;
-}
-
 }  // namespace
 
 ModeCollapseConfig mode_collapse_config(bool quick) {
@@ -96,17 +91,6 @@ ModeCollapseConfig mode_collapse_config(bool quick) {
     c.histogram.bins = 100;
   }
   return c;
-}
-
-double relative_entropy_variance(const std::vector<double>& p, const std::vector<double>& q) {
-  double m1 = 0, m2 = 0;
-  for (std::size_t k = 0; k < p.size(); ++k) {
-    if (p[k] == 0) continue;
-    const double L = std::log(p[k] / q[k]);
-    m1 += p[k] * L;
-    m2 += p[k] * L * L;
-  }
-  return m2 - m1 * m1;
 }
 
 double relative_entropy_variance_stderr(const std::vector<double>& p, const std::vector<double>& q,
@@ -267,16 +251,17 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     if (out.backend.empty()) {
       out.backend = row.dft.performance.backend;
       out.device = row.dft.performance.device;
+      out.provenance = make_provenance(out.backend, out.device, options.command);
     }
 
     // 5. Theory: eq. 55 at the nominal collapse, eq. 53 at the measured weights.
-    row.variance_eq55 = variance_eq55(spec.modes, spec.eps, K);
+    row.variance_eq55 = physics::eq55_variance(spec.modes, spec.eps, K);
     std::uint64_t finite = 0;
     for (auto c : row.occupancy.counts) finite += c;
     bool all_seen = finite > 0;
     for (double f : row.occupancy.fractions) all_seen = all_seen && f > 0;
     if (all_seen) {
-      row.variance_eq53 = relative_entropy_variance(p, row.occupancy.fractions);
+      row.variance_eq53 = physics::eq53_moments(p, row.occupancy.fractions).variance;
       row.variance_eq53_stderr = relative_entropy_variance_stderr(p, row.occupancy.fractions, finite);
     } else {
       row.variance_eq53 = std::numeric_limits<double>::infinity();
@@ -373,7 +358,7 @@ std::string mode_collapse_to_json(const ModeCollapseResult& r, int indent) {
   }
   j["models"] = rows;
   j["performance"] = {{"backend", r.backend}, {"device", r.device}, {"wall_seconds", r.wall_seconds}};
-  j["provenance"] = detail::provenance_json(r.backend, r.device);
+  j["provenance"] = detail::to_json(r.provenance);
   return j.dump(indent) + "\n";
 }
 

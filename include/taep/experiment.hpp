@@ -66,6 +66,7 @@ struct ModeCollapseResult {
   std::vector<CollapseModelResult> models;
   double wall_seconds = 0;
   std::string backend, device;
+  Provenance provenance;  // taep/result.hpp
 };
 
 struct ExperimentProgress {
@@ -86,6 +87,8 @@ struct ExperimentOptions {
   // Skip training for a model whose weights and training summary are already in <dir>/models (from an
   // earlier run with the same training settings): redoes sampling and TAEP only.
   bool reuse_models = false;
+  // The result's provenance.command (the CLI passes its command line).
+  std::string command;
 };
 
 ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& config, const ExperimentOptions& options);

@@ -22,6 +22,7 @@
 
 #include "taep/config.hpp"
 #include "taep/mlp.hpp"
+#include "taep/result.hpp"
 
 namespace taep {
 
@@ -119,12 +120,15 @@ struct TrainResult {
   double gflops = 0;                 // flops_per_step * steps_per_second / 1e9
   std::string backend, device;
   int threads = 1;
+  Provenance provenance;  // taep/result.hpp
   TrainConfig config;
 };
 
 struct TrainOptions {
   // Called after every log entry, from the calling thread.
   std::function<void(const TrainLogEntry&, std::uint64_t steps_total)> on_log;
+  // The result's provenance.command (the CLI passes its command line).
+  std::string command;
 };
 
 // Trains a built problem. Throws BackendUnavailable, CudaError.

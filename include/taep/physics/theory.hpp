@@ -33,5 +33,13 @@ Eq53Moments eq53_moments(const Weights& p, const Weights& q) {
   return eq53_moments(p.data(), q.data(), p.size());
 }
 
+// Eq. 55, the m-mode collapse of K equal modes (eq. 53 with q_k = eps for k < m and
+// (1 - m eps)/(K - m) otherwise): Var = m (K - m)/K^2 [log((1 - m eps)/((K - m) eps))]^2; 0 for m = 0.
+inline double eq55_variance(int m, double eps, int K) {
+  if (m == 0) return 0.0;
+  const double l = std::log((1.0 - m * eps) / ((K - m) * eps));
+  return double(m) * (K - m) / double(K * K) * l * l;
+}
+
 }  // namespace physics
 }  // namespace taep
