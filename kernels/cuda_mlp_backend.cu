@@ -63,16 +63,11 @@ class CudaMlpBackend final : public Backend {
     std::vector<double> emb(std::size_t(m.embedding_dim));
     for (int k = 0; k <= problem_.steps; ++k) {
       const double t = problem_.grid.t(k);
-      physics::time_embedding(t, m.embedding_dim, m.time_scale, m.max_period, emb.data());
-      for (int j = 0; j < l0.out; ++j) {
-        double b = l0.bias[j];
-        for (int e = 0; e < m.embedding_dim; ++e)
-          b += double(l0.weight[std::size_t(j) * l0.in + m.dim + e]) * emb[e];
-        bias0[std::size_t(k) * l0.out + j] = float(b);
-      }
-      out_scale_.push_back(m.parameterization == Parameterization::eps
-                               ? float(-1.0 / std::sqrt(1.0 - problem_.schedule.abar(t)))
-                               : 1.f);
+      physics::fold_time_bias(t, m.dim, m.embedding_dim, m.time_scale, m.max_period, l0.out, l0.in,
+                              l0.weight.data(), l0.bias.data(), emb.data(),
+                              bias0.data() + std::size_t(k) * l0.out);
+      out_scale_.push_back(physics::output_scale(m.parameterization == Parameterization::eps,
+                                                 problem_.schedule.abar(t)));
     }
     bias0_ = DeviceBuffer<float>(bias0);
 

@@ -75,13 +75,6 @@ TAEP_HD T milstein_trace(int d, const T* est) {
   return tr;
 }
 
-// beta/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta - div s_*)] (docs/physics.md section 4).
-template <class T>
-TAEP_HD T milstein_correction(const StepScalars& c, const T& quad_model, const T& quad_target,
-                              const T& div_model, const T& div_target) {
-  return c.half_beta * ((quad_model - quad_target) - c.h * (div_model - div_target));
-}
-
 // Mean of P Hutchinson estimates and the probe-noise variance their spread implies for this step's
 // TAEP increment: the divergence enters S as beta h div, so Var = (beta h)^2 s^2 / P with s^2 the
 // unbiased sample variance of the estimates (needs P >= 2; 0 otherwise).
