@@ -12,6 +12,7 @@
 
 #include "host/engine/backend.hpp"
 #include "host/engine/dispatch.hpp"
+#include "host/cpu/cpu_simd.hpp"
 #include "host/cpu/mlp_cpu.hpp"
 #include "taep/physics/mlp_path.hpp"
 #include "taep/physics/reverse_path.hpp"
@@ -73,10 +74,9 @@ class CpuMlpBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
   std::string device() const override {
-    const std::string how = isa_ == MlpIsa::blas ? "MLP via OpenBLAS"
-                                                  : std::string("MLP by ") + to_string(isa_) + " kernels";
-    return "CPU (" + how + "), " + std::to_string(threads_) + " OpenMP thread" +
-           (threads_ == 1 ? "" : "s");
+    return cpu_device(isa_ == MlpIsa::blas ? "MLP via OpenBLAS"
+                                           : std::string("MLP by ") + to_string(isa_) + " kernels",
+                      threads_);
   }
   int threads() const override { return threads_; }
   std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 16; }

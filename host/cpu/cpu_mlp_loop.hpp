@@ -153,6 +153,32 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
     if (keep) dv.store_aligned(deriv + j);
     return dv;
   };
+  // The epilogues of a layer pass over S streams (layer 0 with probes, and the hidden layers):
+  // forward groups activate stream 0 (bias, SiLU, derivative into deriv) and scale the other
+  // streams, their tangents, by the derivative; tangent-only groups scale every stream by the
+  // derivative their forward group kept in deriv.
+  auto forward_epilogue = [&](const float* bias, float* deriv) {
+    return [&, bias, deriv](int j0, F(&acc)[S][MR]) {
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const std::size_t j = std::size_t(j0 + r) * L;
+        const F dv = activate(acc[0][r] + F(bias[j0 + r]), j, deriv);
+#pragma GCC unroll 8
+        for (int s = 1; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
+      }
+    };
+  };
+  auto tangent_epilogue = [&](const float* deriv) {
+    return [&, deriv](int j0, F(&acc)[S][MR]) {
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const std::size_t j = std::size_t(j0 + r) * L;
+        const F dv = F::load_aligned(deriv + j);
+#pragma GCC unroll 8
+        for (int s = 0; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
+      }
+    };
+  };
 
   {
     // ---- layer 0: x (and the probes) through the x columns of W_0 ----
@@ -164,15 +190,7 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
       if (hutch) {
         in[0] = x;
         for (int s = 1; s < S; ++s) in[s] = probe(t0 + s - 1);
-        layer_pass<A, S>(l0, in, [&](int j0, F(&acc)[S][MR]) {
-#pragma GCC unroll 16
-          for (int r = 0; r < MR; ++r) {
-            const std::size_t j = std::size_t(j0 + r) * L;
-            const F dv = activate(acc[0][r] + F(b0[j0 + r]), j, deriv0);
-#pragma GCC unroll 8
-            for (int s = 1; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
-          }
-        });
+        layer_pass<A, S>(l0, in, forward_epilogue(b0, deriv0));
       } else {
         in[0] = x;
         layer_pass<A, 1>(l0, in, [&](int j0, F(&acc)[1][MR]) {
@@ -189,15 +207,7 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
       }
     } else if (hutch) {
       for (int s = 0; s < S; ++s) in[s] = probe(t0 + s);
-      layer_pass<A, S>(l0, in, [&](int j0, F(&acc)[S][MR]) {
-#pragma GCC unroll 16
-        for (int r = 0; r < MR; ++r) {
-          const std::size_t j = std::size_t(j0 + r) * L;
-          const F dv = F::load_aligned(deriv0 + j);
-#pragma GCC unroll 8
-          for (int s = 0; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
-        }
-      });
+      layer_pass<A, S>(l0, in, tangent_epilogue(deriv0));
     } else {
       for (int j0 = 0; j0 < l0.out_pad; j0 += MR)
         for (int r = 0; r < MR; ++r) {
@@ -215,28 +225,10 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
       for (int s = 0; s < S; ++s) in[s] = sc.act[cur] + s * stream;
       cur ^= 1;
       bind(cur);
-      if (FWD) {
-        const float* bias = layer.bias;
-        layer_pass<A, S>(layer, in, [&](int j0, F(&acc)[S][MR]) {
-#pragma GCC unroll 16
-          for (int r = 0; r < MR; ++r) {
-            const std::size_t j = std::size_t(j0 + r) * L;
-            const F dv = activate(acc[0][r] + F(bias[j0 + r]), j, deriv);
-#pragma GCC unroll 8
-            for (int s = 1; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
-          }
-        });
-      } else {
-        layer_pass<A, S>(layer, in, [&](int j0, F(&acc)[S][MR]) {
-#pragma GCC unroll 16
-          for (int r = 0; r < MR; ++r) {
-            const std::size_t j = std::size_t(j0 + r) * L;
-            const F dv = F::load_aligned(deriv + j);
-#pragma GCC unroll 8
-            for (int s = 0; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
-          }
-        });
-      }
+      if (FWD)
+        layer_pass<A, S>(layer, in, forward_epilogue(layer.bias, deriv));
+      else
+        layer_pass<A, S>(layer, in, tangent_epilogue(deriv));
     }
     for (int s = 0; s < S; ++s) in[s] = sc.act[cur] + s * stream;
   }
