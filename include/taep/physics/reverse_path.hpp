@@ -21,7 +21,7 @@
 //
 // Learned-score (MLP) models run the same steps step-synchronously over batches (the network is a
 // GEMM over the batch); they use reverse_start, reverse_step and implied_increment below with
-// taep_increment and target_score (mlp_path.hpp). Their Hutchinson probes, when the divergence is
+// mlp_prepare and mlp_increment (mlp_path.hpp). Their Hutchinson probes, when the divergence is
 // estimated, come from stream kHutchinson of the reverse path's own id, P*d values per TAEP
 // evaluation in evaluation order (x_{N-1} first).
 //
