@@ -63,16 +63,11 @@ class CudaMlpBackend final : public Backend {
     std::vector<double> emb(std::size_t(m.embedding_dim));
     for (int k = 0; k <= problem_.steps; ++k) {
       const double t = problem_.grid.t(k);
-      physics::time_embedding(t, m.embedding_dim, m.time_scale, m.max_period, emb.data());
-      for (int j = 0; j < l0.out; ++j) {
-        double b = l0.bias[j];
-        for (int e = 0; e < m.embedding_dim; ++e)
-          b += double(l0.weight[std::size_t(j) * l0.in + m.dim + e]) * emb[e];
-        bias0[std::size_t(k) * l0.out + j] = float(b);
-      }
-      out_scale_.push_back(m.parameterization == Parameterization::eps
-                               ? float(-1.0 / std::sqrt(1.0 - problem_.schedule.abar(t)))
-                               : 1.f);
+      physics::fold_time_bias(t, m.dim, m.embedding_dim, m.time_scale, m.max_period, l0.out, l0.in,
+                              l0.weight.data(), l0.bias.data(), emb.data(),
+                              bias0.data() + std::size_t(k) * l0.out);
+      out_scale_.push_back(physics::output_scale(m.parameterization == Parameterization::eps,
+                                                 problem_.schedule.abar(t)));
     }
     bias0_ = DeviceBuffer<float>(bias0);
 
@@ -229,30 +224,47 @@ class CudaMlpBackend final : public Backend {
       gemm_bt(n * T, d, width, tan, width, lout.weight.data(), lout.in, out_tan_.data());
   }
 
-  void forward(std::uint64_t first, int n) {
-    ensure(n);
-    const bool hutch = mlp_.hutchinson();
+  // The launch of a chunk of n paths from `first`, at no step yet.
+  MlpStepLaunch chunk_launch(std::uint64_t first, int n, bool with_taep) {
     MlpStepLaunch a;
-    a.view = view_;
+    a.view = reverse_view_;
     a.first = first;
     a.n = n;
-    a.probes = hutch ? mlp_.probes : 0;
+    a.probes = with_taep && mlp_.hutchinson() ? mlp_.probes : 0;
     a.rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
-    a.buf = {x_.data(), dw_.data(), probes_.data(), s_target_.data(), div_target_.data(), s_.data(), aux_.data()};
+    a.with_taep = with_taep;
+    a.buf.x = x_.data();
+    a.buf.probes = probes_.data();
+    a.buf.s_target = s_target_.data();
+    a.buf.div_target = div_target_.data();
+    a.buf.taep = with_taep ? s_.data() : nullptr;
     a.stream = stream_.get();
+    return a;
+  }
+
+  // The finish kernel's view of the network's output at grid point a.step (its tangents only where
+  // a TAEP increment is evaluated).
+  MlpFinishLaunch finish_launch(const MlpStepLaunch& a, bool with_tangents) const {
+    MlpFinishLaunch f;
+    f.step = a;
+    f.out = out_.data();
+    f.out_bias = layers_.back().bias.data();
+    f.out_scale = out_scale_[std::size_t(a.step)];
+    f.out_tan = with_tangents ? out_tan_.data() : nullptr;
+    return f;
+  }
+
+  void forward(std::uint64_t first, int n) {
+    ensure(n);
+    MlpStepLaunch a = chunk_launch(first, n, true);
+    a.buf.dw = dw_.data();
+    a.buf.aux = aux_.data();
     launch_mlp_init(a);
-    const DeviceLayer& lout = layers_.back();
     for (int k = 0; k < problem_.steps; ++k) {
       a.step = k;
       launch_mlp_prepare(a);
       network(n, k, true);
-      MlpFinishLaunch f;
-      f.step = a;
-      f.out = out_.data();
-      f.out_bias = lout.bias.data();
-      f.out_scale = out_scale_[std::size_t(k)];
-      f.out_tan = out_tan_.data();
-      launch_mlp_finish(f);
+      launch_mlp_finish(finish_launch(a, true));
     }
   }
 
@@ -261,32 +273,16 @@ class CudaMlpBackend final : public Backend {
   void reverse(std::uint64_t first, int n, bool with_taep) {
     ensure(n);
     const int N = problem_.steps;
-    MlpReverseLaunch a;
-    a.view = reverse_view_;
-    a.first = first;
-    a.n = n;
-    a.probes = with_taep && mlp_.hutchinson() ? mlp_.probes : 0;
-    a.rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
-    a.with_taep = with_taep;
-    // x_{k+1} lives in dw_ (n*d, unused by reverse paths: their increments are implied).
-    a.buf = {x_.data(), dw_.data(), probes_.data(), s_target_.data(), div_target_.data(),
-             with_taep ? s_.data() : nullptr};
-    a.stream = stream_.get();
+    MlpStepLaunch a = chunk_launch(first, n, with_taep);
+    a.buf.x_next = dw_.data();  // n*d, unused by reverse paths otherwise: their increments are implied
     launch_mlp_reverse_init(a);
-    const DeviceLayer& lout = layers_.back();
     for (int k = N; k >= 0; --k) {
       const bool taep_here = with_taep && k < N;  // the TAEP increment of forward step k
       if (!taep_here && k == 0) break;            // x_0 is the sample: nothing to evaluate there
-      a.point = k;
+      a.step = k;
       if (taep_here) launch_mlp_reverse_prepare(a);
       network(n, k, taep_here);
-      MlpReverseFinishLaunch f;
-      f.step = a;
-      f.out = out_.data();
-      f.out_bias = lout.bias.data();
-      f.out_scale = out_scale_[std::size_t(k)];
-      f.out_tan = taep_here ? out_tan_.data() : nullptr;
-      launch_mlp_reverse_finish(f);
+      launch_mlp_reverse_finish(finish_launch(a, taep_here));
     }
   }
 

@@ -7,23 +7,9 @@
 
 #include "cuda_check.cuh"
 
-namespace taep {
-namespace detail {
-
-[[noreturn]] inline void throw_cublas(const char* call, cublasStatus_t status, const char* file, int line) {
-  throw CudaError(std::string(file) + ":" + std::to_string(line) + ": " + call + " failed: " +
-                  cublasGetStatusName(status) + " (" + cublasGetStatusString(status) + ")");
-}
-
-}  // namespace detail
-}  // namespace taep
-
-#define TAEP_CUBLAS_CHECK(call)                                               \
-  do {                                                                        \
-    const cublasStatus_t taep_status_ = (call);                               \
-    if (taep_status_ != CUBLAS_STATUS_SUCCESS)                                \
-      ::taep::detail::throw_cublas(#call, taep_status_, __FILE__, __LINE__);  \
-  } while (0)
+#define TAEP_CUBLAS_CHECK(call)                                                         \
+  TAEP_STATUS_CHECK(call, cublasStatus_t, CUBLAS_STATUS_SUCCESS, cublasGetStatusName, \
+                    cublasGetStatusString)
 
 namespace taep {
 namespace detail {

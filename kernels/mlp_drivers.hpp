@@ -12,81 +12,59 @@ namespace detail {
 
 // Per-path state and scratch of one chunk (device pointers).
 struct MlpPathBuffers {
-  float* x = nullptr;         // n*d
-  float* dw = nullptr;        // n*d
-  float* probes = nullptr;    // n*P*d (Hutchinson)
-  float* s_target = nullptr;  // n*d
+  float* x = nullptr;           // n*d: x_k
+  float* dw = nullptr;          // n*d: dW_k (forward paths)
+  float* x_next = nullptr;      // n*d: x_{k+1}, for the implied forward increment (reverse paths)
+  float* probes = nullptr;      // n*P*d (Hutchinson)
+  float* s_target = nullptr;    // n*d
   float* div_target = nullptr;  // n
-  double* taep = nullptr;     // n
-  double* aux = nullptr;      // n: probe-noise variance of S
+  double* taep = nullptr;       // n: S (reverse paths: read on the forward clock, with TAEP)
+  double* aux = nullptr;        // n: probe-noise variance of S (forward paths)
 };
 
+// One step of a chunk, forward or reverse. Forward paths: steps k = 0 .. N-1 of view.fwd (N =
+// view.fwd.steps). Reverse paths (physics/reverse_path.hpp), at grid point k = N .. 0 (t_N = t_max):
+// prepare (k < N, with TAEP: probes and the target's score at x_k), the network at (x_k, t_k) by
+// the backend's GEMMs, then finish (the TAEP increment of forward step k when k < N, the reverse
+// step from t_k when k > 0).
 struct MlpStepLaunch {
-  physics::ForwardView view;  // target tables, steps, init (device pointers)
+  physics::ReverseView view;  // view.fwd: target tables, steps, init, seed (device pointers);
+                              // view.last: the scalars at t_N (reverse paths)
   std::uint64_t first = 0;
   int n = 0;
-  int step = 0;
-  int probes = 0;             // 0: exact divergence
+  int step = 0;               // forward step k, or reverse grid point k
+  int probes = 0;             // Hutchinson probes per TAEP evaluation; 0: exact divergence
   bool rademacher = true;
+  bool with_taep = true;      // reverse paths: whether S is read on the forward clock
   MlpPathBuffers buf;
   cudaStream_t stream = nullptr;
 };
+
+struct MlpFinishLaunch {
+  MlpStepLaunch step;
+  const float* out = nullptr;      // n*d network output at (x_k, t_k), before bias
+  const float* out_bias = nullptr; // d
+  float out_scale = 1.f;           // 1, or -1/sqrt(1 - abar(t_k)) for eps-prediction
+  const float* out_tan = nullptr;  // n*T*d output tangents (forward; reverse with TAEP and k < N)
+};
+
+// ---- Forward paths ---------------------------------------------------------------------------------
 // x0 ~ p(x, t_min) and S = 0 for paths first .. first+n-1.
 void launch_mlp_init(const MlpStepLaunch& a);
 // Noise, probes and the target's score and divergence of step a.step.
 void launch_mlp_prepare(const MlpStepLaunch& a);
-
-struct MlpFinishLaunch {
-  MlpStepLaunch step;
-  const float* out = nullptr;      // n*d network output (before bias)
-  const float* out_bias = nullptr; // d
-  float out_scale = 1.f;           // 1, or -1/sqrt(1 - abar) for eps-prediction
-  const float* out_tan = nullptr;  // n*T*d output tangents
-};
 // Score and divergence of the model, TAEP increment, Euler-Maruyama step.
 void launch_mlp_finish(const MlpFinishLaunch& a);
 
-// ---- Reverse-process paths (physics/reverse_path.hpp), step-synchronous over a chunk ------------
-// At grid point k = N .. 0 (N = view.fwd.steps; t_N = t_max): prepare (k < N, with TAEP: probes and
-// the target's score at x_k), the network at (x_k, t_k) by the backend's GEMMs, then finish (the
-// TAEP increment of forward step k when k < N, the reverse step from t_k when k > 0).
-
-struct MlpReverseBuffers {
-  float* x = nullptr;           // n*d: x_k
-  float* x_next = nullptr;      // n*d: x_{k+1}, for the implied forward increment
-  float* probes = nullptr;      // n*P*d (Hutchinson, with TAEP)
-  float* s_target = nullptr;    // n*d
-  float* div_target = nullptr;  // n
-  double* taep = nullptr;       // n: S read on the forward clock (with TAEP)
-};
-
-struct MlpReverseLaunch {
-  physics::ReverseView view;  // forward tables, the scalars at t_N, seed (device pointers)
-  std::uint64_t first = 0;
-  int n = 0;
-  int point = 0;               // grid point k, N .. 0
-  int probes = 0;              // Hutchinson probes per TAEP evaluation; 0: exact divergence
-  bool rademacher = true;
-  bool with_taep = true;
-  MlpReverseBuffers buf;
-  cudaStream_t stream = nullptr;
-};
+// ---- Reverse-process paths -------------------------------------------------------------------------
 // x_N ~ N(0, I) (stream kReverseStart) and S = 0 for paths first .. first+n-1.
-void launch_mlp_reverse_init(const MlpReverseLaunch& a);
-// Grid point a.point < N with TAEP: the probes of this TAEP evaluation (stream kHutchinson, values
+void launch_mlp_reverse_init(const MlpStepLaunch& a);
+// Grid point a.step < N with TAEP: the probes of this TAEP evaluation (stream kHutchinson, values
 // (N-1-k) P d ..) and the target's score and divergence at x_k.
-void launch_mlp_reverse_prepare(const MlpReverseLaunch& a);
-
-struct MlpReverseFinishLaunch {
-  MlpReverseLaunch step;
-  const float* out = nullptr;       // n*d network output at (x_k, t_k), before bias
-  const float* out_bias = nullptr;  // d
-  float out_scale = 1.f;            // 1, or -1/sqrt(1 - abar(t_k)) for eps-prediction
-  const float* out_tan = nullptr;   // n*T*d output tangents (with TAEP and k < N)
-};
+void launch_mlp_reverse_prepare(const MlpStepLaunch& a);
 // The model's score (and divergence), the TAEP increment of forward step k (implied dW_k), then the
 // reverse step from t_k with xi from stream kReverseNoise (values (N-k) d ..), x_{k+1} <- x_k.
-void launch_mlp_reverse_finish(const MlpReverseFinishLaunch& a);
+void launch_mlp_reverse_finish(const MlpFinishLaunch& a);
 
 // z[rows x width] += bias (per column), then SiLU in place, derivative into deriv (unless null).
 void launch_bias_silu(int rows, int width, const float* bias, float* z, float* deriv,

@@ -21,16 +21,28 @@ unsigned blocks_for(std::uint64_t n) { return unsigned((n + kThreads - 1) / kThr
 
 // A stream of path `path` entered at value `index` (word or normal index): the block holding it is
 // reached by curand_init's offset, the values before it in that block are skipped, so the numbers
-// equal those a host stream consumed from the start would give.
-template <template <class> class Source>
+// equal those a host stream consumed from the start would give. Source: the NormalSource or the
+// ProbeSource (physics/mlp_path.hpp) over the stream, built with `args` after the stream.
+template <class Source>
 struct StreamAt {
   CurandPhiloxStream stream;
-  Source<CurandPhiloxStream> source;
-  __device__ StreamAt(std::uint64_t seed, std::uint32_t id, std::uint64_t path, std::uint64_t index)
-      : stream(seed, rng::subsequence(id, path), 4ULL * (index / 4)), source(stream) {
+  Source source;
+  template <class... Args>
+  __device__ StreamAt(std::uint64_t seed, std::uint32_t id, std::uint64_t path, std::uint64_t index,
+                      Args... args)
+      : stream(seed, rng::subsequence(id, path), 4ULL * (index / 4)), source(stream, args...) {
     for (std::uint64_t s = 0; s < index % 4; ++s) source.next();
   }
+  __device__ float next() { return source.next(); }
 };
+using NormalsAt = StreamAt<physics::NormalSource<CurandPhiloxStream>>;
+using ProbesAt = StreamAt<physics::ProbeSource<CurandPhiloxStream>>;
+
+// The kernels take Euler steps only (the backend rejects Milstein for learned models), so the plan
+// of every TAEP evaluation is known up to P, and the Milstein code folds away.
+__device__ physics::MlpTangentPlan plan_of(int P, int d) {
+  return physics::mlp_tangent_plan(true, P, false, d);
+}
 
 template <int D>
 __global__ void __launch_bounds__(kThreads) mlp_init_kernel(const physics::ForwardView V, std::uint64_t first,
@@ -44,46 +56,46 @@ __global__ void __launch_bounds__(kThreads) mlp_init_kernel(const physics::Forwa
   b.aux[p] = 0.0;
 }
 
+// A TAEP evaluation of path p at step k before the network (physics::mlp_prepare), forward and
+// reverse alike: forward paths first draw dW_k (stream kForwardNoise, values k d ..; a reverse
+// path's increment is implied, in its finish kernel); evaluation `eval` of the path reads its probes
+// from values eval P d .. of stream kHutchinson.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    mlp_prepare_kernel(const physics::ForwardView V, std::uint64_t first, int n, int k, int P,
-                       bool rademacher, MlpPathBuffers b) {
+    mlp_prepare_kernel(const physics::ForwardView V, std::uint64_t first, int n, int k, int eval,
+                       int P, bool rademacher, bool forward, MlpPathBuffers b) {
   const int p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= n) return;
   const int d = D > 0 ? D : V.d;
   const std::uint64_t path = first + p;
+  const std::size_t o = std::size_t(p) * d;
   const physics::StepScalars c = V.step[k];
-  float* dw = b.dw + std::size_t(p) * d;
-  StreamAt<physics::NormalSource> noise(V.seed, rng::kForwardNoise, path, std::uint64_t(k) * d);
-  for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * noise.source.next();
-  if (P > 0) {
-    float* v = b.probes + std::size_t(p) * P * d;
-    const std::uint64_t at = std::uint64_t(k) * P * d;
-    if (rademacher) {
-      StreamAt<physics::WordSource> words(V.seed, rng::kHutchinson, path, at);
-      for (int j = 0; j < P * d; ++j) v[j] = physics::rademacher(words.source.next());
-    } else {
-      StreamAt<physics::NormalSource> normals(V.seed, rng::kHutchinson, path, at);
-      for (int j = 0; j < P * d; ++j) v[j] = normals.source.next();
+  float x[physics::storage_dim<D>()], dw[physics::storage_dim<D>()];
+  if (forward) {
+    NormalsAt noise(V.seed, rng::kForwardNoise, path, std::uint64_t(k) * d);
+    for (int i = 0; i < d; ++i) {
+      dw[i] = c.sqrt_h * noise.next();
+      b.dw[o + i] = dw[i];
     }
   }
-  float x[physics::storage_dim<D>()];
-  for (int i = 0; i < d; ++i) x[i] = b.x[std::size_t(p) * d + i];
+  for (int i = 0; i < d; ++i) x[i] = b.x[o + i];
+  physics::PathTangents tan{b.probes + std::size_t(p) * P * d};
   physics::ScoreEval<D, float> target;
-  physics::target_score<D>(V, k, c.sqrt_abar, x, target);
-  for (int i = 0; i < d; ++i) b.s_target[std::size_t(p) * d + i] = target.s[i];
+  physics::mlp_prepare<D>(
+      V, k, c.sqrt_abar, plan_of(P, d), x, dw,
+      [&] { return ProbesAt(V.seed, rng::kHutchinson, path, std::uint64_t(eval) * P * d, rademacher); },
+      tan, target);
+  for (int i = 0; i < d; ++i) b.s_target[o + i] = target.s[i];
   b.div_target[p] = target.div;
 }
 
-// The model's divergence at path p from the network's output tangents: the exact trace (T = d
-// tangents e_i; noise_variance 0), or the mean of the P Hutchinson estimates v_j.J v_j (T = P
-// tangents v_j) with the probe-noise variance their spread implies for the step's TAEP increment.
-__device__ physics::ProbeAverage model_divergence(int d, int P, std::size_t p,
-                                                  const float* __restrict__ out_tan,
-                                                  const float* __restrict__ probes, float out_scale,
-                                                  const physics::StepScalars& c) {
+// The estimates of path p's divergence from the network's output tangents, times out_scale, into
+// est: the P Hutchinson values v_j.J v_j (T = P tangents v_j), or the exact trace (T = d tangents
+// e_i) in est[0].
+__device__ void divergence_estimates(int d, int P, std::size_t p, float out_scale,
+                                     const float* __restrict__ out_tan,
+                                     const float* __restrict__ probes, float* est) {
   if (P > 0) {
-    float est[64];  // probes <= 64 (config limit)
     for (int j = 0; j < P; ++j) {
       const float* tj = out_tan + (p * P + j) * d;
       const float* vj = probes + (p * P + j) * d;
@@ -91,11 +103,11 @@ __device__ physics::ProbeAverage model_divergence(int d, int P, std::size_t p,
       for (int i = 0; i < d; ++i) vjv += vj[i] * tj[i];
       est[j] = vjv * out_scale;
     }
-    return physics::average_probes(est, P, c.half_beta, c.h);
+    return;
   }
   float trace = 0.f;
   for (int i = 0; i < d; ++i) trace += out_tan[(p * d + i) * d + i];
-  return {trace * out_scale, 0.0};
+  est[0] = trace * out_scale;
 }
 
 template <int D>
@@ -109,19 +121,16 @@ __global__ void __launch_bounds__(kThreads)
   const physics::StepScalars c = V.step[k];
   const std::size_t o = std::size_t(p) * d;
   float s[physics::storage_dim<D>()], x[physics::storage_dim<D>()], dw[physics::storage_dim<D>()],
-      st[physics::storage_dim<D>()];
+      st[physics::storage_dim<D>()], est[64];  // probes <= 64 (config limit)
   for (int i = 0; i < d; ++i) {
     s[i] = (out[o + i] + out_bias[i]) * out_scale;
     x[i] = b.x[o + i];
     dw[i] = b.dw[o + i];
     st[i] = b.s_target[o + i];
   }
-  const physics::ProbeAverage avg =
-      model_divergence(d, P, std::size_t(p), out_tan, b.probes, out_scale, c);
-  const float div = avg.mean;
-  if (P > 0) b.aux[p] += avg.noise_variance;
-  b.taep[p] += double(physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, s, div, st,
-                                              b.div_target[p], dw));
+  divergence_estimates(d, P, std::size_t(p), out_scale, out_tan, b.probes, est);
+  b.taep[p] += double(physics::mlp_increment(d, c, plan_of(P, d), s, est, st, b.div_target[p], 0.f,
+                                             0.f, dw, P > 0 ? b.aux + p : nullptr));
   physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
   for (int i = 0; i < d; ++i) b.x[o + i] = x[i];
 }
@@ -135,7 +144,7 @@ __device__ physics::StepScalars reverse_scalars(const physics::ReverseView& R, i
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     mlp_reverse_init_kernel(const physics::ReverseView R, std::uint64_t first, int n,
-                            MlpReverseBuffers b) {
+                            MlpPathBuffers b) {
   const int p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= n) return;
   const int d = D > 0 ? D : R.fwd.d;
@@ -148,37 +157,8 @@ __global__ void __launch_bounds__(kThreads)
 
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    mlp_reverse_prepare_kernel(const physics::ReverseView R, std::uint64_t first, int n, int k,
-                               int P, bool rademacher, MlpReverseBuffers b) {
-  const int p = blockIdx.x * blockDim.x + threadIdx.x;
-  if (p >= n) return;
-  const physics::ForwardView& V = R.fwd;
-  const int d = D > 0 ? D : V.d;
-  const std::uint64_t path = first + p;
-  const physics::StepScalars c = V.step[k];
-  if (P > 0) {
-    float* v = b.probes + std::size_t(p) * P * d;
-    const std::uint64_t at = std::uint64_t(V.steps - 1 - k) * P * d;  // x_{N-1} is evaluation 0
-    if (rademacher) {
-      StreamAt<physics::WordSource> words(V.seed, rng::kHutchinson, path, at);
-      for (int j = 0; j < P * d; ++j) v[j] = physics::rademacher(words.source.next());
-    } else {
-      StreamAt<physics::NormalSource> normals(V.seed, rng::kHutchinson, path, at);
-      for (int j = 0; j < P * d; ++j) v[j] = normals.source.next();
-    }
-  }
-  float x[physics::storage_dim<D>()];
-  for (int i = 0; i < d; ++i) x[i] = b.x[std::size_t(p) * d + i];
-  physics::ScoreEval<D, float> target;
-  physics::target_score<D>(V, k, c.sqrt_abar, x, target);
-  for (int i = 0; i < d; ++i) b.s_target[std::size_t(p) * d + i] = target.s[i];
-  b.div_target[p] = target.div;
-}
-
-template <int D>
-__global__ void __launch_bounds__(kThreads)
     mlp_reverse_finish_kernel(const physics::ReverseView R, std::uint64_t first, int n, int k,
-                              int P, bool with_taep, MlpReverseBuffers b,
+                              int P, bool with_taep, MlpPathBuffers b,
                               const float* __restrict__ out, const float* __restrict__ out_bias,
                               float out_scale, const float* __restrict__ out_tan) {
   const int p = blockIdx.x * blockDim.x + threadIdx.x;
@@ -195,23 +175,21 @@ __global__ void __launch_bounds__(kThreads)
   }
   if (with_taep && k < N) {
     float x_next[physics::storage_dim<D>()], dw[physics::storage_dim<D>()],
-        st[physics::storage_dim<D>()];
+        st[physics::storage_dim<D>()], est[64];  // probes <= 64 (config limit)
     for (int i = 0; i < d; ++i) {
       x_next[i] = b.x_next[o + i];
       st[i] = b.s_target[o + i];
     }
     physics::implied_increment(d, c, x_next, x, dw);
-    const float div =
-        model_divergence(d, P, std::size_t(p), out_tan, b.probes, out_scale, c).mean;
-    b.taep[p] += double(physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, s, div, st,
-                                                b.div_target[p], dw));
+    divergence_estimates(d, P, std::size_t(p), out_scale, out_tan, b.probes, est);
+    b.taep[p] += double(physics::mlp_increment(d, c, plan_of(P, d), s, est, st, b.div_target[p],
+                                               0.f, 0.f, dw, nullptr));
   }
   if (k == 0) return;
   float xi[physics::storage_dim<D>()];
-  StreamAt<physics::NormalSource> noise(V.seed, rng::kReverseNoise, first + p,
-                                        std::uint64_t(N - k) * d);
+  NormalsAt noise(V.seed, rng::kReverseNoise, first + p, std::uint64_t(N - k) * d);
   for (int i = 0; i < d; ++i) {
-    xi[i] = noise.source.next();
+    xi[i] = noise.next();
     b.x_next[o + i] = x[i];
   }
   physics::reverse_step(d, c, s, xi, x);
@@ -263,32 +241,40 @@ unsigned grid_for(std::size_t total) {
 
 void launch_mlp_init(const MlpStepLaunch& a) {
   if (a.n == 0) return;
-  dispatch_dim(a.view.d, [&](auto dim) {
-    mlp_init_kernel<decltype(dim)::value><<<blocks_for(a.n), kThreads, 0, a.stream>>>(a.view, a.first, a.n, a.buf);
+  dispatch_dim(a.view.fwd.d, [&](auto dim) {
+    mlp_init_kernel<decltype(dim)::value>
+        <<<blocks_for(a.n), kThreads, 0, a.stream>>>(a.view.fwd, a.first, a.n, a.buf);
   });
   TAEP_CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_mlp_prepare(const MlpStepLaunch& a) {
+namespace {
+
+// The prepare kernel of TAEP evaluation `eval` of the paths at step a.step (forward: its noise too).
+void launch_prepare(const MlpStepLaunch& a, int eval, bool forward) {
   if (a.n == 0) return;
-  dispatch_dim(a.view.d, [&](auto dim) {
+  dispatch_dim(a.view.fwd.d, [&](auto dim) {
     mlp_prepare_kernel<decltype(dim)::value><<<blocks_for(a.n), kThreads, 0, a.stream>>>(
-        a.view, a.first, a.n, a.step, a.probes, a.rademacher, a.buf);
+        a.view.fwd, a.first, a.n, a.step, eval, a.probes, a.rademacher, forward, a.buf);
   });
   TAEP_CUDA_CHECK(cudaGetLastError());
 }
+
+}  // namespace
+
+void launch_mlp_prepare(const MlpStepLaunch& a) { launch_prepare(a, a.step, true); }
 
 void launch_mlp_finish(const MlpFinishLaunch& a) {
   const MlpStepLaunch& s = a.step;
   if (s.n == 0) return;
-  dispatch_dim(s.view.d, [&](auto dim) {
+  dispatch_dim(s.view.fwd.d, [&](auto dim) {
     mlp_finish_kernel<decltype(dim)::value><<<blocks_for(s.n), kThreads, 0, s.stream>>>(
-        s.view, s.n, s.step, s.probes, s.buf, a.out, a.out_bias, a.out_scale, a.out_tan);
+        s.view.fwd, s.n, s.step, s.probes, s.buf, a.out, a.out_bias, a.out_scale, a.out_tan);
   });
   TAEP_CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_mlp_reverse_init(const MlpReverseLaunch& a) {
+void launch_mlp_reverse_init(const MlpStepLaunch& a) {
   if (a.n == 0) return;
   dispatch_dim(a.view.fwd.d, [&](auto dim) {
     mlp_reverse_init_kernel<decltype(dim)::value>
@@ -297,25 +283,20 @@ void launch_mlp_reverse_init(const MlpReverseLaunch& a) {
   TAEP_CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_mlp_reverse_prepare(const MlpReverseLaunch& a) {
-  if (a.n == 0) return;
-  TAEP_EXPECTS(a.with_taep && a.point >= 0 && a.point < a.view.fwd.steps,
+void launch_mlp_reverse_prepare(const MlpStepLaunch& a) {
+  TAEP_EXPECTS(a.with_taep && a.step >= 0 && a.step < a.view.fwd.steps,
                "launch_mlp_reverse_prepare: a TAEP evaluation at a forward step");
-  dispatch_dim(a.view.fwd.d, [&](auto dim) {
-    mlp_reverse_prepare_kernel<decltype(dim)::value><<<blocks_for(a.n), kThreads, 0, a.stream>>>(
-        a.view, a.first, a.n, a.point, a.probes, a.rademacher, a.buf);
-  });
-  TAEP_CUDA_CHECK(cudaGetLastError());
+  launch_prepare(a, a.view.fwd.steps - 1 - a.step, false);  // x_{N-1} is evaluation 0
 }
 
-void launch_mlp_reverse_finish(const MlpReverseFinishLaunch& a) {
-  const MlpReverseLaunch& s = a.step;
+void launch_mlp_reverse_finish(const MlpFinishLaunch& a) {
+  const MlpStepLaunch& s = a.step;
   if (s.n == 0) return;
-  TAEP_EXPECTS(s.point >= 0 && s.point <= s.view.fwd.steps,
+  TAEP_EXPECTS(s.step >= 0 && s.step <= s.view.fwd.steps,
                "launch_mlp_reverse_finish: a grid point 0 .. N");
   dispatch_dim(s.view.fwd.d, [&](auto dim) {
     mlp_reverse_finish_kernel<decltype(dim)::value><<<blocks_for(s.n), kThreads, 0, s.stream>>>(
-        s.view, s.first, s.n, s.point, s.probes, s.with_taep, s.buf, a.out, a.out_bias,
+        s.view, s.first, s.n, s.step, s.probes, s.with_taep, s.buf, a.out, a.out_bias,
         a.out_scale, a.out_tan);
   });
   TAEP_CUDA_CHECK(cudaGetLastError());

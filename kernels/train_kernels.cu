@@ -31,8 +31,7 @@ unsigned grid_for(std::size_t total) {
 // expressions, for one frequency alone.
 __device__ void embedding_pair(double t, int i, int half, double time_scale, double max_period,
                                float* out) {
-  const double f = physics::exp_(-physics::log_(max_period) * i / half);
-  const double a = time_scale * t * f;
+  const double a = time_scale * t * physics::embedding_frequency(i, 2 * half, max_period);
   out[i] = float(::sin(a));
   out[half + i] = float(::cos(a));
 }

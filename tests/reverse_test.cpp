@@ -247,33 +247,46 @@ double rms(const std::vector<double>& a, const std::vector<double>& b) {
 
 // ---- the physics of one path --------------------------------------------------------------------
 
-TEST(Reverse, EndPointTablesUseTheForwardTablesExpressions) {
+// The step scalars of every grid point (the forward tables' k < N and the reverse end point's
+// k = N) and the model's per-step component coefficients against the closed forms of
+// docs/physics.md sections 1 and 2, written out here in double: each is one float rounding of its
+// double value (2^-24 relative; the tolerance allows a few ulp).
+TEST(Reverse, StepTablesMatchTheScheduleClosedForms) {
   const Config c = [] {
     Config c = three_modes(37);
     taep::validate(c);
     return c;
   }();
   const taep::detail::ForwardProblem P = taep::detail::build_forward_problem(c);
-  for (int k : {0, 1, 17, 36}) {
-    const taep::physics::StepScalars a = taep::physics::step_scalars_at(P.schedule, P.grid, k);
-    const taep::physics::StepScalars& b = P.step[std::size_t(k)];
-    EXPECT_EQ(a.half_beta, b.half_beta);
-    EXPECT_EQ(a.h, b.h);
-    EXPECT_EQ(a.sqrt_h, b.sqrt_h);
-    EXPECT_EQ(a.sqrt_beta, b.sqrt_beta);
-    EXPECT_EQ(a.sqrt_abar, b.sqrt_abar);
-    EXPECT_EQ(a.decay, b.decay);
-    const double abar = P.schedule.abar(P.grid.t(k));
+  const taep::detail::ReverseEndTables end = taep::detail::build_reverse_end(P);
+  ASSERT_EQ(end.model_last.size(), std::size_t(P.model.K));
+  const double b0 = c.schedule.beta_min, b1 = c.schedule.beta_max;
+  const int N = c.schedule.steps;
+  const double h = (c.schedule.t_max - c.schedule.t_min) / N;
+  auto expect_rounded = [](float got, double want, const char* what, int k) {
+    EXPECT_NEAR(double(got), want, 2.5e-7 * std::abs(want)) << what << " at k = " << k;
+  };
+  for (int k = 0; k <= N; ++k) {
+    const double t = c.schedule.t_min + k * h;
+    const double beta = b0 + t * (b1 - b0);
+    const double abar = std::exp(-(b0 * t + 0.5 * (b1 - b0) * t * t));
+    const taep::physics::StepScalars& a = k < N ? P.step[std::size_t(k)] : end.last;
+    expect_rounded(a.half_beta, beta / 2, "half_beta", k);
+    expect_rounded(a.h, h, "h", k);
+    expect_rounded(a.sqrt_h, std::sqrt(h), "sqrt_h", k);
+    expect_rounded(a.sqrt_beta, std::sqrt(beta), "sqrt_beta", k);
+    expect_rounded(a.sqrt_abar, std::sqrt(abar), "sqrt_abar", k);
+    if (k < N) expect_rounded(a.decay, 1 - beta * h / 2, "decay", k);
     for (int j = 0; j < P.model.K; ++j) {
-      const auto e = taep::physics::component_step_at(P.d, P.model.log_w[std::size_t(j)],
-                                                      P.model.sigma2[std::size_t(j)], abar);
-      EXPECT_EQ(e.inv_v, P.model.comp[std::size_t(k * P.model.K + j)].inv_v);
-      EXPECT_EQ(e.log_norm, P.model.comp[std::size_t(k * P.model.K + j)].log_norm);
+      const double v = abar * P.model.sigma2[std::size_t(j)] + 1 - abar;
+      const taep::physics::ComponentStep& e =
+          k < N ? P.model.comp[std::size_t(k * P.model.K + j)] : end.model_last[std::size_t(j)];
+      expect_rounded(e.inv_v, 1 / v, "1/v", k);
+      expect_rounded(e.log_norm, P.model.log_w[std::size_t(j)] - 0.5 * P.d * std::log(2 * M_PI * v),
+                     "log_norm", k);
     }
   }
-  const taep::detail::ReverseEndTables end = taep::detail::build_reverse_end(P);
   EXPECT_FLOAT_EQ(end.last.sqrt_beta, float(std::sqrt(c.schedule.beta_max)));
-  ASSERT_EQ(end.model_last.size(), std::size_t(P.model.K));
 }
 
 // The engine's float path (vector loop where the CPU has one) against the double model above, on

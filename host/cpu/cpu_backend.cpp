@@ -55,6 +55,11 @@ ReverseEndTables build_reverse_end(const ForwardProblem& problem) {
 
 const char* to_string(SimdIsa isa) { return isa == SimdIsa::avx512 ? "AVX-512" : "AVX2"; }
 
+std::string cpu_device(const std::string& how, int threads) {
+  return "CPU" + (how.empty() ? std::string() : " (" + how + ")") + ", " + std::to_string(threads) +
+         " OpenMP thread" + (threads == 1 ? "" : "s");
+}
+
 // Defined here, in a unit built for the baseline instruction set: it decides whether code built for
 // a wider one may run at all.
 bool cpu_supports(SimdIsa isa) {
@@ -178,11 +183,10 @@ class CpuBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
   std::string device() const override {
-    const std::string loop = simd_ ? std::string(" (") + to_string(*simd_) + ", " +
-                                         std::to_string(simd_lanes(*simd_)) + " paths per packet)"
-                                   : std::string();
-    return "CPU" + loop + ", " + std::to_string(threads_) + " OpenMP thread" +
-           (threads_ == 1 ? "" : "s");
+    return cpu_device(simd_ ? std::string(to_string(*simd_)) + ", " +
+                                  std::to_string(simd_lanes(*simd_)) + " paths per packet"
+                            : std::string(),
+                      threads_);
   }
   int threads() const override { return threads_; }
   std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 20; }

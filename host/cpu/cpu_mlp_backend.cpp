@@ -12,6 +12,7 @@
 
 #include "host/engine/backend.hpp"
 #include "host/engine/dispatch.hpp"
+#include "host/cpu/cpu_simd.hpp"
 #include "host/cpu/mlp_cpu.hpp"
 #include "taep/physics/mlp_path.hpp"
 #include "taep/physics/reverse_path.hpp"
@@ -35,6 +36,28 @@ struct BatchBuffers {
   std::vector<float> x_next;  // reverse paths: x_{k+1}
 };
 
+// The streams of a batch's paths [first, first + n), each path's read in step order: its noise
+// (stream noise_id: the forward dW or the reverse xi) and its Hutchinson probes.
+struct PathStreams {
+  std::vector<rng::PhiloxHostStream> noise_streams, probe_streams;
+  std::vector<physics::NormalSource<rng::PhiloxHostStream>> noise;
+  std::vector<physics::ProbeSource<rng::PhiloxHostStream>> probes;
+  PathStreams(std::uint64_t seed, std::uint64_t first, int n, rng::Stream noise_id, bool rademacher) {
+    noise_streams.reserve(std::size_t(n));  // the sources keep references: no reallocation
+    probe_streams.reserve(std::size_t(n));
+    noise.reserve(std::size_t(n));
+    probes.reserve(std::size_t(n));
+    for (int p = 0; p < n; ++p) {
+      noise_streams.emplace_back(seed, rng::subsequence(noise_id, first + p));
+      probe_streams.emplace_back(seed, rng::subsequence(rng::kHutchinson, first + p));
+      noise.emplace_back(noise_streams.back());
+      probes.emplace_back(probe_streams.back(), rademacher);
+    }
+  }
+  PathStreams(const PathStreams&) = delete;
+  PathStreams& operator=(const PathStreams&) = delete;
+};
+
 class CpuMlpBackend final : public Backend {
  public:
   CpuMlpBackend(const ForwardProblem& problem, int threads)
@@ -51,10 +74,9 @@ class CpuMlpBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
   std::string device() const override {
-    const std::string how = isa_ == MlpIsa::blas ? "MLP via OpenBLAS"
-                                                  : std::string("MLP by ") + to_string(isa_) + " kernels";
-    return "CPU (" + how + "), " + std::to_string(threads_) + " OpenMP thread" +
-           (threads_ == 1 ? "" : "s");
+    return cpu_device(isa_ == MlpIsa::blas ? "MLP via OpenBLAS"
+                                           : std::string("MLP by ") + to_string(isa_) + " kernels",
+                      threads_);
   }
   int threads() const override { return threads_; }
   std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 16; }
@@ -66,17 +88,9 @@ class CpuMlpBackend final : public Backend {
     std::vector<double> scratch;
     std::vector<double>& aux = aux_out ? *aux_out : scratch;
     aux.assign(count, 0.0);
-    const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
-#pragma omp parallel num_threads(threads_)
-    {
-      BatchBuffers buf(mlp_.model, isa_);
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t b = 0; b < batches; ++b) {
-        const std::uint64_t off = std::uint64_t(b) * kBatch;
-        run_batch(first + off, int(std::min<std::uint64_t>(kBatch, count - off)), taep.data() + off,
-                  aux.data() + off, buf);
-      }
-    }
+    for_each_batch(count, [&](std::uint64_t off, int n, BatchBuffers& buf) {
+      run_batch(first + off, n, taep.data() + off, aux.data() + off, buf);
+    });
   }
 
   // Reverse paths step-synchronously over batches of kBatch paths (batches start at multiples of
@@ -93,21 +107,13 @@ class CpuMlpBackend final : public Backend {
     std::vector<float>& X = samples ? *samples : sample_scratch;
     S.assign(with_taep ? count : 0, 0.0);
     X.assign(count * std::uint64_t(d), 0.f);
-    const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
-#pragma omp parallel num_threads(threads_)
-    {
-      BatchBuffers buf(mlp_.model, isa_);
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t b = 0; b < batches; ++b) {
-        const std::uint64_t off = std::uint64_t(b) * kBatch;
-        const int n = int(std::min<std::uint64_t>(kBatch, count - off));
-        dispatch_dim(d, [&](auto dim) {
-          run_reverse_batch<decltype(dim)::value>(first + off, n, with_taep,
-                                                  with_taep ? S.data() + off : nullptr,
-                                                  X.data() + off * std::uint64_t(d), buf);
-        });
-      }
-    }
+    for_each_batch(count, [&](std::uint64_t off, int n, BatchBuffers& buf) {
+      dispatch_dim(d, [&](auto dim) {
+        run_reverse_batch<decltype(dim)::value>(first + off, n, with_taep,
+                                                with_taep ? S.data() + off : nullptr,
+                                                X.data() + off * std::uint64_t(d), buf);
+      });
+    });
   }
 
   void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
@@ -141,6 +147,22 @@ class CpuMlpBackend final : public Backend {
   }
 
  private:
+  // fn(offset, size, buffers) for the batches of kBatch paths that tile [0, count), spread over the
+  // threads, each with its own evaluator and buffers.
+  template <class Fn>
+  void for_each_batch(std::uint64_t count, Fn&& fn) const {
+    const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
+#pragma omp parallel num_threads(threads_)
+    {
+      BatchBuffers buf(mlp_.model, isa_);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t b = 0; b < batches; ++b) {
+        const std::uint64_t off = std::uint64_t(b) * kBatch;
+        fn(off, int(std::min<std::uint64_t>(kBatch, count - off)), buf);
+      }
+    }
+  }
+
   // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n).
   void run_batch(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
 #if defined(TAEP_HAVE_CPU_SIMD)
@@ -150,7 +172,7 @@ class CpuMlpBackend final : public Backend {
       job.schedule = problem_.schedule;
       job.grid = problem_.grid;
       job.probes = mlp_.hutchinson() ? mlp_.probes : 0;
-      job.rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+      job.rademacher = rademacher();
       job.first = first;
       job.n = n;
       job.taep = taep;
@@ -167,21 +189,12 @@ class CpuMlpBackend final : public Backend {
     dispatch_dim(problem_.d, [&](auto dim) { run_batch_d<decltype(dim)::value>(first, n, taep, aux, b); });
   }
 
-  // The network's tangents per path: P Hutchinson probes; for Milstein (exact divergence only) the d
-  // vectors of physics::milstein_basis; else none (the exact trace's e_1..e_d are the evaluator's).
-  struct Tangents {
-    bool hutch = false, milstein = false;
-    int count = 0;
-  };
-  Tangents tangents_for(bool with_taep) const {
-    Tangents t;
-    t.hutch = with_taep && mlp_.hutchinson();
-    t.milstein = with_taep && problem_.milstein && !mlp_.hutchinson();
-    t.count = t.hutch ? mlp_.probes : t.milstein ? problem_.d : 0;
-    return t;
+  physics::MlpTangentPlan plan_for(bool with_taep) const {
+    return physics::mlp_tangent_plan(with_taep, mlp_.hutchinson() ? mlp_.probes : 0,
+                                     problem_.milstein, problem_.d);
   }
 
-  void resize_buffers(int n, const Tangents& t, BatchBuffers& b) const {
+  void resize_buffers(int n, const physics::MlpTangentPlan& t, BatchBuffers& b) const {
     const std::size_t nd = std::size_t(n) * problem_.d;
     b.x.resize(nd);
     b.dw.resize(nd);
@@ -190,106 +203,63 @@ class CpuMlpBackend final : public Backend {
     b.div_model.resize(std::size_t(n) * std::max(1, t.count));
     b.div_target.resize(std::size_t(n));
     b.probes.resize(nd * std::size_t(t.count));
-    b.quad_target.resize(t.milstein ? std::size_t(n) : 0);
-    b.r2.resize(t.milstein ? std::size_t(n) : 0);
+    b.quad_target.resize(std::size_t(n));
+    b.r2.resize(std::size_t(n));
   }
 
-  // Path p at step k, before the network runs, with its state in b.x and its increment in b.dw:
-  // its tangents (next_probe() per Hutchinson value, or the Milstein basis) and the target's score,
-  // divergence and (Milstein) quadratic form.
-  template <int D, class NextProbe>
-  void prepare_path(int p, int k, const physics::StepScalars& c, const Tangents& t, BatchBuffers& b,
-                    NextProbe&& next_probe) const {
+  // Path p's TAEP evaluation at grid point k before the network (physics::mlp_prepare), with its
+  // state in b.x and its increment in b.dw.
+  template <int D>
+  void prepare_path(int p, int k, const physics::StepScalars& c, const physics::MlpTangentPlan& t,
+                    BatchBuffers& b, PathStreams& st) const {
     const int d = problem_.d;
     const std::size_t o = std::size_t(p) * d;
-    const float* x = &b.x[o];
-    const float* dw = &b.dw[o];
+    physics::PathTangents tan{b.probes.data() + o * std::size_t(t.count)};
     physics::ScoreEval<D, float> target;
-    if (t.milstein) {
-      b.r2[std::size_t(p)] = physics::milstein_basis(d, dw, &b.probes[o * d]);
-      physics::target_score<D>(view_, k, c.sqrt_abar, x, target, dw);
-      b.quad_target[std::size_t(p)] = target.quad;
-    } else {
-      float* v = b.probes.data() + o * std::size_t(t.count);
-      for (int j = 0; j < t.count * d; ++j) v[j] = next_probe();
-      physics::target_score<D>(view_, k, c.sqrt_abar, x, target);
-    }
+    b.r2[std::size_t(p)] = physics::mlp_prepare<D>(
+        view_, k, c.sqrt_abar, t, &b.x[o], &b.dw[o],
+        [&]() -> physics::ProbeSource<rng::PhiloxHostStream>& { return st.probes[std::size_t(p)]; },
+        tan, target);
     for (int i = 0; i < d; ++i) b.s_target[o + i] = target.s[i];
     b.div_target[std::size_t(p)] = target.div;
+    b.quad_target[std::size_t(p)] = target.quad;
   }
 
-  // Path p's TAEP increment after the network ran (with the Milstein correction); for Hutchinson
-  // the probe-noise variance of the increment is added to *noise_variance when it is given.
-  float path_increment(int p, const physics::StepScalars& c, const Tangents& t, const BatchBuffers& b,
-                       double* noise_variance) const {
-    const int d = problem_.d;
-    const std::size_t o = std::size_t(p) * d;
-    const float* est = b.div_model.data() + std::size_t(p) * std::max(1, t.count);
-    float div = est[0];
-    if (t.hutch) {
-      const auto avg = physics::average_probes(est, t.count, c.half_beta, c.h);
-      div = avg.mean;
-      if (noise_variance) *noise_variance += avg.noise_variance;
-    } else if (t.milstein) {
-      div = physics::milstein_trace(d, est);
-    }
-    float inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, &b.s_model[o], div,
-                                        &b.s_target[o], b.div_target[std::size_t(p)], &b.dw[o]);
-    if (t.milstein)
-      inc += physics::milstein_correction(c, b.r2[std::size_t(p)] * est[0],
-                                          b.quad_target[std::size_t(p)], div,
-                                          b.div_target[std::size_t(p)]);
-    return inc;
+  // Path p's TAEP increment after the network ran (physics::mlp_increment).
+  float path_increment(int p, const physics::StepScalars& c, const physics::MlpTangentPlan& t,
+                       const BatchBuffers& b, double* noise_variance) const {
+    const std::size_t o = std::size_t(p) * problem_.d, q = std::size_t(p);
+    return physics::mlp_increment(problem_.d, c, t, &b.s_model[o],
+                                  b.div_model.data() + q * std::size_t(std::max(1, t.count)),
+                                  &b.s_target[o], b.div_target[q], b.quad_target[q], b.r2[q],
+                                  &b.dw[o], noise_variance);
   }
 
   template <int D>
   void run_batch_d(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
-    using physics::NormalSource;
-    using physics::WordSource;
-    using rng::PhiloxHostStream;
     const int d = problem_.d;
-    const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
-    const Tangents tangents = tangents_for(true);
-    resize_buffers(n, tangents, b);
-
-    // Streams are addressed by path id; each path consumes its own in step order.
-    std::vector<PhiloxHostStream> noise_streams, probe_streams;
-    noise_streams.reserve(std::size_t(n));
-    probe_streams.reserve(std::size_t(n));
+    const physics::MlpTangentPlan plan = plan_for(true);
+    resize_buffers(n, plan, b);
+    PathStreams st(view_.seed, first, n, rng::kForwardNoise, rademacher());
     for (int p = 0; p < n; ++p) {
-      const std::uint64_t path = first + p;
-      PhiloxHostStream init(view_.seed, rng::subsequence(rng::kInitialState, path));
+      rng::PhiloxHostStream init(view_.seed, rng::subsequence(rng::kInitialState, first + p));
       physics::sample_initial_state<D>(view_, init, b.x.data() + std::size_t(p) * d);
-      noise_streams.emplace_back(view_.seed, rng::subsequence(rng::kForwardNoise, path));
-      probe_streams.emplace_back(view_.seed, rng::subsequence(rng::kHutchinson, path));
       taep[p] = 0.0;
       aux[p] = 0.0;
-    }
-    std::vector<NormalSource<PhiloxHostStream>> noise, probe_normals;
-    std::vector<WordSource<PhiloxHostStream>> probe_words;
-    for (int p = 0; p < n; ++p) {
-      noise.emplace_back(noise_streams[std::size_t(p)]);
-      probe_normals.emplace_back(probe_streams[std::size_t(p)]);
-      probe_words.emplace_back(probe_streams[std::size_t(p)]);
     }
 
     for (int k = 0; k < problem_.steps; ++k) {
       const physics::StepScalars c = view_.step[k];
-      const double t = problem_.grid.t(k);
-      b.net.set_time(t, problem_.schedule.abar(t));
+      set_time(k, b);
       for (int p = 0; p < n; ++p) {
         float* dw = b.dw.data() + std::size_t(p) * d;
-        for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * noise[std::size_t(p)].next();
-        prepare_path<D>(p, k, c, tangents, b, [&] {
-          return rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
-                            : probe_normals[std::size_t(p)].next();
-        });
+        for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * st.noise[std::size_t(p)].next();
+        prepare_path<D>(p, k, c, plan, b, st);
       }
-      b.net.evaluate(n, b.x.data(), b.s_model.data(), b.div_model.data(), tangents.count,
-                     tangents.count > 0 ? b.probes.data() : nullptr);
+      evaluate(n, plan, true, b);
       for (int p = 0; p < n; ++p) {
         const std::size_t o = std::size_t(p) * d;
-        taep[p] += double(path_increment(p, c, tangents, b, &aux[p]));
+        taep[p] += double(path_increment(p, c, plan, b, &aux[p]));
         physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
       }
     }
@@ -303,33 +273,16 @@ class CpuMlpBackend final : public Backend {
   template <int D>
   void run_reverse_batch(std::uint64_t first, int n, bool with_taep, double* taep, float* samples,
                          BatchBuffers& b) const {
-    using physics::NormalSource;
-    using physics::WordSource;
-    using rng::PhiloxHostStream;
     const int d = problem_.d;
-    const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
-    const Tangents tangents = tangents_for(with_taep);
-    resize_buffers(n, tangents, b);
+    const physics::MlpTangentPlan plan = plan_for(with_taep);
+    resize_buffers(n, plan, b);
     const std::size_t nd = std::size_t(n) * d;
     b.x_next.resize(nd);
-
-    std::vector<PhiloxHostStream> noise_streams, probe_streams;
-    noise_streams.reserve(std::size_t(n));
-    probe_streams.reserve(std::size_t(n));
+    PathStreams st(view_.seed, first, n, rng::kReverseNoise, rademacher());
     for (int p = 0; p < n; ++p) {
-      const std::uint64_t path = first + p;
-      PhiloxHostStream start(view_.seed, rng::subsequence(rng::kReverseStart, path));
+      rng::PhiloxHostStream start(view_.seed, rng::subsequence(rng::kReverseStart, first + p));
       physics::reverse_start(d, start, b.x.data() + std::size_t(p) * d);
-      noise_streams.emplace_back(view_.seed, rng::subsequence(rng::kReverseNoise, path));
-      probe_streams.emplace_back(view_.seed, rng::subsequence(rng::kHutchinson, path));
       if (taep) taep[p] = 0.0;
-    }
-    std::vector<NormalSource<PhiloxHostStream>> noise, probe_normals;
-    std::vector<WordSource<PhiloxHostStream>> probe_words;
-    for (int p = 0; p < n; ++p) {
-      noise.emplace_back(noise_streams[std::size_t(p)]);
-      probe_normals.emplace_back(probe_streams[std::size_t(p)]);
-      probe_words.emplace_back(probe_streams[std::size_t(p)]);
     }
 
     // x_{k+1} <- x_k, then the reverse step from t_k with this batch's s_theta(x_k, t_k).
@@ -339,41 +292,49 @@ class CpuMlpBackend final : public Backend {
         const std::size_t o = std::size_t(p) * d;
         for (int i = 0; i < d; ++i) {
           b.x_next[o + i] = b.x[o + i];
-          xi[i] = noise[std::size_t(p)].next();
+          xi[i] = st.noise[std::size_t(p)].next();
         }
         physics::reverse_step(d, c, &b.s_model[o], xi, &b.x[o]);
       }
     };
 
     const int N = problem_.steps;
-    const double t_end = problem_.grid.t(N);
-    b.net.set_time(t_end, problem_.schedule.abar(t_end));
-    b.net.evaluate(n, b.x.data(), b.s_model.data(), nullptr);
+    set_time(N, b);
+    evaluate(n, plan, false, b);
     step_all(physics::step_scalars_at(problem_.schedule, problem_.grid, N));
 
     for (int k = N - 1; k >= 0; --k) {
       if (!with_taep && k == 0) break;  // x_0 is the sample; nothing is evaluated there
       const physics::StepScalars c = view_.step[k];
-      const double t = problem_.grid.t(k);
-      b.net.set_time(t, problem_.schedule.abar(t));
+      set_time(k, b);
       if (with_taep)
         for (int p = 0; p < n; ++p) {
           const std::size_t o = std::size_t(p) * d;
           physics::implied_increment(d, c, &b.x_next[o], &b.x[o], &b.dw[o]);
-          prepare_path<D>(p, k, c, tangents, b, [&] {
-            return rademacher ? physics::rademacher(probe_words[std::size_t(p)].next())
-                              : probe_normals[std::size_t(p)].next();
-          });
+          prepare_path<D>(p, k, c, plan, b, st);
         }
-      b.net.evaluate(n, b.x.data(), b.s_model.data(), with_taep ? b.div_model.data() : nullptr,
-                     tangents.count, tangents.count > 0 ? b.probes.data() : nullptr);
+      evaluate(n, plan, with_taep, b);
       if (with_taep)
-        for (int p = 0; p < n; ++p) {
-          taep[p] += double(path_increment(p, c, tangents, b, nullptr));
-        }
+        for (int p = 0; p < n; ++p) taep[p] += double(path_increment(p, c, plan, b, nullptr));
       if (k > 0) step_all(c);
     }
     std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), samples);
+  }
+
+  bool rademacher() const { return mlp_.probe_distribution == ProbeDistribution::rademacher; }
+
+  // The network's per-step precomputation at grid point k.
+  void set_time(int k, BatchBuffers& b) const {
+    const double t = problem_.grid.t(k);
+    b.net.set_time(t, problem_.schedule.abar(t));
+  }
+
+  // The network over the batch's states: scores into b.s_model and, with the divergence, the
+  // estimates into b.div_model (with the plan's tangents).
+  void evaluate(int n, const physics::MlpTangentPlan& plan, bool with_divergence,
+                BatchBuffers& b) const {
+    b.net.evaluate(n, b.x.data(), b.s_model.data(), with_divergence ? b.div_model.data() : nullptr,
+                   plan.count, plan.count > 0 ? b.probes.data() : nullptr);
   }
 
   ForwardProblem problem_;

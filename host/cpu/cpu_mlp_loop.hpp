@@ -153,6 +153,32 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
     if (keep) dv.store_aligned(deriv + j);
     return dv;
   };
+  // The epilogues of a layer pass over S streams (layer 0 with probes, and the hidden layers):
+  // forward groups activate stream 0 (bias, SiLU, derivative into deriv) and scale the other
+  // streams, their tangents, by the derivative; tangent-only groups scale every stream by the
+  // derivative their forward group kept in deriv.
+  auto forward_epilogue = [&](const float* bias, float* deriv) {
+    return [&, bias, deriv](int j0, F(&acc)[S][MR]) {
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const std::size_t j = std::size_t(j0 + r) * L;
+        const F dv = activate(acc[0][r] + F(bias[j0 + r]), j, deriv);
+#pragma GCC unroll 8
+        for (int s = 1; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
+      }
+    };
+  };
+  auto tangent_epilogue = [&](const float* deriv) {
+    return [&, deriv](int j0, F(&acc)[S][MR]) {
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const std::size_t j = std::size_t(j0 + r) * L;
+        const F dv = F::load_aligned(deriv + j);
+#pragma GCC unroll 8
+        for (int s = 0; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
+      }
+    };
+  };
 
   {
     // ---- layer 0: x (and the probes) through the x columns of W_0 ----
@@ -164,15 +190,7 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
       if (hutch) {
         in[0] = x;
         for (int s = 1; s < S; ++s) in[s] = probe(t0 + s - 1);
-        layer_pass<A, S>(l0, in, [&](int j0, F(&acc)[S][MR]) {
-#pragma GCC unroll 16
-          for (int r = 0; r < MR; ++r) {
-            const std::size_t j = std::size_t(j0 + r) * L;
-            const F dv = activate(acc[0][r] + F(b0[j0 + r]), j, deriv0);
-#pragma GCC unroll 8
-            for (int s = 1; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
-          }
-        });
+        layer_pass<A, S>(l0, in, forward_epilogue(b0, deriv0));
       } else {
         in[0] = x;
         layer_pass<A, 1>(l0, in, [&](int j0, F(&acc)[1][MR]) {
@@ -189,15 +207,7 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
       }
     } else if (hutch) {
       for (int s = 0; s < S; ++s) in[s] = probe(t0 + s);
-      layer_pass<A, S>(l0, in, [&](int j0, F(&acc)[S][MR]) {
-#pragma GCC unroll 16
-        for (int r = 0; r < MR; ++r) {
-          const std::size_t j = std::size_t(j0 + r) * L;
-          const F dv = F::load_aligned(deriv0 + j);
-#pragma GCC unroll 8
-          for (int s = 0; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
-        }
-      });
+      layer_pass<A, S>(l0, in, tangent_epilogue(deriv0));
     } else {
       for (int j0 = 0; j0 < l0.out_pad; j0 += MR)
         for (int r = 0; r < MR; ++r) {
@@ -215,28 +225,10 @@ void run_group(const MlpKernelView& V, int T, bool hutch, int t0, const float* x
       for (int s = 0; s < S; ++s) in[s] = sc.act[cur] + s * stream;
       cur ^= 1;
       bind(cur);
-      if (FWD) {
-        const float* bias = layer.bias;
-        layer_pass<A, S>(layer, in, [&](int j0, F(&acc)[S][MR]) {
-#pragma GCC unroll 16
-          for (int r = 0; r < MR; ++r) {
-            const std::size_t j = std::size_t(j0 + r) * L;
-            const F dv = activate(acc[0][r] + F(bias[j0 + r]), j, deriv);
-#pragma GCC unroll 8
-            for (int s = 1; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
-          }
-        });
-      } else {
-        layer_pass<A, S>(layer, in, [&](int j0, F(&acc)[S][MR]) {
-#pragma GCC unroll 16
-          for (int r = 0; r < MR; ++r) {
-            const std::size_t j = std::size_t(j0 + r) * L;
-            const F dv = F::load_aligned(deriv + j);
-#pragma GCC unroll 8
-            for (int s = 0; s < S; ++s) (acc[s][r] * dv).store_aligned(out[s] + j);
-          }
-        });
-      }
+      if (FWD)
+        layer_pass<A, S>(layer, in, forward_epilogue(layer.bias, deriv));
+      else
+        layer_pass<A, S>(layer, in, tangent_epilogue(deriv));
     }
     for (int s = 0; s < S; ++s) in[s] = sc.act[cur] + s * stream;
   }
@@ -387,39 +379,49 @@ template <class A>
 struct PacketStreams {
   using Stream = PhiloxPacketStream<A>;
   Stream noise, probe;
-  physics::NormalSource<Stream> noise_normals, probe_normals;
-  physics::WordSource<Stream> probe_words;
-  DoublePacket<A> taep;
-  PacketStreams(std::uint64_t seed, std::uint64_t first)
+  physics::NormalSource<Stream> noise_normals;
+  physics::ProbeSource<Stream> probes;
+  DoublePacket<A> taep, aux;  // S and its probe-noise variance per lane
+  PacketStreams(std::uint64_t seed, std::uint64_t first, bool rademacher)
       : noise(packet_stream<A>(seed, rng::subsequence(rng::kForwardNoise, first))),
         probe(packet_stream<A>(seed, rng::subsequence(rng::kHutchinson, first))),
         noise_normals(noise),
-        probe_normals(probe),
-        probe_words(probe),
-        taep(0.0) {}
+        probes(probe, rademacher),
+        taep(0.0),
+        aux(0.0) {}
   PacketStreams(const PacketStreams&) = delete;
   PacketStreams& operator=(const PacketStreams&) = delete;
 };
 
-// Paths [first, first + n) step-synchronously: at each step every packet draws its noise and
-// probes, evaluates the target, runs the network, adds its increment and moves (the order of
-// physics/mlp_path.hpp). A last partial packet is padded with the following path ids, whose values
-// are dropped.
+// A packet's tangents (physics::mlp_prepare's store): value j of every lane in row j (rows + j L);
+// a lane's Milstein basis is built in `scratch` (d*d floats) and then copied into its lane.
+template <class A>
+struct PacketTangents {
+  using F = typename Arch<A>::F;
+  float* rows;
+  float* scratch;
+  int d;
+  void put(int j, const F& x) const { x.store_aligned(rows + std::size_t(j) * Arch<A>::L); }
+  float* basis(int) const { return scratch; }
+  void basis_done(int l) const {
+    for (int j = 0; j < d * d; ++j) rows[std::size_t(j) * Arch<A>::L + l] = scratch[j];
+  }
+};
+
+// Paths [first, first + n) step-synchronously: at each step every packet draws its noise, prepares
+// its TAEP evaluation, runs the network and adds its increment, then moves (physics/mlp_path.hpp).
+// A last partial packet is padded with the following path ids, whose values are dropped.
 template <class A, int D>
 void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
   using F = typename Arch<A>::F;
   constexpr int L = Arch<A>::L;
   constexpr int kMaxPackets = kMlpBatch / L;
   constexpr int SD = physics::storage_dim<D>();
+  constexpr int kMaxEst = SD > 64 ? SD : 64;  // P <= 64 (config limit), or d for Milstein
   const physics::ForwardView& V = *job.view;
   const int d = D > 0 ? D : V.d;
   const int P = job.probes;
-  const bool hutch = P > 0;
-  const int T = hutch ? P : d;
-  // Milstein (exact divergence only): the d tangents are the basis of physics::milstein_basis, run
-  // as probes, so the estimates give the trace and dW.J dW at once.
-  const bool milstein = V.milstein && !hutch;
-  const bool probed = hutch || milstein;
+  const physics::MlpTangentPlan plan = physics::mlp_tangent_plan(true, P, V.milstein, d);
   const int packets = (job.n + L - 1) / L;
 
   const MlpKernelView& kv0 = net.kernel_view();
@@ -428,14 +430,14 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
   float* probes = xs + std::size_t(kMaxPackets) * d * L;  // P * d rows
   float* score = probes + std::size_t(P > d ? P : d) * d * L;  // out_pad rows
   float* est = score + std::size_t(kv0.layer[kv0.hidden].out_pad) * L;  // max(P, d) rows
-  std::vector<float> basis(milstein ? std::size_t(d) * d : 0);
+  std::vector<float> basis(plan.milstein ? std::size_t(d) * d : 0);
+  const PacketTangents<A> tan{probes, basis.data(), d};
 
   alignas(64) unsigned char storage[kMaxPackets * sizeof(PacketStreams<A>)];
   PacketStreams<A>* st = reinterpret_cast<PacketStreams<A>*>(storage);
-  alignas(64) double aux[kMlpBatch];
   for (int g = 0; g < packets; ++g) {
     const std::uint64_t first = job.first + std::uint64_t(g) * L;
-    new (st + g) PacketStreams<A>(V.seed, first);
+    new (st + g) PacketStreams<A>(V.seed, first, job.rademacher);
     F x[SD];
     for (int i = 0; i < d; ++i) x[i] = F(0.f);
     for (int l = 0; l < L; ++l) {
@@ -444,7 +446,6 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
     }
     for (int i = 0; i < d; ++i) x[i].store_aligned(xs + (std::size_t(g) * d + i) * L);
   }
-  for (int p = 0; p < packets * L; ++p) aux[p] = 0.0;
 
   auto probe = [&](int q) -> const float* { return probes + std::size_t(q) * d * L; };
   for (int k = 0; k < V.steps; ++k) {
@@ -458,63 +459,29 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
       F x[SD], dw[SD];
       for (int i = 0; i < d; ++i) x[i] = F::load_aligned(xg + std::size_t(i) * L);
       for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * s.noise_normals.next();
-      for (int j = 0; j < P * d; ++j) {
-        const F v = job.rademacher ? physics::rademacher(s.probe_words.next()) : s.probe_normals.next();
-        v.store_aligned(probes + std::size_t(j) * L);
-      }
-      alignas(64) float r2[L];
-      if (milstein) {
-        alignas(64) float lanes[SD][L];
-        for (int i = 0; i < d; ++i) dw[i].store_aligned(lanes[i]);
-        for (int l = 0; l < L; ++l) {
-          float a[SD];
-          for (int i = 0; i < d; ++i) a[i] = lanes[i][l];
-          r2[l] = physics::milstein_basis(d, a, basis.data());
-          for (int j = 0; j < d * d; ++j) probes[std::size_t(j) * L + l] = basis[std::size_t(j)];
-        }
-      }
       physics::ScoreEval<D, F> target;
-      physics::target_score<D>(V, k, c.sqrt_abar, x, target, milstein ? dw : nullptr);
+      const F r2 = physics::mlp_prepare<D>(
+          V, k, c.sqrt_abar, plan, x, dw,
+          [&]() -> physics::ProbeSource<typename PacketStreams<A>::Stream>& { return s.probes; },
+          tan, target);
 
-      net_packet<A>(kv, T, probed, xg, probe, score, est, ws);
+      net_packet<A>(kv, plan.hutch ? P : d, plan.count > 0, xg, probe, score, est, ws);
 
-      F s_model[SD];
+      F s_model[SD], e[kMaxEst];
       for (int i = 0; i < d; ++i) s_model[i] = F::load_aligned(score + std::size_t(i) * L);
-      F div;
-      if (hutch) {
-        alignas(64) float mean[L];
-        for (int l = 0; l < L; ++l) {
-          float e[64];  // P <= 64 (config limit)
-          for (int q = 0; q < P; ++q) e[q] = est[std::size_t(q) * L + l];
-          const physics::ProbeAverage avg = physics::average_probes(e, P, c.half_beta, c.h);
-          mean[l] = avg.mean;
-          aux[g * L + l] += avg.noise_variance;
-        }
-        div = F::load_aligned(mean);
-      } else if (milstein) {
-        F e[SD];
-        for (int q = 0; q < d; ++q) e[q] = F::load_aligned(est + std::size_t(q) * L);
-        div = physics::milstein_trace(d, e);
-      } else {
-        div = F::load_aligned(est);
-      }
-      F inc = physics::taep_increment(d, c.half_beta, c.h, c.sqrt_beta, s_model, div, target.s,
-                                      target.div, dw);
-      if (milstein)
-        inc += physics::milstein_correction(c, F(F::load_aligned(r2) * F::load_aligned(est)),
-                                            target.quad, div, target.div);
+      for (int q = 0; q < (plan.count > 0 ? plan.count : 1); ++q)
+        e[q] = F::load_aligned(est + std::size_t(q) * L);
+      const F inc = physics::mlp_increment(d, c, plan, s_model, e, target.s, target.div,
+                                           target.quad, r2, dw, &s.aux);
       physics::add_widened(s.taep, inc);
       physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
       for (int i = 0; i < d; ++i) x[i].store_aligned(xg + std::size_t(i) * L);
     }
   }
   for (int g = 0; g < packets; ++g) {
-    alignas(64) double S[L];
-    st[g].taep.lo.store_aligned(S);
-    st[g].taep.hi.store_aligned(S + L / 2);
     for (int l = 0; l < L && g * L + l < job.n; ++l) {
-      job.taep[g * L + l] = S[l];
-      job.aux[g * L + l] = aux[g * L + l];
+      job.taep[g * L + l] = physics::get_lane(st[g].taep, l);
+      job.aux[g * L + l] = physics::get_lane(st[g].aux, l);
     }
     st[g].~PacketStreams<A>();
   }

@@ -4,6 +4,7 @@
 // host/cpu/isa_avx512.cpp) instantiates host/cpu/cpu_simd_loop.hpp; the backend picks one at run time.
 // Plain C++ here: xsimd stays inside those units.
 #include <cstdint>
+#include <string>
 
 #include "taep/physics/forward_taep.hpp"
 
@@ -19,6 +20,9 @@ const char* to_string(SimdIsa isa);
 // Whether this build has the vector loop for `isa` and this CPU can run it.
 bool cpu_supports(SimdIsa isa);
 
+// A CPU backend's device line: "CPU (how), N OpenMP threads" ("CPU, ..." when how is empty).
+std::string cpu_device(const std::string& how, int threads);
+
 // Paths [first, first + count) of V, per-path values to taep (and reference, unless null), in
 // packets of simd_lanes(isa) consecutive path ids; a last partial packet is padded with the
 // following ids, whose values are discarded. Each path's values depend only on its id, never on its
@@ -32,19 +36,20 @@ void simulate_range_simd(SimdIsa isa, const physics::ForwardView& V, std::uint64
 void cpu_simd_philox_probe(SimdIsa isa, std::uint64_t seed, std::uint64_t first_subsequence,
                            int blocks, std::uint32_t* words, float* normals);
 
-// The entry points of each instruction set's unit (call only where cpu_supports says so).
+// The entry points of each instruction set's unit (call only where cpu_supports says so), declared
+// once for both namespaces.
+#define TAEP_SIMD_LOOP_ENTRY_POINTS                                                                  \
+  void simulate_range(const physics::ForwardView& V, std::uint64_t first, int count, double* taep, \
+                      double* reference);                                                          \
+  void philox_probe(std::uint64_t seed, std::uint64_t first_subsequence, int blocks,               \
+                    std::uint32_t* words, float* normals);
 namespace avx2 {
-void simulate_range(const physics::ForwardView& V, std::uint64_t first, int count, double* taep,
-                    double* reference);
-void philox_probe(std::uint64_t seed, std::uint64_t first_subsequence, int blocks,
-                  std::uint32_t* words, float* normals);
+TAEP_SIMD_LOOP_ENTRY_POINTS
 }  // namespace avx2
 namespace avx512 {
-void simulate_range(const physics::ForwardView& V, std::uint64_t first, int count, double* taep,
-                    double* reference);
-void philox_probe(std::uint64_t seed, std::uint64_t first_subsequence, int blocks,
-                  std::uint32_t* words, float* normals);
+TAEP_SIMD_LOOP_ENTRY_POINTS
 }  // namespace avx512
+#undef TAEP_SIMD_LOOP_ENTRY_POINTS
 
 }  // namespace detail
 }  // namespace taep

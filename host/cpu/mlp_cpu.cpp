@@ -127,14 +127,9 @@ const MlpKernelView& MlpCpuEvaluator::kernel_view() const { return view_; }
 
 void MlpCpuEvaluator::set_time(double t, double abar) {
   const MlpLayer& l0 = model_.layers.front();
-  physics::time_embedding(t, model_.embedding_dim, model_.time_scale, model_.max_period, emb_.data());
-  for (int j = 0; j < l0.out; ++j) {
-    double b = l0.bias[j];
-    const float* w = l0.weight.data() + std::size_t(j) * l0.in + d_;
-    for (int e = 0; e < model_.embedding_dim; ++e) b += double(w[e]) * emb_[e];
-    bias0_[j] = float(b);
-  }
-  out_scale_ = model_.parameterization == Parameterization::eps ? float(-1.0 / std::sqrt(1.0 - abar)) : 1.f;
+  physics::fold_time_bias(t, d_, model_.embedding_dim, model_.time_scale, model_.max_period, l0.out,
+                          l0.in, l0.weight.data(), l0.bias.data(), emb_.data(), bias0_.data());
+  out_scale_ = physics::output_scale(model_.parameterization == Parameterization::eps, abar);
   view_.out_scale = out_scale_;
 }
 

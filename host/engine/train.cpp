@@ -197,9 +197,8 @@ class ExactDataScore {
     const int K = int(log_w_.size());
     const double one_minus_abar = double(tm.sigma_t) * tm.sigma_t;
     for (int k = 0; k < K; ++k) {
-      const double v = tm.abar * sigma2_[std::size_t(k)] + one_minus_abar;
-      comp_[std::size_t(k)] = {float(1.0 / v),
-                               float(log_w_[std::size_t(k)] - 0.5 * d_ * std::log(2 * physics::kPi * v))};
+      comp_[std::size_t(k)] = physics::component_step(
+          d_, log_w_[std::size_t(k)], tm.abar * sigma2_[std::size_t(k)] + one_minus_abar);
     }
     physics::MixtureSums<0, float> sums, unused;
     unused.clear(d_);

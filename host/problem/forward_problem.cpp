@@ -40,11 +40,8 @@ MixtureTablesHost tables(const MixtureSpec& m, const physics::VpSchedule& sched,
   t.comp.resize(std::size_t(grid.steps) * K);
   for (int s = 0; s < grid.steps; ++s) {
     const double abar = sched.abar(grid.t(s));
-    for (int k = 0; k < K; ++k) {
-      const double v = abar * t.sigma2[k] + (1.0 - abar);
-      t.comp[std::size_t(s) * K + k] = {float(1.0 / v),
-                                        float(t.log_w[k] - 0.5 * d * std::log(2.0 * physics::kPi * v))};
-    }
+    for (int k = 0; k < K; ++k)
+      t.comp[std::size_t(s) * K + k] = physics::component_step_at(d, t.log_w[k], t.sigma2[k], abar);
   }
   return t;
 }
@@ -97,13 +94,7 @@ ForwardProblem build_forward_problem(const Config& config, MlpModel network) {
     if (!P.shared) P.ratio.clear();
   }
 
-  const double h = P.grid.h();
-  for (int s = 0; s < P.steps; ++s) {
-    const double t = P.grid.t(s);
-    const double beta = P.schedule.beta(t);
-    P.step.push_back({float(0.5 * beta), float(h), float(std::sqrt(h)), float(std::sqrt(beta)),
-                      float(std::sqrt(P.schedule.abar(t))), float(1.0 - 0.5 * beta * h)});
-  }
+  for (int s = 0; s < P.steps; ++s) P.step.push_back(physics::step_scalars_at(P.schedule, P.grid, s));
 
   P.abar_start = P.schedule.abar(P.grid.t_min);
   P.abar_end = P.schedule.abar(P.grid.t_max);
@@ -112,8 +103,7 @@ ForwardProblem build_forward_problem(const Config& config, MlpModel network) {
   for (int k = 0; k < P.target.K; ++k) {
     cum += P.target.weight[k];
     P.init_cum_w.push_back(k + 1 == P.target.K ? 1.0 : cum);
-    P.init_std.push_back(
-        float(std::sqrt(P.abar_start * P.target.sigma2[k] + (1.0 - P.abar_start))));
+    P.init_std.push_back(float(std::sqrt(physics::diffused_variance(P.target.sigma2[k], P.abar_start))));
   }
   return P;
 }

@@ -41,6 +41,8 @@
 
 #include "taep/physics/forward_taep.hpp"
 #include "taep/physics/hd.hpp"
+#include "taep/physics/mixture.hpp"
+#include "taep/physics/mlp_elementwise.hpp"
 #include "taep/physics/rng_streams.hpp"
 #include "taep/physics/schedule.hpp"
 
@@ -86,8 +88,7 @@ TAEP_HD DsmTime draw_example(const DsmData& D, Stream& stream, float* x_t, float
   const rng::U4 w = stream.next_u4();
   // The time.
   DsmTime tm;
-  const double ut = (double(w.y) + 0.5) * 2.3283064365386963e-10;  // (0, 1), exact in double
-  tm.t = D.t_min + (1.0 - D.t_min) * ut;
+  tm.t = D.t_min + (1.0 - D.t_min) * rng::uniform_open(w.y);
   const double log_abar = D.schedule.log_abar(tm.t);
   tm.abar = exp_(log_abar);
   tm.sqrt_abar = float(sqrt_(tm.abar));
@@ -99,9 +100,7 @@ TAEP_HD DsmTime draw_example(const DsmData& D, Stream& stream, float* x_t, float
     const float* r = D.samples + row * std::uint64_t(d);
     for (int i = 0; i < d; ++i) x_t[i] = r[i];
   } else {
-    const double u = (double(w.x) + 0.5) * 2.3283064365386963e-10;
-    int k = 0;
-    while (k + 1 < D.K && u >= D.cum_w[k]) ++k;
+    const int k = pick_component(rng::uniform_open(w.x), D.cum_w, D.K);
     const float* mk = D.mean + k * d;
     const float sk = D.sigma[k];
     for (int i = 0; i < d; ++i) x_t[i] = mk[i] + sk * normals.next();
@@ -117,9 +116,6 @@ TAEP_HD DsmTime draw_example(const DsmData& D, Stream& stream, float* x_t, float
 // for j = 0..E-1. The same expressions, in double, as time_embedding (mlp_elementwise.hpp), so the
 // values equal the float rounding of those the evaluators use; here t differs per example, so it is
 // computed per example, without a temporary array.
-TAEP_HD double embedding_frequency(int i, int E, double max_period) {
-  return exp_(-log_(max_period) * i / (E / 2));
-}
 TAEP_HD void example_embedding(double t, int E, double time_scale, double max_period, float* out,
                                int stride = 1) {
   const int half = E / 2;
@@ -206,7 +202,7 @@ TAEP_HD void adam_ema_update(const AdamCoefficients& c, float g, float scale, fl
 // A 32-bit word to U(-bound, bound): bound (2u - 1) with cuRAND's uniform u = x 2^-32 + 2^-33 in
 // (0, 1] (philox.hpp, uniform_from_bits).
 TAEP_HD float init_uniform(std::uint32_t word, float bound) {
-  const float u = float(word) * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
+  const float u = rng::uniform_from_bits(word);
   return bound * (2.f * u - 1.f);
 }
 

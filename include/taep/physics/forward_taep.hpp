@@ -15,6 +15,7 @@
 #include "taep/physics/hd.hpp"
 #include "taep/physics/mixture.hpp"
 #include "taep/physics/philox.hpp"
+#include "taep/physics/schedule.hpp"
 #include "taep/physics/taep_increment.hpp"
 
 namespace taep {
@@ -29,6 +30,24 @@ struct StepScalars {
   float sqrt_abar;   // sqrt(abar(t_k))
   float decay;       // 1 - beta_k h / 2
 };
+
+// The step scalars of grid point k = 0..N (docs/physics.md section 1), in double, stored as float:
+// the forward tables' (k < N) and the reverse process's first step (k = N).
+TAEP_HD StepScalars step_scalars_at(const VpSchedule& sched, const TimeGrid& grid, int k) {
+  const double h = grid.h();
+  const double t = grid.t(k);
+  const double beta = sched.beta(t);
+  return {float(0.5 * beta), float(h), float(sqrt_(h)), float(sqrt_(beta)),
+          float(sqrt_(sched.abar(t))), float(1.0 - 0.5 * beta * h)};
+}
+
+// The Milstein correction of a step: beta/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta -
+// div s_*)] (docs/physics.md section 4), from the two quadratic forms and divergences.
+template <class T>
+TAEP_HD T milstein_correction(const StepScalars& c, const T& quad_model, const T& quad_target,
+                              const T& div_model, const T& div_target) {
+  return c.half_beta * ((quad_model - quad_target) - c.h * (div_model - div_target));
+}
 
 struct MixtureTables {
   int K = 0;
@@ -127,9 +146,7 @@ template <int D, class Stream, class T>
 TAEP_HD void sample_initial_state(const ForwardView& V, Stream& init, T* x, int lane = 0) {
   const int d = D > 0 ? D : V.d;
   const rng::U4 pick = init.next_u4();
-  const double u = (double(pick.x) + 0.5) * 2.3283064365386963e-10;  // (0, 1), exact in double
-  int k = 0;
-  while (k + 1 < V.target.K && u >= V.init_cum_w[k]) ++k;
+  const int k = pick_component(rng::uniform_open(pick.x), V.init_cum_w, V.target.K);
   NormalSource<Stream> z(init);
   const float sd = V.init_std[k];
   const float* mk = V.target.mean + k * d;
@@ -188,7 +205,7 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
     for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * z.next();
     evaluate_scores<D>(V, k, c.sqrt_abar, x, dw, p, q);
     T inc = taep_increment(d, c.half_beta, c.h, c.sqrt_beta, q.s, q.div, p.s, p.div, dw);
-    if (V.milstein) inc += c.half_beta * ((q.quad - p.quad) - c.h * (q.div - p.div));
+    if (V.milstein) inc += milstein_correction(c, q.quad, p.quad, q.div, p.div);
     add_widened(S, inc);
     euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
   }

@@ -8,6 +8,7 @@
 //   div s    = sum_k r_k (|u_k|^2/v_k^2 - d/v_k) - |s|^2
 //   a.grad s.a = sum_k r_k ((u_k.a)^2/v_k^2 - |a|^2/v_k) - (s.a)^2
 #include "taep/physics/hd.hpp"
+#include "taep/physics/schedule.hpp"
 
 namespace taep {
 namespace physics {
@@ -25,6 +26,27 @@ struct ComponentStep {
   float inv_v;
   float log_norm;
 };
+
+// d/2 log(2 pi v): the normalization of an isotropic Gaussian of variance v in dimension d.
+TAEP_HD double gaussian_log_norm(int d, double v) { return 0.5 * d * log_(2.0 * kPi * v); }
+
+// The coefficients of a component of log weight log_w and (diffused) variance v.
+TAEP_HD ComponentStep component_step(int d, double log_w, double v) {
+  return {float(1.0 / v), float(log_w - gaussian_log_norm(d, v))};
+}
+// ... and of a component of width sigma2 at abar = abar(t) (the forward tables' and the reverse
+// end point's).
+TAEP_HD ComponentStep component_step_at(int d, double log_w, double sigma2, double abar) {
+  return component_step(d, log_w, diffused_variance(sigma2, abar));
+}
+
+// The component a uniform u in (0, 1) picks by the cumulative weights cum_w (K of them, the last 1):
+// the first k with u < cum_w[k].
+TAEP_HD int pick_component(double u, const double* cum_w, int K) {
+  int k = 0;
+  while (k + 1 < K && u >= cum_w[k]) ++k;
+  return k;
+}
 
 // Unnormalized sums of one mixture's online softmax (the common factor exp(-M) is left out).
 // T: float or a packet of floats (hd.hpp, "Lane types").
@@ -130,13 +152,13 @@ TAEP_HD double mixture_log_density(int d, int K, const double* mean, const doubl
   const double sab = sqrt_(abar);
   double max_l = 0.0, sum = 0.0;
   for (int k = 0; k < K; ++k) {
-    const double v = abar * sigma2[k] + (1.0 - abar);
+    const double v = diffused_variance(sigma2[k], abar);
     double uu = 0.0;
     for (int i = 0; i < d; ++i) {
       const double u = sab * mean[k * d + i] - double(get_lane(x[i], lane));
       uu += u * u;
     }
-    const double l = log_w[k] - 0.5 * uu / v - 0.5 * d * log_(2.0 * kPi * v);
+    const double l = log_w[k] - 0.5 * uu / v - gaussian_log_norm(d, v);
     if (k == 0 || l > max_l) {
       sum = (k == 0) ? 1.0 : sum * exp_(max_l - l) + 1.0;
       max_l = l;

@@ -46,17 +46,23 @@ TAEP_HOST_INLINE U4 philox4x32_10(U4 c, std::uint32_t k0, std::uint32_t k1) {
   return philox_rounds(c, k0, k1);
 }
 
-// cuRAND's uniform float in (0, 1]: x 2^-32 + 2^-33, computed in float exactly as curand does.
-TAEP_HOST_INLINE float uniform_from_bits(std::uint32_t x) {
-  return float(x) * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
+// cuRAND's uniform float in (0, 1]: x 2^-32 + 2^-33, computed in float exactly as curand does. U:
+// uint32, or a packet of words (one uniform per lane).
+template <class U>
+TAEP_HD auto uniform_from_bits(const U& x) {
+  return physics::to_float_(x) * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
 }
+
+// A word to (x + 1/2) 2^-32 in (0, 1), exact in double: the engine's and the trainer's discrete
+// picks (a mixture component, an example's time), which must never see 0 or 1.
+TAEP_HD double uniform_open(std::uint32_t x) { return (double(x) + 0.5) * 2.3283064365386963e-10; }
 
 // cuRAND's host-side Box-Muller (curand_normal.h, _curand_box_muller); the device uses __sincosf, so
 // the two agree to a few ulp, not bit for bit (and so do packets, whose log and sincos are
 // xsimd's).
 template <class U, class F>
 TAEP_HOST_INLINE void box_muller(const U& a, const U& b, F& n0, F& n1) {
-  const F u = physics::to_float_(a) * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
+  const F u = uniform_from_bits(a);
   const F v = physics::to_float_(b) * (2.3283064e-10f * 6.2831855f) +
               ((2.3283064e-10f * 6.2831855f) / 2.0f);
   const F s = physics::sqrt_(-2.0f * physics::log_(u));

@@ -21,7 +21,7 @@
 //
 // Learned-score (MLP) models run the same steps step-synchronously over batches (the network is a
 // GEMM over the batch); they use reverse_start, reverse_step and implied_increment below with
-// taep_increment and target_score (mlp_path.hpp). Their Hutchinson probes, when the divergence is
+// mlp_prepare and mlp_increment (mlp_path.hpp). Their Hutchinson probes, when the divergence is
 // estimated, come from stream kHutchinson of the reverse path's own id, P*d values per TAEP
 // evaluation in evaluation order (x_{N-1} first).
 //
@@ -44,23 +44,6 @@ struct ReverseView {
   StepScalars last{};  // at t_N = t_max: half_beta, h, sqrt_h, sqrt_beta, sqrt_abar (decay unused)
   const ComponentStep* model_last = nullptr;  // fwd.model.K coefficients at t_N (exact-score models)
 };
-
-// The step scalars of grid point k (k = N included), exactly as the forward tables hold them for
-// k < N (host/problem/forward_problem.hpp builds those with the same expressions).
-TAEP_HD StepScalars step_scalars_at(const VpSchedule& sched, const TimeGrid& grid, int k) {
-  const double h = grid.h();
-  const double t = grid.t(k);
-  const double beta = sched.beta(t);
-  return {float(0.5 * beta), float(h), float(sqrt_(h)), float(sqrt_(beta)),
-          float(sqrt_(sched.abar(t))), float(1.0 - 0.5 * beta * h)};
-}
-
-// The per-component coefficients of one mixture component at abar = abar(t) in dimension d (the
-// forward tables' expression): 1/v and log w - d/2 log(2 pi v), v = abar sigma^2 + 1 - abar.
-TAEP_HD ComponentStep component_step_at(int d, double log_w, double sigma2, double abar) {
-  const double v = abar * sigma2 + (1.0 - abar);
-  return {float(1.0 / v), float(log_w - 0.5 * d * log_(2.0 * kPi * v))};
-}
 
 // x(t_max) ~ N(0, I): d normals of the start stream (a packet stream fills one path per lane).
 template <class Stream, class T>
@@ -135,7 +118,7 @@ TAEP_HD auto reverse_path(const ReverseView& R, Start& start, Noise& noise, bool
       implied_increment(d, c, x_next, x, dw);
       evaluate_scores<D>(V, k, c.sqrt_abar, x, dw, p, q);
       T inc = taep_increment(d, c.half_beta, c.h, c.sqrt_beta, q.s, q.div, p.s, p.div, dw);
-      if (V.milstein) inc += c.half_beta * ((q.quad - p.quad) - c.h * (q.div - p.div));
+      if (V.milstein) inc += milstein_correction(c, q.quad, p.quad, q.div, p.div);
       add_widened(S, inc);
     } else if (k > 0) {
       // The model's score by the same operations as with TAEP, so that a path's samples do not

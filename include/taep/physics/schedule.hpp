@@ -16,12 +16,11 @@ struct VpSchedule {
     return -(beta_min * t + 0.5 * (beta_max - beta_min) * t * t);
   }
   TAEP_HD double abar(double t) const { return exp_(log_abar(t)); }
-  // Variance of a component of width sigma after diffusing to t: abar sigma^2 + 1 - abar.
-  TAEP_HD double component_variance(double sigma2, double t) const {
-    const double ab = abar(t);
-    return ab * sigma2 + (1.0 - ab);
-  }
 };
+
+// Variance of a Gaussian of variance sigma2 diffused to abar = abar(t): abar sigma^2 + 1 - abar
+// (docs/physics.md section 2).
+TAEP_HD double diffused_variance(double sigma2, double abar) { return abar * sigma2 + (1.0 - abar); }
 
 // Uniform time grid t_k = t_min + k h, k = 0..steps.
 struct TimeGrid {
