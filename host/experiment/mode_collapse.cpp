@@ -93,6 +93,10 @@ ModeCollapseConfig mode_collapse_config(bool quick) {
   return c;
 }
 
+double relative_entropy_variance(const std::vector<double>& p, const std::vector<double>& q) {
+  return physics::eq53_moments(p, q).variance;
+}
+
 double relative_entropy_variance_stderr(const std::vector<double>& p, const std::vector<double>& q,
                                         std::uint64_t n) {
   // dV/dq_j = -2 p_j (L_j - Lbar) / q_j; Cov(q) = (diag q - q q^T) / n for multinomial fractions.
@@ -261,7 +265,7 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     bool all_seen = finite > 0;
     for (double f : row.occupancy.fractions) all_seen = all_seen && f > 0;
     if (all_seen) {
-      row.variance_eq53 = physics::eq53_moments(p, row.occupancy.fractions).variance;
+      row.variance_eq53 = relative_entropy_variance(p, row.occupancy.fractions);
       row.variance_eq53_stderr = relative_entropy_variance_stderr(p, row.occupancy.fractions, finite);
     } else {
       row.variance_eq53 = std::numeric_limits<double>::infinity();

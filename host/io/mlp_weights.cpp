@@ -16,6 +16,7 @@
 #include "host/io/safetensors.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/mixture.hpp"
+#include "taep/physics/mlp_elementwise.hpp"
 
 namespace taep {
 namespace {
@@ -265,7 +266,7 @@ MlpPointEval mlp_evaluate_reference(const MlpModel& model, const std::vector<dou
   h.resize(std::size_t(d) + 2 * half);
   const double a = model.time_scale * t;
   for (int i = 0; i < half; ++i) {
-    const double f = std::exp(-std::log(model.max_period) * i / half);
+    const double f = physics::embedding_frequency(i, model.embedding_dim, model.max_period);
     h[d + i] = std::sin(a * f);
     h[d + half + i] = std::cos(a * f);
   }
@@ -307,9 +308,9 @@ MlpPointEval mlp_evaluate_reference(const MlpModel& model, const std::vector<dou
   }
   TAEP_EXPECTS(int(h.size()) == d, "the output layer must return dim values");
 
-  // The network returns the score or eps; score = -eps / sqrt(1 - abar).
+  // The network returns the score or eps (docs/physics.md section 7).
   const double scale =
-      model.parameterization == Parameterization::eps ? -1 / std::sqrt(1 - abar) : 1.0;
+      model.parameterization == Parameterization::eps ? physics::eps_score_factor(abar) : 1.0;
   MlpPointEval r;
   r.score = h;
   for (double& s : r.score) s *= scale;
