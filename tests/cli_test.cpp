@@ -1,85 +1,26 @@
 // End-to-end tests of the `taep` executable: exit codes, the result file, and that bad input never
 // leaves an output or temp file behind.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include "support/cli_support.hpp"
 #include "taep/engine.hpp"
-
-#ifndef TAEP_CLI_PATH
-#error "TAEP_CLI_PATH must name the taep executable"
-#endif
 
 namespace {
 
-namespace fs = std::filesystem;
+using taep_test::read_text;
 
 constexpr const char* kSmallRun =
     R"({"schedule": {"steps": 20}, "run": {"paths": 4096, "backend": "cpu"}})";
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Each test gets a fresh directory: `work/` is the CLI's working directory (config and outputs),
-// stdout and stderr are captured beside it so a listing of work/ shows exactly what the CLI left.
-class Cli : public ::testing::Test {
- protected:
-  struct Outcome {
-    int exit_code = -1;
-    std::string out, err;
-  };
-
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "taep_cli_test.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
-    work_ = root_ / "work";
-    fs::create_directory(work_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-
-  void write(const std::string& name, const std::string& text) {
-    std::ofstream(work_ / name, std::ios::binary) << text;
-  }
-
-  Outcome run(const std::string& args) {
-    const std::string command = "cd '" + work_.string() + "' && '" TAEP_CLI_PATH "' " + args +
-                                " >'" + (root_ / "stdout").string() + "' 2>'" +
-                                (root_ / "stderr").string() + "'";
-    const int status = std::system(command.c_str());
-    Outcome o;
-    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    o.out = read_text(root_ / "stdout");
-    o.err = read_text(root_ / "stderr");
-    return o;
-  }
-
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(work_)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
-  fs::path root_, work_;
-};
+class Cli : public taep_test::CliSandbox {};
 
 TEST_F(Cli, HelpExitsZeroAndListsRun) {
   const Outcome o = run("--help");
