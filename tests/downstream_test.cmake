@@ -3,6 +3,7 @@
 # C++17 flags: no -mavx, no private header, no third-party header), then builds examples/downstream
 # against the prefix with find_package(taep) and runs it. Invoked by CTest (test
 # downstream_find_package) with TAEP_BINARY_DIR, TAEP_SOURCE_DIR, WORK_DIR, GENERATOR, CXX_COMPILER.
+cmake_minimum_required(VERSION 3.24)  # script mode: today's policies (IN_LIST)
 file(REMOVE_RECURSE "${WORK_DIR}")
 execute_process(COMMAND "${CMAKE_COMMAND}" --install "${TAEP_BINARY_DIR}" --prefix "${WORK_DIR}/prefix"
                 RESULT_VARIABLE rc)
