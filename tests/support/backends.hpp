@@ -17,6 +17,7 @@
 
 #include <cstdlib>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
