@@ -470,7 +470,7 @@ void expect_moments(const Config& c, const taep::MixtureSpec& spec, const taep::
 
 }  // namespace
 
-// Default loop only: too slow for every loop (see the note before ReverseFluctuationTheorem).
+// Default loop only: too slow for every loop (see the note before ReverseFluctuationTheorem below).
 TEST(Sampling, RingCollapseSamplesTheModelsWeights) {
   Config c = ring(2, 0.05, 1000);
   taep::validate(c);
@@ -510,24 +510,18 @@ TEST(Sampling, ThreeModeModelAndExactTargetScore) {
 
 // ---- TAEP on reverse paths ----------------------------------------------------------------------
 
-namespace {
-
-class ReverseConvergence : public taep_test::OnBackend {};
-
-}  // namespace
-
 // On reverse paths too, S converges path by path to the closed form R (the pathwise Ito-Taylor
 // argument of docs/physics.md section 5 needs only the implied increments' quadratic variation, which a
 // reverse path shares with a forward one): Euler with slope -1/2 in log-log, Milstein steeper and
 // several times smaller.
-// On every CPU loop (as the forward Convergence test, whose comment says why not CUDA).
-TEST_P(ReverseConvergence, PathsConvergeToTheClosedForm) {
+// Default loop only (see the note below); the forward Convergence test runs on every CPU loop.
+TEST(ReverseConvergence, PathsConvergeToTheClosedForm) {
   // 8192 paths: the fitted slopes scatter by about 0.02 (observed: Euler -0.57, Milstein -0.96).
   const std::vector<int> steps{100, 200, 400, 800, 1600};
   std::vector<double> euler, milstein;
   for (int n : steps)
     for (taep::Scheme s : {taep::Scheme::euler, taep::Scheme::milstein}) {
-      const auto v = taep::simulate_reverse_paths(three_modes(n, s), backend(), 0, 8192);
+      const auto v = taep::simulate_reverse_paths(three_modes(n, s), Backend::cpu, 0, 8192);
       (s == taep::Scheme::euler ? euler : milstein).push_back(rms(v.taep, v.reference));
     }
   auto loglog_slope = [&](const std::vector<double>& e) {
@@ -544,13 +538,12 @@ TEST_P(ReverseConvergence, PathsConvergeToTheClosedForm) {
   EXPECT_LT(milstein.back(), euler.back() / 3) << "Milstein should cut the error several-fold";
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ReverseConvergence, ::testing::ValuesIn(taep_test::cpu_loops()),
-                         taep_test::backend_param_name);
+// The fluctuation theorems below (1e5 to 1e6 paths of 500 to 1000 steps), the convergence test
+// above and the sampling tests (2e5 samples of 1000 steps) run on the default loop only: on the
+// scalar loop they take six to ten times as long, more than the suite's time allows. The other
+// loops run the same paths to float rounding (ReverseVectorLoop), and CUDA's mode occupancy has its
+// own test in gpu_test.cpp.
 
-// The fluctuation theorems below (1e5 to 1e6 paths of 500 to 1000 steps) and the sampling tests
-// above (2e5 samples of 1000 steps) run on the default loop only: on the scalar loop they would take
-// about six times as long, more than the whole suite's budget. The other loops run the same paths to
-// float rounding (ReverseVectorLoop), and CUDA's mode occupancy has its own test in gpu_test.cpp.
 // <exp(+S)>_reverse = 1: the integral fluctuation theorem seen from the reverse side, within 4
 // standard errors (the discretization bias at 1000 Milstein steps, about +0.002 with 1e6 paths, is
 // below one standard error here); and <exp(-S)>_forward = 1 on the same run.
