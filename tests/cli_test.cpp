@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -10,18 +11,18 @@
 #include <string>
 #include <vector>
 
-#include "support/cli_fixture.hpp"
+#include "support/cli_support.hpp"
 #include "taep/engine.hpp"
 #include "taep/version.hpp"
 
 namespace {
 
+using taep_test::read_text;
+
 constexpr const char* kSmallRun =
     R"({"schedule": {"steps": 20}, "run": {"paths": 4096, "backend": "cpu"}})";
 
-using taep_test::read_text;
-
-class Cli : public taep_test::CliDir {};
+class Cli : public taep_test::CliSandbox {};
 
 TEST_F(Cli, HelpExitsZeroAndListsRun) {
   const Outcome o = run("--help");

@@ -9,8 +9,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <ostream>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -19,6 +17,7 @@
 #include "taep/physics/philox.hpp"
 #include "taep/physics/rng_streams.hpp"
 #include "taep/taep.hpp"
+#include "support/backends.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -26,24 +25,12 @@ namespace {
 using taep::detail::CpuLoop;
 using taep::detail::SimdIsa;
 
-struct Isa {
-  SimdIsa isa;
-  CpuLoop loop;
-};
-
-class CpuSimd : public ::testing::TestWithParam<Isa> {
+// On each vector loop this build and CPU have (the others skip in SetUp).
+class CpuSimd : public taep_test::OnBackend {
  protected:
-  void SetUp() override {
-    if (!taep::detail::cpu_supports(GetParam().isa))
-      GTEST_SKIP() << taep::detail::to_string(GetParam().isa)
-                   << " vector loop not in this build or not supported by this CPU";
-  }
+  SimdIsa isa() const { return *taep_test::vector_isa(GetParam().loop); }
+  CpuLoop loop() const { return taep_test::cpu_loop(GetParam().loop); }
 };
-
-std::string isa_name(const ::testing::TestParamInfo<Isa>& info) {
-  return info.param.isa == SimdIsa::avx512 ? "Avx512" : "Avx2";
-}
-void PrintTo(const Isa& i, std::ostream* os) { *os << taep::detail::to_string(i.isa); }
 
 taep::PathValues simulate(const taep::Config& config, CpuLoop loop, std::uint64_t first,
                           std::uint64_t count, int threads = 2) {
@@ -67,27 +54,6 @@ taep::Config ring(taep::Scheme scheme, int steps) {
 taep::Config three_modes() {
   taep::Config c = taep_test::three_mode_config();
   c.schedule.steps = 300;
-  c.schedule.scheme = taep::Scheme::milstein;
-  return c;
-}
-
-// Four random components in d dimensions (d = 16 takes a fixed-size path, d = 5 the dynamic one).
-taep::Config random_mixture(int d) {
-  taep::Config c = taep::default_config();
-  c.target.preset.clear();
-  std::mt19937_64 g(7);
-  std::normal_distribution<double> n(0, 3);
-  taep::MixtureSpec m;
-  for (int k = 0; k < 4; ++k) {
-    std::vector<double> mu(std::size_t(d), 0.0);
-    for (auto& v : mu) v = n(g);
-    m.means.push_back(mu);
-    m.weights.push_back(0.25);
-    m.sigmas.push_back(0.5);
-  }
-  c.target.mixture = m;
-  c.model.collapse = taep::CollapseSpec{1, 0.05};
-  c.schedule.steps = 200;
   c.schedule.scheme = taep::Scheme::milstein;
   return c;
 }
@@ -126,14 +92,14 @@ void expect_agreement(const taep::Config& c, CpuLoop loop, std::uint64_t first,
 }  // namespace
 
 TEST_P(CpuSimd, PhiloxWordsEqualHostMirrorLaneByLane) {
-  const int lanes = taep::detail::simd_lanes(GetParam().isa);
+  const int lanes = taep::detail::simd_lanes(isa());
   const int blocks = 40;
   // Subsequences straddle a 2^32 boundary, so lanes differ in both subsequence words.
   const std::uint64_t seed = 0xfeedfacecafebeefULL;
   const std::uint64_t first = taep::rng::subsequence(taep::rng::kForwardNoise, (1ULL << 32) - 5);
   std::vector<std::uint32_t> words(std::size_t(4 * blocks * lanes));
   std::vector<float> normals(words.size());
-  taep::detail::cpu_simd_philox_probe(GetParam().isa, seed, first, blocks, words.data(),
+  taep::detail::cpu_simd_philox_probe(isa(), seed, first, blocks, words.data(),
                                       normals.data());
   for (int l = 0; l < lanes; ++l) {
     taep::rng::PhiloxHostStream bits(seed, first + std::uint64_t(l)),
@@ -157,26 +123,26 @@ TEST_P(CpuSimd, PhiloxWordsEqualHostMirrorLaneByLane) {
 TEST_P(CpuSimd, RingEulerAndMilsteinAgreeWithScalarPathByPath) {
   // 1001 paths from an odd first id: packets straddle the range, the last one is padded.
   for (auto scheme : {taep::Scheme::euler, taep::Scheme::milstein})
-    expect_agreement(ring(scheme, 300), GetParam().loop, 777, 1001);
+    expect_agreement(ring(scheme, 300), loop(), 777, 1001);
 }
 
 TEST_P(CpuSimd, NonSharedMixtureAgreesWithScalarPathByPath) {
-  expect_agreement(three_modes(), GetParam().loop, 0, 1000);
+  expect_agreement(three_modes(), loop(), 0, 1000);
 }
 
 TEST_P(CpuSimd, SixteenDimensionsAgreeWithScalarPathByPath) {
-  expect_agreement(random_mixture(16), GetParam().loop, 5, 300);
+  expect_agreement(taep_test::random_mixture_config(16), loop(), 5, 300);
 }
 
 TEST_P(CpuSimd, DynamicDimensionAgreesWithScalarPathByPath) {
-  expect_agreement(random_mixture(5), GetParam().loop, 5, 300);
+  expect_agreement(taep_test::random_mixture_config(5), loop(), 5, 300);
 }
 
 TEST_P(CpuSimd, PathValuesDependOnPathIdNotOnPacketOrThreads) {
   const taep::Config c = ring(taep::Scheme::milstein, 40);
-  const auto all = simulate(c, GetParam().loop, 0, 5000, 2);
-  const auto tail = simulate(c, GetParam().loop, 4321, 679, 1);
-  const auto few = simulate(c, GetParam().loop, 4323, 3, 1);  // less than one packet
+  const auto all = simulate(c, loop(), 0, 5000, 2);
+  const auto tail = simulate(c, loop(), 4321, 679, 1);
+  const auto few = simulate(c, loop(), 4323, 3, 1);  // less than one packet
   for (int i = 0; i < 679; ++i) {
     EXPECT_EQ(tail.taep[i], all.taep[4321 + i]) << "path " << 4321 + i;
     EXPECT_EQ(tail.reference[i], all.reference[4321 + i]) << "path " << 4321 + i;
@@ -184,10 +150,8 @@ TEST_P(CpuSimd, PathValuesDependOnPathIdNotOnPacketOrThreads) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(few.taep[i], all.taep[4323 + i]) << "path " << 4323 + i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Isas, CpuSimd,
-                         ::testing::Values(Isa{SimdIsa::avx2, CpuLoop::avx2},
-                                           Isa{SimdIsa::avx512, CpuLoop::avx512}),
-                         isa_name);
+INSTANTIATE_TEST_SUITE_P(Isas, CpuSimd, ::testing::ValuesIn(taep_test::vector_loops()),
+                         taep_test::backend_param_name);
 
 TEST(CpuLoops, ScalarLoopCanBeForcedAndTheDeviceSaysWhichLoopRan) {
   taep::Config c = ring(taep::Scheme::euler, 2);

@@ -1,13 +1,13 @@
 // GPU-only checks (label gpu): cuRAND's Philox stream equals the host mirror, CPU and GPU agree per
-// path to float tolerance, and chunking (including chunks forced below the memory limit) does not
-// change results; the same for reverse-process paths (samples, S read on the forward clock, the
-// closed form), and the device's samples occupy the modes with the exact-score model's weights.
+// path to float tolerance, a large run across many chunks; the same for reverse-process paths
+// (samples, S read on the forward clock, the closed form, invariance to chunking), and the device's
+// samples occupy the modes with the exact-score model's weights. Invariance of forward runs to
+// chunking (chunks forced below the memory limit) is the cuda case of engine_test.cpp's Invariance.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "kernels/cuda_probe.hpp"
@@ -49,7 +49,7 @@ TEST_F(Gpu, CurandPhiloxStreamEqualsHostMirror) {
 
 TEST_F(Gpu, PerPathAgreementWithCpu) {
   for (auto scheme : {taep::Scheme::euler, taep::Scheme::milstein}) {
-    taep::Config c = taep_test::ring_config(1, 0.01, 1, 300);
+    taep::Config c = taep_test::ring_config(1, 0.01, 1, 300, taep::Backend::cuda);
     c.schedule.scheme = scheme;
     const auto cpu = taep::simulate_paths(c, taep::Backend::cpu, 1000, 8192);
     const auto gpu = taep::simulate_paths(c, taep::Backend::cuda, 1000, 8192);
@@ -66,23 +66,8 @@ TEST_F(Gpu, PerPathAgreementWithCpu) {
   }
 }
 
-TEST_F(Gpu, ChunkingDoesNotChangeResults) {
-  taep::Config c = taep_test::ring_config(1, 0.02, 5 * 4096 + 77, 80);
-  std::vector<taep::RunResult> runs;
-  for (std::uint64_t chunk : {4096, 3 * 4096, 0}) {
-    c.run.chunk_paths = chunk;
-    runs.push_back(taep::run(c));
-  }
-  for (const auto& r : runs) {
-    EXPECT_EQ(r.taep.mean, runs[0].taep.mean);
-    EXPECT_EQ(r.taep.variance, runs[0].taep.variance);
-    EXPECT_EQ(r.ift.log_estimate, runs[0].ift.log_estimate);
-    EXPECT_EQ(r.histogram.counts, runs[0].histogram.counts);
-  }
-}
-
 TEST_F(Gpu, LargeRunAcrossManyChunksMatchesCpuStatistics) {
-  taep::Config c = taep_test::ring_config(1, 0.01, 1 << 22, 200);
+  taep::Config c = taep_test::ring_config(1, 0.01, 1 << 22, 200, taep::Backend::cuda);
   c.run.chunk_paths = 1 << 20;
   const auto gpu = taep::run(c);
   EXPECT_EQ(gpu.taep.count, std::uint64_t(1) << 22);
@@ -95,29 +80,32 @@ TEST_F(Gpu, LargeRunAcrossManyChunksMatchesCpuStatistics) {
 
 namespace {
 
-taep::Config mlp_ring_config(taep::Divergence div, taep::ProbeDistribution dist, int probes) {
-  taep::Config c = taep::default_config();
-  c.model = taep::ModelConfig{};
-  c.model.type = "mlp";
-  c.model.weights = std::string(TAEP_FIXTURE_DIR) + "/ring8_trained.safetensors";
-  c.model.divergence = div;
-  c.model.probe_distribution = dist;
-  c.model.probes = probes;
-  c.schedule.steps = 100;
-  c.run.paths = 1;
+struct MlpCase {
+  taep::Divergence divergence;
+  taep::ProbeDistribution distribution;
+  int probes;
+};
+
+// The exact trace and Hutchinson with 2 Rademacher and 1 Gaussian probes.
+const MlpCase kMlpCases[] = {
+    {taep::Divergence::exact, taep::ProbeDistribution::rademacher, 1},
+    {taep::Divergence::hutchinson, taep::ProbeDistribution::rademacher, 2},
+    {taep::Divergence::hutchinson, taep::ProbeDistribution::gaussian, 1},
+};
+
+taep::Config mlp_ring_config(const MlpCase& m) {
+  taep::Config c = taep_test::mlp_config("ring8_trained.safetensors", 1, 100);
+  c.model.divergence = m.divergence;
+  c.model.probe_distribution = m.distribution;
+  c.model.probes = m.probes;
   return c;
 }
 
 }  // namespace
 
 TEST_F(Gpu, MlpPerPathAgreementWithCpu) {
-  using taep::Divergence;
-  using taep::ProbeDistribution;
-  for (auto [div, dist, probes] :
-       {std::tuple{Divergence::exact, ProbeDistribution::rademacher, 1},
-        std::tuple{Divergence::hutchinson, ProbeDistribution::rademacher, 2},
-        std::tuple{Divergence::hutchinson, ProbeDistribution::gaussian, 1}}) {
-    const taep::Config c = mlp_ring_config(div, dist, probes);
+  for (const MlpCase& m : kMlpCases) {
+    const taep::Config c = mlp_ring_config(m);
     // Both backends start at a multiple of 256 paths, so the CPU's GEMM batches are the same.
     const auto cpu = taep::simulate_paths(c, taep::Backend::cpu, 4096, 4096);
     const auto gpu = taep::simulate_paths(c, taep::Backend::cuda, 4096, 4096);
@@ -132,7 +120,7 @@ TEST_F(Gpu, MlpPerPathAgreementWithCpu) {
 }
 
 TEST_F(Gpu, MlpFluctuationTheoremOnTheDevice) {
-  taep::Config c = mlp_ring_config(taep::Divergence::exact, taep::ProbeDistribution::rademacher, 1);
+  taep::Config c = mlp_ring_config(kMlpCases[0]);
   c.run.backend = taep::Backend::cuda;
   c.run.paths = 1 << 18;
   c.schedule.steps = 200;
@@ -214,7 +202,7 @@ taep::Config high_dim_config(int d, int steps) {
 
 TEST_F(Gpu, ReversePerPathAgreementWithCpu) {
   for (auto scheme : {taep::Scheme::euler, taep::Scheme::milstein}) {
-    taep::Config c = taep_test::ring_config(1, 0.01, 1, 300);
+    taep::Config c = taep_test::ring_config(1, 0.01, 1, 300, taep::Backend::cuda);
     c.schedule.scheme = scheme;
     const std::string name = scheme == taep::Scheme::euler ? "ring8 euler" : "ring8 milstein";
     // First path 1000: not a multiple of any block or batch, so a path-id offset error shows.
@@ -233,7 +221,7 @@ TEST_F(Gpu, ReversePerPathAgreementWithCpu) {
 }
 
 TEST_F(Gpu, ReversePathsDoNotDependOnChunking) {
-  const taep::Config c = taep_test::ring_config(1, 0.02, 1, 80);
+  const taep::Config c = taep_test::ring_config(1, 0.02, 1, 80, taep::Backend::cuda);
   const std::uint64_t n = 3 * 4096 + 77;
   const auto all = taep::simulate_reverse_paths(c, taep::Backend::cuda, 0, n);
   ASSERT_EQ(all.taep.size(), n);
@@ -264,7 +252,7 @@ TEST_F(Gpu, ReverseSamplesOccupyModesAsTheModelWeights) {
   // 0.05 for mode 1 and 0.95/7 for the others. 1000 Euler steps keep the discretization's bias on
   // the weights well below the 4-SE band (3.4% of 0.05 and 2% of 0.136 at 2^18 samples): the CPU
   // backend's samples of the same paths are within 2.2 SE of every weight.
-  taep::Config c = taep_test::ring_config(1, 0.05, 1, 1000);
+  taep::Config c = taep_test::ring_config(1, 0.05, 1, 1000, taep::Backend::cuda);
   const taep::SampleResult r = taep::sample(c, std::uint64_t(1) << 18);
   EXPECT_EQ(r.nonfinite, 0u);
   EXPECT_EQ(r.samples.size(), std::size_t(2) << 18);
@@ -277,26 +265,21 @@ TEST_F(Gpu, ReverseSamplesOccupyModesAsTheModelWeights) {
 }
 
 TEST_F(Gpu, MlpReversePerPathAgreementWithCpu) {
-  using taep::Divergence;
-  using taep::ProbeDistribution;
-  for (auto [div, dist, probes] :
-       {std::tuple{Divergence::exact, ProbeDistribution::rademacher, 1},
-        std::tuple{Divergence::hutchinson, ProbeDistribution::rademacher, 2},
-        std::tuple{Divergence::hutchinson, ProbeDistribution::gaussian, 1}}) {
-    const taep::Config c = mlp_ring_config(div, dist, probes);
-    const std::string name = std::string("mlp ") + (div == Divergence::exact ? "exact" : "hutchinson") +
-                             (dist == ProbeDistribution::gaussian ? " gaussian" : "");
+  for (const MlpCase& m : kMlpCases) {
+    const taep::Config c = mlp_ring_config(m);
+    const std::string name =
+        std::string("mlp ") + (m.divergence == taep::Divergence::exact ? "exact" : "hutchinson") +
+        (m.distribution == taep::ProbeDistribution::gaussian ? " gaussian" : "");
     // Float GEMMs in different summation orders, __sincosf in the noise: rounding differences
     // accumulated over 100 steps (as for forward paths); a wrong probe or noise index gives O(0.1).
     expect_reverse_agreement(c, 4096, 4096, true, name, 1e-4, 1e-2);
   }
-  expect_reverse_agreement(mlp_ring_config(Divergence::exact, ProbeDistribution::rademacher, 1),
-                           4096 + 100, 4096, false, "mlp, samples alone", 1e-4, 1e-2);
+  expect_reverse_agreement(mlp_ring_config(kMlpCases[0]), 4096 + 100, 4096, false,
+                           "mlp, samples alone", 1e-4, 1e-2);
 }
 
 TEST_F(Gpu, MlpReversePathsDoNotDependOnChunking) {
-  const taep::Config c =
-      mlp_ring_config(taep::Divergence::hutchinson, taep::ProbeDistribution::rademacher, 2);
+  const taep::Config c = mlp_ring_config(kMlpCases[1]);
   const std::uint64_t n = 2 * 4096 + 77;
   const auto all = taep::simulate_reverse_paths(c, taep::Backend::cuda, 0, n);
   const std::uint64_t first = 4096 + 5, count = 4096;

@@ -1,10 +1,12 @@
 // Learned-score (MLP) models end to end: the batched CPU evaluator against the PyTorch float64
 // fixtures, Hutchinson's estimator, the score-matching identity <S> = I (docs/physics.md eq. 33) against
 // an independent divergence-free estimate, the fluctuation theorem for the ring-trained network,
-// the probe-noise accounting, invariance to chunking and threads, and bad input.
+// the probe-noise accounting, invariance to chunking and threads, and bad input. Each property runs
+// on the CPU loops (scalar meaning the OpenBLAS path here) and, where the engine runs it, CUDA
+// (support/backends.hpp).
 //
-// Every random number the tests draw themselves comes from splitmix64 with Box-Muller (fully
-// specified, unlike std::normal_distribution), so the tests are deterministic on every platform.
+// Every random number the tests draw themselves comes from support/test_rng.hpp (fully specified,
+// unlike std::normal_distribution), so the tests are deterministic on every platform.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,6 +24,8 @@
 #include "host/cpu/mlp_cpu.hpp"
 #include "taep/mlp.hpp"
 #include "taep/taep.hpp"
+#include "support/backends.hpp"
+#include "support/test_rng.hpp"
 #include "support/test_support.hpp"
 
 #ifndef TAEP_FIXTURE_DIR
@@ -32,7 +36,8 @@ namespace {
 
 // ---- fixtures -----------------------------------------------------------------------------------
 
-std::string fixture(const std::string& name) { return std::string(TAEP_FIXTURE_DIR) + "/" + name; }
+using taep_test::fixture;
+using taep_test::TestRng;
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
@@ -52,37 +57,6 @@ std::vector<FixturePoint> fixture_points(const nlohmann::json& doc) {
                    p["t"].get<double>(), p["abar"].get<double>(), p["divergence"].get<double>()});
   return out;
 }
-
-// ---- deterministic random numbers ---------------------------------------------------------------
-
-class TestRng {
- public:
-  explicit TestRng(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {  // splitmix64
-    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double normal() {                                                // Box-Muller
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    const double u1 = 1.0 - uniform(), u2 = uniform();  // u1 in (0, 1]
-    const double r = std::sqrt(-2.0 * std::log(u1)), a = 2.0 * M_PI * u2;
-    spare_ = r * std::sin(a);
-    has_spare_ = true;
-    return r * std::cos(a);
-  }
-  float rademacher() { return (next() >> 63) ? -1.f : 1.f; }
-
- private:
-  std::uint64_t state_;
-  double spare_ = 0;
-  bool has_spare_ = false;
-};
 
 // ---- the diffused mixture in closed form (double, written independently of the engine) ----------
 
@@ -285,19 +259,8 @@ taep::MixtureSpec d16_target() {
   return m;
 }
 
-taep::Config mlp_config(const std::string& weights, std::uint64_t paths, int steps) {
-  taep::Config c = taep::default_config();
-  c.model = taep::ModelConfig{};
-  c.model.type = "mlp";
-  c.model.weights = fixture(weights);
-  c.run.paths = paths;
-  c.run.backend = taep_test::backend_under_test();
-  c.schedule.steps = steps;
-  return c;
-}
-
-taep::Config d16_config(std::uint64_t paths, int steps) {
-  taep::Config c = mlp_config("mlp_d16.safetensors", paths, steps);
+taep::Config d16_config(std::uint64_t paths, int steps, taep::Backend backend) {
+  taep::Config c = taep_test::mlp_config("mlp_d16.safetensors", paths, steps, backend);
   c.target.preset.clear();
   c.target.mixture = d16_target();
   return c;
@@ -310,7 +273,11 @@ struct EvaluatorCase {
   double tolerance;  // relative, see below
 };
 
-class MlpEvaluatorFixture : public ::testing::TestWithParam<EvaluatorCase> {};
+// The CPU evaluator on each CPU loop (it picks its kernels from TAEP_CPU_SIMD when constructed).
+class MlpEvaluatorFixture : public taep_test::OnBackendWith<EvaluatorCase> {
+ protected:
+  const EvaluatorCase& fixture_case() const { return std::get<1>(GetParam()); }
+};
 
 // Each fixture point i is evaluated at its own t inside a batch that holds all 32 points (so the row
 // offsets of points and of their tangent rows are exercised), and the row of point i is compared
@@ -326,7 +293,7 @@ class MlpEvaluatorFixture : public ::testing::TestWithParam<EvaluatorCase> {};
 // below any mistake in the network (a wrong embedding frequency or activation derivative is O(1e-2)
 // or more).
 TEST_P(MlpEvaluatorFixture, ScoreAndExactDivergenceMatchFloat64Autograd) {
-  const nlohmann::json doc = read_json(fixture(std::string(GetParam().name) + ".json"));
+  const nlohmann::json doc = read_json(fixture(std::string(fixture_case().name) + ".json"));
   const taep::MlpModel model = taep::load_mlp(fixture(doc["weights"].get<std::string>()));
   const std::vector<FixturePoint> pts = fixture_points(doc);
   const int d = model.dim, n = int(pts.size());
@@ -343,17 +310,17 @@ TEST_P(MlpEvaluatorFixture, ScoreAndExactDivergenceMatchFloat64Autograd) {
     net.evaluate(n, X.data(), score.data(), div.data());
     double smax = 0;
     for (double s : pt.score) smax = std::max(smax, std::abs(s));
-    const double tol = GetParam().tolerance, tol_s = tol * std::max(smax, 1.0);
+    const double tol = fixture_case().tolerance, tol_s = tol * std::max(smax, 1.0);
     for (int i = 0; i < d; ++i) {
       const double got = score[std::size_t(p) * d + i];
-      EXPECT_NEAR(got, pt.score[i], tol_s) << GetParam().name << " point " << p << " t " << pt.t << " i " << i;
+      EXPECT_NEAR(got, pt.score[i], tol_s) << fixture_case().name << " point " << p << " t " << pt.t << " i " << i;
       worst_score = std::max(worst_score, std::abs(got - pt.score[i]) / std::max(smax, 1.0));
     }
     const double div_scale = std::max(std::abs(pt.divergence), 1.0);
-    EXPECT_NEAR(div[p], pt.divergence, tol * div_scale) << GetParam().name << " point " << p << " t " << pt.t;
+    EXPECT_NEAR(div[p], pt.divergence, tol * div_scale) << fixture_case().name << " point " << p << " t " << pt.t;
     worst_div = std::max(worst_div, std::abs(div[p] - pt.divergence) / div_scale);
   }
-  std::printf("[ %s ] max relative error: score %.2e, divergence %.2e\n", GetParam().name,
+  std::printf("[ %s ] max relative error: score %.2e, divergence %.2e\n", fixture_case().name,
               worst_score, worst_div);
 }
 
@@ -361,7 +328,7 @@ TEST_P(MlpEvaluatorFixture, ScoreAndExactDivergenceMatchFloat64Autograd) {
 // add up to the exact trace. The tangents of e_i are then exactly column i of W_0 (one-hot GEMM),
 // so the only difference is where out_scale multiplies: a few float roundings of the sum.
 TEST_P(MlpEvaluatorFixture, HutchinsonWithBasisProbesSumsToTheExactTrace) {
-  const nlohmann::json doc = read_json(fixture(std::string(GetParam().name) + ".json"));
+  const nlohmann::json doc = read_json(fixture(std::string(fixture_case().name) + ".json"));
   const taep::MlpModel model = taep::load_mlp(fixture(doc["weights"].get<std::string>()));
   const std::vector<FixturePoint> pts = fixture_points(doc);
   const int d = model.dim, n = int(pts.size());
@@ -383,17 +350,19 @@ TEST_P(MlpEvaluatorFixture, HutchinsonWithBasisProbesSumsToTheExactTrace) {
         sum += est[std::size_t(q) * d + k];
         abs_sum += std::abs(est[std::size_t(q) * d + k]);
       }
-      EXPECT_NEAR(sum, exact[q], 1e-6 * abs_sum + 1e-30) << GetParam().name << " t " << pts[p].t << " point " << q;
+      EXPECT_NEAR(sum, exact[q], 1e-6 * abs_sum + 1e-30) << fixture_case().name << " t " << pts[p].t << " point " << q;
     }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Mlp, MlpEvaluatorFixture,
-                         ::testing::Values(EvaluatorCase{"mlp_d2_score", 1e-5},
-                                           EvaluatorCase{"mlp_d2_eps_bf16", 1e-5},
-                                           EvaluatorCase{"mlp_d16", 1e-5},
-                                           EvaluatorCase{"ring8_trained", 3e-5}),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         ::testing::Combine(::testing::ValuesIn(taep_test::cpu_loops()),
+                                            ::testing::Values(EvaluatorCase{"mlp_d2_score", 1e-5},
+                                                              EvaluatorCase{"mlp_d2_eps_bf16", 1e-5},
+                                                              EvaluatorCase{"mlp_d16", 1e-5},
+                                                              EvaluatorCase{"ring8_trained", 3e-5})),
+                         taep_test::backend_and<EvaluatorCase>(
+                             [](const EvaluatorCase& e) { return std::string(e.name); }));
 
 // ---- 2. Hutchinson's estimator is unbiased ------------------------------------------------------
 
@@ -401,14 +370,19 @@ INSTANTIATE_TEST_SUITE_P(Mlp, MlpEvaluatorFixture,
 // seeded) equals the exact trace within 4 standard errors of the mean, the standard error coming
 // from the estimates' own spread. The exact value is the float64 autograd one; the evaluator's FP32
 // rounding (< 1e-5 relative, test 1) is far below the standard errors (~1e-2).
-class MlpHutchinson : public ::testing::TestWithParam<taep::ProbeDistribution> {};
+class MlpHutchinson : public taep_test::OnBackendWith<taep::ProbeDistribution> {
+ protected:
+  taep::ProbeDistribution distribution() const { return std::get<1>(GetParam()); }
+};
+
+const auto kDistributionName = [](taep::ProbeDistribution d) { return std::string(taep::to_string(d)); };
 
 TEST_P(MlpHutchinson, MeanOfProbeEstimatesIsTheExactDivergence) {
   const nlohmann::json doc = read_json(fixture("mlp_d16.json"));
   const taep::MlpModel model = taep::load_mlp(fixture("mlp_d16.safetensors"));
   const std::vector<FixturePoint> pts = fixture_points(doc);
   const int d = model.dim, P = 20000;
-  const bool rademacher = GetParam() == taep::ProbeDistribution::rademacher;
+  const bool rademacher = distribution() == taep::ProbeDistribution::rademacher;
   taep::detail::MlpCpuEvaluator net(model);
   TestRng rng(rademacher ? 101 : 202);
   std::vector<float> V(std::size_t(P) * d), est(static_cast<std::size_t>(P)), score(static_cast<std::size_t>(d));
@@ -424,16 +398,17 @@ TEST_P(MlpHutchinson, MeanOfProbeEstimatesIsTheExactDivergence) {
     for (float e : est) s2 += (e - mean) * (e - mean);
     const double sd = std::sqrt(s2 / (P - 1)), se = sd / std::sqrt(double(P));
     EXPECT_NEAR(mean, pt.divergence, 4 * se)
-        << taep::to_string(GetParam()) << " point " << p << ": sd of one estimate " << sd;
+        << taep::to_string(distribution()) << " point " << p << ": sd of one estimate " << sd;
     std::printf("[ %s point %2d ] exact %+.5f  mean %+.5f  (diff %+.2f se, sd %.3f)\n",
-                taep::to_string(GetParam()), p, pt.divergence, mean, (mean - pt.divergence) / se, sd);
+                taep::to_string(distribution()), p, pt.divergence, mean, (mean - pt.divergence) / se, sd);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Mlp, MlpHutchinson,
-                         ::testing::Values(taep::ProbeDistribution::rademacher,
-                                           taep::ProbeDistribution::gaussian),
-                         [](const auto& info) { return std::string(taep::to_string(info.param)); });
+                         ::testing::Combine(::testing::ValuesIn(taep_test::cpu_loops()),
+                                            ::testing::Values(taep::ProbeDistribution::rademacher,
+                                                              taep::ProbeDistribution::gaussian)),
+                         taep_test::backend_and<taep::ProbeDistribution>(kDistributionName));
 
 // ---- 3. the score-matching identity <S> = I end to end (docs/physics.md eq. 33) ---------------------
 
@@ -462,6 +437,9 @@ INSTANTIATE_TEST_SUITE_P(Mlp, MlpHutchinson,
 // ring-trained network, whose S is a small difference of large terms: there a 10% error is ~100
 // standard errors off (RingTrainedNetworkHutchinson below, and MlpFluctuationTheorem for the exact
 // trace).
+
+class MlpScoreMatching : public taep_test::OnBackend {};
+class MlpFluctuationTheorem : public taep_test::OnBackend {};
 
 struct EngineCase {
   const char* what;
@@ -513,18 +491,36 @@ const EngineCase kRademacher1{"hutchinson, 1 rademacher probe", taep::Divergence
 const EngineCase kGaussian2{"hutchinson, 2 gaussian probes", taep::Divergence::hutchinson, 2,
                             taep::ProbeDistribution::gaussian};
 
+// The ring with a network and the exact divergence: I from `samples` draws (seed i_seed), the exact
+// mean of the discrete scheme at `steps` from `per_step` draws a step (seed d_seed), the engine with
+// 8192 paths of `steps` steps.
+struct RingScoreMatching {
+  const char* weights;
+  long samples;
+  std::uint64_t i_seed;
+  int steps;
+  long per_step;
+  std::uint64_t d_seed;
+  double bias;
+};
+
+void expect_ring_score_matching(const RingScoreMatching& k, taep::Backend backend) {
+  const Mixture ring = mixture_of(taep::ring8());
+  const taep::MlpModel model = taep::load_mlp(fixture(k.weights));
+  const Estimate I = score_matching_loss(ring, model, k.samples, k.i_seed);
+  const Estimate D = discrete_scheme_mean(ring, model, k.steps, k.per_step, k.d_seed);
+  expect_bias_within_allowance(D, I, k.bias);
+  expect_mean_is_score_matching_loss(taep_test::mlp_config(k.weights, 8192, k.steps, backend), kExact,
+                                     I, k.bias, &D);
+}
+
 // (a) The 2D ring with the random-init network. Measured bias <S_N> - I, with I = 15.439 +- 0.009
 // (4e6 samples): -0.25 (N = 100), -0.11 (200), -0.05 (400), -0.02 (800), each +- 0.03: O(h), about
 // -23/N. (The engine: 15.18, 15.34, 15.39 at N = 100, 200, 400 with 65536 paths, +- 0.017, against
 // the exact discrete means 15.19, 15.33, 15.39.) Allowance at N = 200: 0.2, which also leaves room
 // for the +- 0.04 noise of this run's own, smaller measurement of the bias.
-TEST(MlpScoreMatching, RingRandomNetworkExactDivergence) {
-  const Mixture ring = mixture_of(taep::ring8());
-  const taep::MlpModel model = taep::load_mlp(fixture("mlp_d2_score.safetensors"));
-  const Estimate I = score_matching_loss(ring, model, 500000, 31);
-  const Estimate D = discrete_scheme_mean(ring, model, 200, 2500, 41);
-  expect_bias_within_allowance(D, I, 0.2);
-  expect_mean_is_score_matching_loss(mlp_config("mlp_d2_score.safetensors", 8192, 200), kExact, I, 0.2, &D);
+TEST_P(MlpScoreMatching, RingRandomNetworkExactDivergence) {
+  expect_ring_score_matching({"mlp_d2_score.safetensors", 500000, 31, 200, 2500, 41, 0.2}, backend());
 }
 
 // (a') The same ring with the eps-parameterized BF16 network: score = -eps / sqrt(1 - abar(t_k)),
@@ -535,13 +531,8 @@ TEST(MlpScoreMatching, RingRandomNetworkExactDivergence) {
 // paths): O(h), ~+700/N. Allowance at N = 400: 2.2. The allowance alone would not see the abar of
 // the next step being used (that moves <S> by -3.6, inside I +- (4 sigma + 2.2)); the comparison with
 // the exact discrete mean does (25 sigma).
-TEST(MlpScoreMatching, RingEpsNetworkExactDivergence) {
-  const Mixture ring = mixture_of(taep::ring8());
-  const taep::MlpModel model = taep::load_mlp(fixture("mlp_d2_eps_bf16.safetensors"));
-  const Estimate I = score_matching_loss(ring, model, 500000, 34);
-  const Estimate D = discrete_scheme_mean(ring, model, 400, 1250, 44);
-  expect_bias_within_allowance(D, I, 2.2);
-  expect_mean_is_score_matching_loss(mlp_config("mlp_d2_eps_bf16.safetensors", 8192, 400), kExact, I, 2.2, &D);
+TEST_P(MlpScoreMatching, RingEpsNetworkExactDivergence) {
+  expect_ring_score_matching({"mlp_d2_eps_bf16.safetensors", 500000, 34, 400, 1250, 44, 2.2}, backend());
 }
 
 // (b)-(d) d = 16: the exact trace and Hutchinson (Rademacher with one probe, Gaussian with two: a
@@ -549,13 +540,13 @@ TEST(MlpScoreMatching, RingEpsNetworkExactDivergence) {
 // variance, not bias, to S). Measured bias <S_N> - I, with I = 125.18 +- 0.04 (2e6 samples): -2.20
 // (N = 100), -1.09 (200), -0.53 (400), each +- 0.06: O(h), -218/N. Allowance at N = 200: 1.5 (this
 // run's own measurement of the bias has +- 0.14 of noise).
-TEST(MlpScoreMatching, SixteenDimensionalMixtureExactAndHutchinson) {
+TEST_P(MlpScoreMatching, SixteenDimensionalMixtureExactAndHutchinson) {
   const Mixture target = mixture_of(d16_target());
   const taep::MlpModel model = taep::load_mlp(fixture("mlp_d16.safetensors"));
   const Estimate I = score_matching_loss(target, model, 400000, 32);
   const Estimate D = discrete_scheme_mean(target, model, 200, 1500, 42);
   expect_bias_within_allowance(D, I, 1.5);
-  const taep::Config cfg = d16_config(4096, 200);
+  const taep::Config cfg = d16_config(4096, 200, backend());
   for (const EngineCase& e : {kExact, kRademacher1, kGaussian2})
     expect_mean_is_score_matching_loss(cfg, e, I, 1.5, &D);
 }
@@ -567,10 +558,10 @@ TEST(MlpScoreMatching, SixteenDimensionalMixtureExactAndHutchinson) {
 // mean. Measured bias <S_N> - I: +0.0108 +- 0.0003 at N = 100 (see MlpFluctuationTheorem); allowance
 // 0.014. A divergence estimate 10% off (e.g. Gaussian probes of variance 1.1) moves <S> by ~2.1,
 // against tolerances of ~0.05 (one Rademacher probe) and ~0.13 (two Gaussian probes).
-TEST(MlpScoreMatching, RingTrainedNetworkHutchinson) {
+TEST_P(MlpScoreMatching, RingTrainedNetworkHutchinson) {
   const nlohmann::json doc = read_json(fixture("ring8_trained.json"));
   const Estimate I{doc["score_matching_loss"].get<double>(), doc["score_matching_loss_stderr"].get<double>()};
-  const taep::Config cfg = mlp_config("ring8_trained.safetensors", 4096, 100);
+  const taep::Config cfg = taep_test::mlp_config("ring8_trained.safetensors", 4096, 100, backend());
   for (const EngineCase& e : {kRademacher1, kGaussian2}) expect_mean_is_score_matching_loss(cfg, e, I, 0.014);
 }
 
@@ -592,7 +583,7 @@ TEST(MlpScoreMatching, RingTrainedNetworkHutchinson) {
 //     +0.0108 (N = 100), +0.0054 (200), +0.0026 (400), each +- 0.0003: O(h), +1.08/N. Allowance at
 //     N = 100: 0.014. S is a small difference of large terms here (div s_theta ~ div s* ~ -2/v), so a
 //     10% error in the divergence moves <S> by ~2.1: ~1000 standard errors.
-TEST(MlpFluctuationTheorem, RingTrainedNetworkExactDivergence) {
+TEST_P(MlpFluctuationTheorem, RingTrainedNetworkExactDivergence) {
   const nlohmann::json doc = read_json(fixture("ring8_trained.json"));
   const double loss = doc["score_matching_loss"].get<double>();
   const double loss_se = doc["score_matching_loss_stderr"].get<double>();
@@ -601,7 +592,7 @@ TEST(MlpFluctuationTheorem, RingTrainedNetworkExactDivergence) {
   // The test's machinery (sampler, analytic score, reference network) against PyTorch's.
   EXPECT_NEAR(I.value, loss, 4 * std::hypot(I.stderr_, loss_se));
 
-  const taep::RunResult r = taep::run(mlp_config("ring8_trained.safetensors", 32768, 100));
+  const taep::RunResult r = taep::run(taep_test::mlp_config("ring8_trained.safetensors", 32768, 100, backend()));
   const double n = double(r.taep.count);
   EXPECT_EQ(r.taep.nonfinite, 0u);
   EXPECT_GT(r.ift.ess, 0.1 * n) << "the IFT check is dominated by rare paths";
@@ -616,6 +607,11 @@ TEST(MlpFluctuationTheorem, RingTrainedNetworkExactDivergence) {
               r.ift.estimate, r.ift.stderr_, (r.ift.estimate - 1) / r.ift.stderr_, r.ift.ess, n,
               r.taep.mean, r.taep.stderr_mean, I.value, I.stderr_, loss, loss_se);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, MlpScoreMatching, ::testing::ValuesIn(taep_test::all_backends()),
+                         taep_test::backend_param_name);
+INSTANTIATE_TEST_SUITE_P(Backends, MlpFluctuationTheorem,
+                         ::testing::ValuesIn(taep_test::all_backends()), taep_test::backend_param_name);
 
 // ---- 5. the probe-noise share of Var(S) --------------------------------------------------------
 
@@ -633,24 +629,29 @@ TEST(MlpFluctuationTheorem, RingTrainedNetworkExactDivergence) {
 // Var(D) ~ 4 also shows that the two runs' trajectories are the same. Dropping the 1/P, or dividing
 // the spread by P instead of P - 1, is off by a factor 2 (~30 se); scaling the backend's divergence
 // by 1.1 after the probe average shifts Var(D) by ~6 se.
-class MlpProbeNoise : public ::testing::TestWithParam<taep::ProbeDistribution> {};
+// CPU loops only: that the exact and the Hutchinson runs share their x trajectories bit for bit is
+// a property of the CPU backend's GEMMs (cuBLAS may pick other kernels for other tangent counts).
+class MlpProbeNoise : public taep_test::OnBackendWith<taep::ProbeDistribution> {
+ protected:
+  taep::ProbeDistribution distribution() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(MlpProbeNoise, ReportedVarianceIsTheVarianceOfHutchinsonMinusExact) {
   const std::uint64_t n = 2048;
-  taep::Config exact = d16_config(n, 100);
+  taep::Config exact = d16_config(n, 100, backend());
   exact.histogram.lo = -1e4;  // fixed range: no pilot paths
   exact.histogram.hi = 1e4;
   taep::Config hutch = exact;
   hutch.model.divergence = taep::Divergence::hutchinson;
   hutch.model.probes = 2;
-  hutch.model.probe_distribution = GetParam();
-  const taep::PathValues se = taep::simulate_paths(exact, taep::Backend::cpu, 0, n);
-  const taep::PathValues sh = taep::simulate_paths(hutch, taep::Backend::cpu, 0, n);
+  hutch.model.probe_distribution = distribution();
+  const taep::PathValues se = taep::simulate_paths(exact, backend(), 0, n);
+  const taep::PathValues sh = taep::simulate_paths(hutch, backend(), 0, n);
   const taep::RunResult r = taep::run(hutch);
   ASSERT_TRUE(r.hutchinson.has_value());
   ASSERT_TRUE(r.hutchinson->probe_noise_variance.has_value());
   EXPECT_EQ(r.hutchinson->probes, 2);
-  EXPECT_EQ(r.hutchinson->distribution, taep::to_string(GetParam()));
+  EXPECT_EQ(r.hutchinson->distribution, taep::to_string(distribution()));
   EXPECT_DOUBLE_EQ(*r.hutchinson->variance_without_probe_noise,
                    r.taep.variance - *r.hutchinson->probe_noise_variance);
 
@@ -665,44 +666,37 @@ TEST_P(MlpProbeNoise, ReportedVarianceIsTheVarianceOfHutchinsonMinusExact) {
   const double var = m2 * double(n) / double(n - 1);
   const double var_se = std::sqrt(std::max(0.0, m4 - var * var * double(n - 3) / double(n - 1)) / double(n));
   const double reported = *r.hutchinson->probe_noise_variance;
-  EXPECT_NEAR(reported, var, 4 * var_se) << taep::to_string(GetParam()) << ": mean of D " << mean;
+  EXPECT_NEAR(reported, var, 4 * var_se) << taep::to_string(distribution()) << ": mean of D " << mean;
   // Hutchinson is unbiased, so D has mean zero (its sd over sqrt(n) sets the scale).
   EXPECT_NEAR(mean, 0.0, 4 * std::sqrt(var / double(n)));
   std::printf("[ %s ] probe noise: reported %.4f, Var(S_hutch - S_exact) %.4f +- %.4f (%+.2f se); "
               "mean of D %+.4f; Var(S) %.2f\n",
-              taep::to_string(GetParam()), reported, var, var_se, (reported - var) / var_se, mean,
+              taep::to_string(distribution()), reported, var, var_se, (reported - var) / var_se, mean,
               r.taep.variance);
 }
 
 INSTANTIATE_TEST_SUITE_P(Mlp, MlpProbeNoise,
-                         ::testing::Values(taep::ProbeDistribution::rademacher,
-                                           taep::ProbeDistribution::gaussian),
-                         [](const auto& info) { return std::string(taep::to_string(info.param)); });
+                         ::testing::Combine(::testing::ValuesIn(taep_test::cpu_loops()),
+                                            ::testing::Values(taep::ProbeDistribution::rademacher,
+                                                              taep::ProbeDistribution::gaussian)),
+                         taep_test::backend_and<taep::ProbeDistribution>(kDistributionName));
 
 // ---- 6. invariance to chunking and threads ------------------------------------------------------
 
 void expect_same_result(const taep::RunResult& a, const taep::RunResult& b, const std::string& what) {
-  EXPECT_EQ(a.taep.count, b.taep.count) << what;
-  EXPECT_EQ(a.taep.mean, b.taep.mean) << what;
-  EXPECT_EQ(a.taep.variance, b.taep.variance) << what;
-  EXPECT_EQ(a.taep.skewness, b.taep.skewness) << what;
-  EXPECT_EQ(a.taep.excess_kurtosis, b.taep.excess_kurtosis) << what;
-  EXPECT_EQ(a.taep.nonfinite, b.taep.nonfinite) << what;
-  EXPECT_EQ(a.ift.log_estimate, b.ift.log_estimate) << what;
-  EXPECT_EQ(a.ift.stderr_, b.ift.stderr_) << what;
-  EXPECT_EQ(a.ift.ess, b.ift.ess) << what;
-  EXPECT_EQ(a.histogram.edges, b.histogram.edges) << what;
-  EXPECT_EQ(a.histogram.counts, b.histogram.counts) << what;
-  EXPECT_EQ(a.histogram.underflow, b.histogram.underflow) << what;
-  EXPECT_EQ(a.histogram.overflow, b.histogram.overflow) << what;
+  taep_test::expect_same_statistics(a, b, what);
   ASSERT_TRUE(a.hutchinson && b.hutchinson) << what;
   EXPECT_EQ(a.hutchinson->probe_noise_variance, b.hutchinson->probe_noise_variance) << what;
 }
 
+// CPU loops only: on CUDA the GEMMs over a chunk of another size may take another cuBLAS kernel, so
+// there the agreement is to float rounding (gpu_test.cpp, Gpu.MlpReversePathsDoNotDependOnChunking).
+class MlpInvariance : public taep_test::OnBackend {};
+
 // A Hutchinson config (P = 2, so the probe-noise accumulator is covered too) whose path count is
 // not a multiple of the 4096-path reduce block, with the automatic histogram range (pilot paths).
-TEST(MlpInvariance, RunResultIdenticalForAnyChunkSizeAndThreadCount) {
-  taep::Config c = mlp_config("mlp_d2_score.safetensors", 3 * 4096 + 1000, 10);
+TEST_P(MlpInvariance, RunResultIdenticalForAnyChunkSizeAndThreadCount) {
+  taep::Config c = taep_test::mlp_config("mlp_d2_score.safetensors", 3 * 4096 + 1000, 10, backend());
   c.model.divergence = taep::Divergence::hutchinson;
   c.model.probes = 2;
   c.run.chunk_paths = 4096;
@@ -727,21 +721,22 @@ TEST(MlpInvariance, RunResultIdenticalForAnyChunkSizeAndThreadCount) {
 // GEMM path (TAEP_CPU_SIMD=0): a range starting at path 100 gives 180 of 300 values of S that differ
 // from the aligned run's, by up to 1.2e-5 (S ~ 125, i.e. a few float roundings). The random numbers
 // themselves are keyed by path id and never differ.
-TEST(MlpInvariance, PathValuesDependOnThePathIdNotOnTheRangeAsked) {
-  taep::Config c = mlp_config("mlp_d16.safetensors", 1, 20);
-  c.target.preset.clear();
-  c.target.mixture = d16_target();
+TEST_P(MlpInvariance, PathValuesDependOnThePathIdNotOnTheRangeAsked) {
+  taep::Config c = d16_config(1, 20, backend());
   c.model.divergence = taep::Divergence::hutchinson;
   c.model.probes = 2;
   c.model.probe_distribution = taep::ProbeDistribution::gaussian;
-  const auto all = taep::simulate_paths(c, taep::Backend::cpu, 0, 4096 + 600);
-  const auto tail = taep::simulate_paths(c, taep::Backend::cpu, 4096, 600);
-  const auto mid = taep::simulate_paths(c, taep::Backend::cpu, 512, 256);
+  const auto all = taep::simulate_paths(c, backend(), 0, 4096 + 600);
+  const auto tail = taep::simulate_paths(c, backend(), 4096, 600);
+  const auto mid = taep::simulate_paths(c, backend(), 512, 256);
   ASSERT_EQ(tail.taep.size(), 600u);
   EXPECT_TRUE(tail.reference.empty());
   for (int i = 0; i < 600; ++i) EXPECT_EQ(tail.taep[i], all.taep[4096 + i]) << "path " << 4096 + i;
   for (int i = 0; i < 256; ++i) EXPECT_EQ(mid.taep[i], all.taep[512 + i]) << "path " << 512 + i;
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, MlpInvariance, ::testing::ValuesIn(taep_test::cpu_loops()),
+                         taep_test::backend_param_name);
 
 // ---- 7. bad input -------------------------------------------------------------------------------
 
@@ -754,7 +749,7 @@ TEST(MlpConfig, NetworkDimensionMustEqualTheTargets) {
   taep_test::expect_config_error(
       [&] { taep::build_problem(taep::parse_config(mlp_json(fixture("mlp_d16.safetensors")))); },
       "model.weights", "the MLP's dimension d = 16 must equal the target's dimension 2");
-  taep::Config c = mlp_config("mlp_d2_score.safetensors", 1, 1);
+  taep::Config c = taep_test::mlp_config("mlp_d2_score.safetensors", 1, 1);
   c.target.preset.clear();
   c.target.mixture = d16_target();
   taep_test::expect_config_error([&] { taep::build_problem(c); }, "model.weights", "d = 2");

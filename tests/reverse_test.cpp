@@ -2,19 +2,17 @@
 // taep/sample.hpp): per-path agreement with an independent double-precision re-implementation
 // (mixture and learned models), sampling reproduces the model's distribution, S on reverse paths
 // converges to the closed form, the integral and detailed fluctuation theorems, invariance to
-// chunking and threads, and the `taep sample` / `taep dft` commands.
+// chunking and threads, and the `taep sample` / `taep dft` commands. Per-path and invariance
+// properties run on every CPU loop (support/backends.hpp), chunking invariance on CUDA too.
 //
-// Random numbers the tests draw themselves come from splitmix64 with Box-Muller (fully specified),
-// so the tests are deterministic on every platform.
+// Random numbers the tests draw themselves come from support/test_rng.hpp (fully specified), so the
+// tests are deterministic on every platform.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
@@ -30,13 +28,13 @@
 #include "taep/physics/rng_streams.hpp"
 #include "taep/sample.hpp"
 #include "taep/taep.hpp"
+#include "support/backends.hpp"
+#include "support/cli_support.hpp"
+#include "support/test_rng.hpp"
 #include "support/test_support.hpp"
 
 #ifndef TAEP_FIXTURE_DIR
 #error "TAEP_FIXTURE_DIR must name tests/fixtures"
-#endif
-#ifndef TAEP_CLI_PATH
-#error "TAEP_CLI_PATH must name the taep executable"
 #endif
 
 namespace {
@@ -44,45 +42,20 @@ namespace {
 using taep::Backend;
 using taep::Config;
 
-Config cpu(Config c) {
-  c.run.backend = Backend::cpu;
-  return c;
-}
+using taep_test::fixture;
+using taep_test::TestRng;
 
 Config three_modes(int steps, taep::Scheme scheme = taep::Scheme::euler) {
-  Config c = cpu(taep_test::three_mode_config());
+  Config c = taep_test::three_mode_config();
+  c.run.backend = Backend::cpu;
   c.schedule.steps = steps;
   c.schedule.scheme = scheme;
   return c;
 }
 
 Config ring(int modes, double eps, int steps) {
-  Config c = cpu(taep::default_config());
-  c.model.collapse = taep::CollapseSpec{modes, eps};
-  c.schedule.steps = steps;
-  return c;
+  return taep_test::ring_config(modes, eps, taep::default_config().run.paths, steps);
 }
-
-std::string fixture(const std::string& name) { return std::string(TAEP_FIXTURE_DIR) + "/" + name; }
-
-class TestRng {
- public:
-  explicit TestRng(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {  // splitmix64
-    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double normal() {
-    const double u1 = 1.0 - uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  }
-
- private:
-  std::uint64_t state_;
-};
 
 // ---- an independent double-precision model of the process (docs/physics.md sections 1, 2, 8, 9) -----
 
@@ -247,6 +220,15 @@ double rms(const std::vector<double>& a, const std::vector<double>& b) {
 
 // ---- the physics of one path --------------------------------------------------------------------
 
+namespace {
+
+// Per-path values against references written in double, with tolerances set by the CPU's float
+// rounding: on every CPU loop. CUDA's paths are held to the CPU's path by path instead, with
+// tolerances for the device's own rounding (gpu_test.cpp, Gpu.ReversePerPathAgreementWithCpu).
+class Reverse : public taep_test::OnBackend {};
+
+}  // namespace
+
 // The step scalars of every grid point (the forward tables' k < N and the reverse end point's
 // k = N) and the model's per-step component coefficients against the closed forms of
 // docs/physics.md sections 1 and 2, written out here in double: each is one float rounding of its
@@ -293,7 +275,7 @@ TEST(Reverse, StepTablesMatchTheScheduleClosedForms) {
 // non-shared (3-mode) and shared (ring collapse) mixtures, Euler and Milstein, at path ids inside
 // and across packets and blocks. Float rounding (and a few ulp of Box-Muller) separate the two
 // paths; over 200 steps they stay within ~1e-4 (observed: S 1e-6 .. 2e-5, samples 1e-6 .. 1e-5).
-TEST(Reverse, PathsAgreeWithAnIndependentDoublePrecisionModel) {
+TEST_P(Reverse, PathsAgreeWithAnIndependentDoublePrecisionModel) {
   for (Config c : {three_modes(200), three_modes(200, taep::Scheme::milstein), ring(1, 0.05, 200)}) {
     taep::validate(c);
     const Schedule S = schedule_of(c);
@@ -302,7 +284,7 @@ TEST(Reverse, PathsAgreeWithAnIndependentDoublePrecisionModel) {
                                      : *c.model.mixture);
     const bool milstein = c.schedule.scheme == taep::Scheme::milstein;
     const std::uint64_t first = 4090;  // spans a 4096-path block boundary and several packets
-    const auto engine = taep::simulate_reverse_paths(c, Backend::cpu, first, 20);
+    const auto engine = taep::simulate_reverse_paths(c, backend(), first, 20);
     ASSERT_EQ(engine.taep.size(), 20u);
     ASSERT_EQ(engine.reference.size(), 20u);
     ASSERT_EQ(engine.samples.size(), 40u);
@@ -330,18 +312,14 @@ TEST(Reverse, PathsAgreeWithAnIndependentDoublePrecisionModel) {
 // Learned model (the ring-trained 3x128 fixture network) against mlp_evaluate_reference in
 // double: the engine evaluates the network in float with its vector kernels (relative error about
 // 1e-5), so over 40 steps the paths agree to a few 1e-4.
-TEST(Reverse, MlpPathsAgreeWithTheReferenceNetworkInDouble) {
-  Config c = cpu(taep::default_config());
-  c.model = taep::ModelConfig{};
-  c.model.type = "mlp";
-  c.model.weights = fixture("ring8_trained.safetensors");
-  c.schedule.steps = 40;
+TEST_P(Reverse, MlpPathsAgreeWithTheReferenceNetworkInDouble) {
+  Config c = taep_test::mlp_config("ring8_trained.safetensors", 1, 40);
   taep::validate(c);
   const taep::MlpModel net = taep::load_mlp(c.model.weights);
   const Schedule S = schedule_of(c);
   const Mixture p(c.target.mixture);
   const std::uint64_t first = 250;  // the default batch of 256 paths ends inside this range
-  const auto engine = taep::simulate_reverse_paths(c, Backend::cpu, first, 10);
+  const auto engine = taep::simulate_reverse_paths(c, backend(), first, 10);
   ASSERT_EQ(engine.taep.size(), 10u);
   EXPECT_TRUE(engine.reference.empty());
   for (int i = 0; i < 10; ++i) {
@@ -366,23 +344,19 @@ TEST(Reverse, MlpPathsAgreeWithTheReferenceNetworkInDouble) {
 // The divergence never moves a reverse path: the samples are the same with and without TAEP (and
 // with a Hutchinson divergence), and Hutchinson's S differs from the exact divergence's only by
 // zero-mean probe noise on the same paths.
-TEST(Reverse, SamplesDoNotDependOnTheTaepOrTheDivergence) {
+TEST_P(Reverse, SamplesDoNotDependOnTheTaepOrTheDivergence) {
   for (const Config& c : {three_modes(100, taep::Scheme::milstein), ring(1, 0.05, 100)}) {
-    const auto with = taep::simulate_reverse_paths(c, Backend::cpu, 0, 1000, true);
-    const auto without = taep::simulate_reverse_paths(c, Backend::cpu, 0, 1000, false);
+    const auto with = taep::simulate_reverse_paths(c, backend(), 0, 1000, true);
+    const auto without = taep::simulate_reverse_paths(c, backend(), 0, 1000, false);
     EXPECT_EQ(with.samples, without.samples);
     EXPECT_TRUE(without.taep.empty() && without.reference.empty());
   }
-  Config c = cpu(taep::default_config());
-  c.model = taep::ModelConfig{};
-  c.model.type = "mlp";
-  c.model.weights = fixture("ring8_trained.safetensors");
-  c.schedule.steps = 50;
-  const auto exact = taep::simulate_reverse_paths(c, Backend::cpu, 0, 1024, true);
-  const auto plain = taep::simulate_reverse_paths(c, Backend::cpu, 0, 1024, false);
+  Config c = taep_test::mlp_config("ring8_trained.safetensors", 1, 50);
+  const auto exact = taep::simulate_reverse_paths(c, backend(), 0, 1024, true);
+  const auto plain = taep::simulate_reverse_paths(c, backend(), 0, 1024, false);
   c.model.divergence = taep::Divergence::hutchinson;
   c.model.probes = 2;
-  const auto hutch = taep::simulate_reverse_paths(c, Backend::cpu, 0, 1024, true);
+  const auto hutch = taep::simulate_reverse_paths(c, backend(), 0, 1024, true);
   EXPECT_EQ(exact.samples, plain.samples);
   EXPECT_EQ(exact.samples, hutch.samples);
   double m = 0, m2 = 0;
@@ -397,11 +371,21 @@ TEST(Reverse, SamplesDoNotDependOnTheTaepOrTheDivergence) {
   EXPECT_NEAR(m, 0.0, 4 * se);
 }
 
-// The vector loop and the scalar loop run the same physics; their per-path values agree to float
+INSTANTIATE_TEST_SUITE_P(Backends, Reverse, ::testing::ValuesIn(taep_test::cpu_loops()),
+                         taep_test::backend_param_name);
+
+namespace {
+
+class ReverseVectorLoop : public taep_test::OnBackend {};
+
+}  // namespace
+
+// Each vector loop and the scalar loop run the same physics; their per-path values agree to float
 // rounding (a few ulp of log and sincos in Box-Muller).
-TEST(Reverse, VectorLoopAgreesWithScalarLoop) {
+TEST_P(ReverseVectorLoop, VectorLoopAgreesWithScalarLoop) {
   using taep::detail::CpuLoop;
-  using taep::detail::SimdIsa;
+  const CpuLoop loop = taep_test::cpu_loop(GetParam().loop);
+  const char* isa = taep::detail::to_string(*taep_test::vector_isa(GetParam().loop));
   for (Config c : {three_modes(300, taep::Scheme::milstein), ring(1, 0.01, 300)}) {
     taep::validate(c);
     const taep::detail::ForwardProblem P = taep::detail::build_forward_problem(c);
@@ -409,23 +393,22 @@ TEST(Reverse, VectorLoopAgreesWithScalarLoop) {
     std::vector<float> x0, x1;
     taep::detail::make_cpu_backend(P, 2, CpuLoop::scalar)
         ->simulate_reverse(3, 500, true, &s0, &r0, &x0);
-    for (SimdIsa isa : {SimdIsa::avx2, SimdIsa::avx512}) {
-      if (!taep::detail::cpu_supports(isa)) continue;
-      const CpuLoop loop = isa == SimdIsa::avx2 ? CpuLoop::avx2 : CpuLoop::avx512;
-      taep::detail::make_cpu_backend(P, 2, loop)->simulate_reverse(3, 500, true, &s1, &r1, &x1);
-      ASSERT_EQ(s1.size(), s0.size());
-      double ds = 0, dr = 0, dx = 0;
-      for (std::size_t i = 0; i < s0.size(); ++i) {
-        ds = std::max(ds, std::abs(s1[i] - s0[i]));
-        dr = std::max(dr, std::abs(r1[i] - r0[i]));
-      }
-      for (std::size_t i = 0; i < x0.size(); ++i) dx = std::max(dx, double(std::abs(x1[i] - x0[i])));
-      EXPECT_LT(ds, 1e-3) << taep::detail::to_string(isa);
-      EXPECT_LT(dr, 1e-3) << taep::detail::to_string(isa);
-      EXPECT_LT(dx, 1e-3) << taep::detail::to_string(isa);
+    taep::detail::make_cpu_backend(P, 2, loop)->simulate_reverse(3, 500, true, &s1, &r1, &x1);
+    ASSERT_EQ(s1.size(), s0.size());
+    double ds = 0, dr = 0, dx = 0;
+    for (std::size_t i = 0; i < s0.size(); ++i) {
+      ds = std::max(ds, std::abs(s1[i] - s0[i]));
+      dr = std::max(dr, std::abs(r1[i] - r0[i]));
     }
+    for (std::size_t i = 0; i < x0.size(); ++i) dx = std::max(dx, double(std::abs(x1[i] - x0[i])));
+    EXPECT_LT(ds, 1e-3) << isa;
+    EXPECT_LT(dr, 1e-3) << isa;
+    EXPECT_LT(dx, 1e-3) << isa;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Isas, ReverseVectorLoop, ::testing::ValuesIn(taep_test::vector_loops()),
+                         taep_test::backend_param_name);
 
 // ---- sampling -----------------------------------------------------------------------------------
 
@@ -450,7 +433,7 @@ void direct_fractions(const Config& c, const taep::MixtureSpec& spec, std::vecto
     std::size_t k = 0;
     while (k + 1 < cum.size() && u >= cum[k]) ++k;
     const double sd = std::sqrt(ab * m.s2[k] + 1 - ab);
-    for (int i = 0; i < d; ++i) x[std::size_t(i)] = std::sqrt(ab) * m.m[k][std::size_t(i)] + sd * rng.normal();
+    for (int i = 0; i < d; ++i) x[std::size_t(i)] = std::sqrt(ab) * m.m[k][std::size_t(i)] + sd * rng.cosine_normal();
     std::size_t best = 0;
     double best_d2 = 1e300;
     for (std::size_t j = 0; j < means.size(); ++j) {
@@ -500,6 +483,7 @@ void expect_moments(const Config& c, const taep::MixtureSpec& spec, const taep::
 
 }  // namespace
 
+// Default loop only: too slow for every loop (see the note before ReverseFluctuationTheorem below).
 TEST(Sampling, RingCollapseSamplesTheModelsWeights) {
   Config c = ring(2, 0.05, 1000);
   taep::validate(c);
@@ -543,6 +527,7 @@ TEST(Sampling, ThreeModeModelAndExactTargetScore) {
 // argument of docs/physics.md section 5 needs only the implied increments' quadratic variation, which a
 // reverse path shares with a forward one): Euler with slope -1/2 in log-log, Milstein steeper and
 // several times smaller.
+// Default loop only (see the note below); the forward Convergence test runs on every CPU loop.
 TEST(ReverseConvergence, PathsConvergeToTheClosedForm) {
   // 8192 paths: the fitted slopes scatter by about 0.02 (observed: Euler -0.57, Milstein -0.96).
   const std::vector<int> steps{100, 200, 400, 800, 1600};
@@ -565,6 +550,12 @@ TEST(ReverseConvergence, PathsConvergeToTheClosedForm) {
   EXPECT_LT(loglog_slope(milstein), -0.8) << ::testing::PrintToString(milstein);
   EXPECT_LT(milstein.back(), euler.back() / 3) << "Milstein should cut the error several-fold";
 }
+
+// The fluctuation theorems below (1e5 to 1e6 paths of 500 to 1000 steps), the convergence test
+// above and the sampling tests (2e5 samples of 1000 steps) run on the default loop only: on the
+// scalar loop they take six to ten times as long, more than the suite's time allows. The other
+// loops run the same paths to float rounding (ReverseVectorLoop), and CUDA's mode occupancy has its
+// own test in gpu_test.cpp.
 
 // <exp(+S)>_reverse = 1: the integral fluctuation theorem seen from the reverse side, within 4
 // standard errors (the discretization bias at 1000 Milstein steps, about +0.002 with 1e6 paths, is
@@ -624,8 +615,17 @@ TEST(ReverseFluctuationTheorem, DetailedTheoremSlopeAndItsDiscretizationBlur) {
 
 // ---- invariance ---------------------------------------------------------------------------------
 
-TEST(Invariance, ReverseResultsIdenticalForAnyChunkSizeAndThreadCount) {
-  Config c = three_modes(50, taep::Scheme::milstein);
+namespace {
+
+class ReverseInvariance : public taep_test::OnBackend {};
+class ReversePathInvariance : public taep_test::OnBackend {};
+
+}  // namespace
+
+// On every backend; on CUDA the thread count does nothing and the chunks are what varies.
+
+TEST_P(ReverseInvariance, ReverseResultsIdenticalForAnyChunkSizeAndThreadCount) {
+  Config c = on_backend(three_modes(50, taep::Scheme::milstein));
   c.run.paths = 3 * 4096 + 1234;
   std::vector<taep::DetailedFtResult> runs;
   std::vector<taep::SampleResult> samples;
@@ -663,24 +663,26 @@ TEST(Invariance, ReverseResultsIdenticalForAnyChunkSizeAndThreadCount) {
 // A path's values depend only on its id. Mixture paths: any range. Learned models: ranges that start
 // on a batch boundary (multiples of 256 paths, as every chunk does), since without a vector kernel
 // (TAEP_CPU_SIMD=0) the network is a BLAS GEMM over the batch, whose rounding may depend on the
-// batch's other paths.
-TEST(Invariance, ReversePathValuesDependOnPathIdNotOnTheRangeAsked) {
-  Config mlp = cpu(taep::default_config());
-  mlp.model = taep::ModelConfig{};
-  mlp.model.type = "mlp";
-  mlp.model.weights = fixture("mlp_d2_score.safetensors");
-  mlp.schedule.steps = 20;
+// batch's other paths. On every CPU loop; CUDA's learned-model paths agree across ranges to float
+// rounding only (gpu_test.cpp, Gpu.MlpReversePathsDoNotDependOnChunking).
+TEST_P(ReversePathInvariance, ReversePathValuesDependOnPathIdNotOnTheRangeAsked) {
+  const Config mlp = taep_test::mlp_config("mlp_d2_score.safetensors", 1, 20);
   for (const auto& [c, offset] : {std::pair<Config, std::size_t>{three_modes(60), 321}, {mlp, 512}}) {
-    const auto all = taep::simulate_reverse_paths(c, Backend::cpu, 0, 1000);
-    const auto tail = taep::simulate_reverse_paths(c, Backend::cpu, offset, 1000 - offset);
+    const auto all = taep::simulate_reverse_paths(c, backend(), 0, 1000);
+    const auto tail = taep::simulate_reverse_paths(c, backend(), offset, 1000 - offset);
     EXPECT_EQ(tail.taep, std::vector<double>(all.taep.begin() + std::ptrdiff_t(offset), all.taep.end()));
     EXPECT_EQ(tail.samples,
               std::vector<float>(all.samples.begin() + std::ptrdiff_t(2 * offset), all.samples.end()));
     Config one = c;
     one.run.threads = 1;
-    EXPECT_EQ(taep::simulate_reverse_paths(one, Backend::cpu, 0, 1000).taep, all.taep);
+    EXPECT_EQ(taep::simulate_reverse_paths(one, backend(), 0, 1000).taep, all.taep);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReverseInvariance, ::testing::ValuesIn(taep_test::all_backends()),
+                         taep_test::backend_param_name);
+INSTANTIATE_TEST_SUITE_P(Backends, ReversePathInvariance, ::testing::ValuesIn(taep_test::cpu_loops()),
+                         taep_test::backend_param_name);
 
 // ---- bad input ----------------------------------------------------------------------------------
 
@@ -727,46 +729,17 @@ TEST(Reverse, JsonHasTheDocumentedSections) {
 
 namespace {
 
-namespace fs = std::filesystem;
+using taep_test::read_text;
 
-class ReverseCli : public ::testing::Test {
+class ReverseCli : public taep_test::CliSandbox {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "taep_reverse_cli.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
-    work_ = root_ / "work";
-    fs::create_directory(work_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  static std::string read(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-  void write(const std::string& name, const std::string& text) {
-    std::ofstream(work_ / name, std::ios::binary) << text;
-  }
+  // The exit code; stdout and stderr in out_ and err_.
   int run(const std::string& args) {
-    const std::string command = "cd '" + work_.string() + "' && '" TAEP_CLI_PATH "' " + args +
-                                " >'" + (root_ / "stdout").string() + "' 2>'" +
-                                (root_ / "stderr").string() + "'";
-    const int status = std::system(command.c_str());
-    out_ = read(root_ / "stdout");
-    err_ = read(root_ / "stderr");
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    Outcome o = CliSandbox::run(args);
+    out_ = std::move(o.out);
+    err_ = std::move(o.err);
+    return o.exit_code;
   }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(work_)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-  fs::path root_, work_;
   std::string out_, err_;
 };
 
@@ -776,7 +749,7 @@ TEST_F(ReverseCli, SampleWritesCountRowsAndTheOccupancy) {
   ASSERT_EQ(run("sample --count 3000 --steps 50 --seed 3 --backend cpu --out s.csv --result r.json --quiet"), 0)
       << err_;
   EXPECT_TRUE(err_.empty()) << err_;
-  std::istringstream csv(read(work_ / "s.csv"));
+  std::istringstream csv(read_text(work_ / "s.csv"));
   std::string line;
   std::getline(csv, line);
   EXPECT_EQ(line, "x0,x1");
@@ -786,7 +759,7 @@ TEST_F(ReverseCli, SampleWritesCountRowsAndTheOccupancy) {
     EXPECT_EQ(std::count(line.begin(), line.end(), ','), 1) << line;
   }
   EXPECT_EQ(rows, 3000);
-  const auto j = nlohmann::json::parse(read(work_ / "r.json"));
+  const auto j = nlohmann::json::parse(read_text(work_ / "r.json"));
   EXPECT_EQ(j["samples"]["count"], 3000);
   EXPECT_EQ(j["occupancy"]["counts"].size(), 8u);
   EXPECT_EQ(j["config"]["run"]["seed"], 3);

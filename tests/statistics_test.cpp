@@ -1,11 +1,14 @@
-// Statistical checks against theory, on the backend under test (CPU in taep_tests, CUDA in
-// taep_gpu_tests): Var(S) of the ring against eq. 55 and the integral fluctuation theorem.
+// Statistical checks against theory, on every backend present (support/backends.hpp): Var(S) of the
+// ring against eq. 55 and the integral fluctuation theorem.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "taep/taep.hpp"
+#include "support/backends.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -30,17 +33,18 @@ double variance_stderr(const taep::TaepSummary& s) {
   return std::sqrt(std::max(0.0, mu4 - v * v * (n - 3) / (n - 1)) / n);
 }
 
-std::string name(const ::testing::TestParamInfo<Collapse>& info) {
-  std::string eps = std::to_string(info.param.eps);
+std::string name(const Collapse& c) {
+  std::string eps = std::to_string(c.eps);
   for (auto& ch : eps)
     if (ch == '.') ch = 'p';
-  return "m" + std::to_string(info.param.modes) + "_eps" + eps.substr(0, eps.find_last_not_of('0') + 1);
+  return "m" + std::to_string(c.modes) + "_eps" + eps.substr(0, eps.find_last_not_of('0') + 1);
 }
 
-class Eq55 : public ::testing::TestWithParam<Collapse> {
- protected:
-  void SetUp() override { TAEP_REQUIRE_BACKEND(taep_test::backend_under_test()); }
-};
+class Eq55 : public taep_test::OnBackendWith<Collapse> {};
+class FluctuationTheorem : public taep_test::OnBackend {};
+
+const std::vector<Collapse> kSingleMode{{1, 0.09}, {1, 0.05}, {1, 0.02}, {1, 0.01}, {1, 0.005}};
+const std::vector<Collapse> kManyModes{{2, 0.01}, {3, 0.01}, {4, 0.01}, {5, 0.01}};
 
 }  // namespace
 
@@ -49,8 +53,8 @@ class Eq55 : public ::testing::TestWithParam<Collapse> {
 // 2 sd(R) rms(e) + rms(e)^2 (Cauchy-Schwarz), plus 0.5% for what eq. 55 leaves out (finite t_min
 // and t_max, the overlap of components 12 sigma apart: both far below that).
 TEST_P(Eq55, VarianceOfTaepMatchesRelativeEntropyVariance) {
-  const Collapse c = GetParam();
-  taep::Config cfg = taep_test::ring_config(c.modes, c.eps, 40960, 400);
+  const Collapse c = std::get<1>(GetParam());
+  taep::Config cfg = taep_test::ring_config(c.modes, c.eps, 40960, 400, backend());
   cfg.schedule.scheme = taep::Scheme::milstein;
   const taep::RunResult r = taep::run(cfg);
   const double expected = eq55(c);
@@ -66,20 +70,22 @@ TEST_P(Eq55, VarianceOfTaepMatchesRelativeEntropyVariance) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SingleModeCollapse, Eq55,
-                         ::testing::Values(Collapse{1, 0.09}, Collapse{1, 0.05}, Collapse{1, 0.02},
-                                           Collapse{1, 0.01}, Collapse{1, 0.005}),
-                         name);
+                         ::testing::Combine(::testing::ValuesIn(taep_test::all_backends()),
+                                            ::testing::ValuesIn(kSingleMode)),
+                         taep_test::backend_and<Collapse>(name));
 INSTANTIATE_TEST_SUITE_P(ManyModesCollapsed, Eq55,
-                         ::testing::Values(Collapse{2, 0.01}, Collapse{3, 0.01}, Collapse{4, 0.01},
-                                           Collapse{5, 0.01}),
-                         name);
+                         ::testing::Combine(::testing::ValuesIn(taep_test::all_backends()),
+                                            ::testing::ValuesIn(kManyModes)),
+                         taep_test::backend_and<Collapse>(name));
 
-TEST(FluctuationTheorem, EulerSchemeOnTheDefaultModel) {
-  TAEP_REQUIRE_BACKEND(taep_test::backend_under_test());
-  taep::Config cfg = taep_test::ring_config(1, 0.01, 40960, 500);
+TEST_P(FluctuationTheorem, EulerSchemeOnTheDefaultModel) {
+  taep::Config cfg = taep_test::ring_config(1, 0.01, 40960, 500, backend());
   const taep::RunResult r = taep::run(cfg);
   EXPECT_NEAR(r.ift.estimate, 1.0, 4 * r.ift.stderr_) << "ESS " << r.ift.ess;
   // docs/physics.md section 5: Euler-Maruyama's per-path RMS error is about 0.1 at N = 500 on the ring.
   EXPECT_GT(r.reference->rms_path_error, 0.05);
   EXPECT_LT(r.reference->rms_path_error, 0.2);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, FluctuationTheorem, ::testing::ValuesIn(taep_test::all_backends()),
+                         taep_test::backend_param_name);
