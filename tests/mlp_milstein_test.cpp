@@ -14,6 +14,7 @@
 #include "taep/mlp.hpp"
 #include "taep/physics/mlp_path.hpp"
 #include "taep/physics/rng_streams.hpp"
+#include "support/backends.hpp"
 #include "support/safetensors_support.hpp"
 #include "support/test_support.hpp"
 
@@ -77,7 +78,11 @@ TEST(MlpMilsteinConfig, NeedsTheExactDivergence) {
 // S_milstein - S_euler of a path is the sum of the corrections along it (the state follows the same
 // Euler-Maruyama steps under both schemes). Recomputed here in float64: the network's Jacobian by
 // central differences of mlp_evaluate_reference, the target's quadratic form from the float physics.
-TEST(MlpMilstein, CorrectionPerPathMatchesFloat64FiniteDifferenceJacobian) {
+// On every CPU loop (the tolerance is set by the CPU's float rounding; CUDA refuses Milstein for
+// networks).
+class MlpMilstein : public taep_test::OnBackend {};
+
+TEST_P(MlpMilstein, CorrectionPerPathMatchesFloat64FiniteDifferenceJacobian) {
   for (const char* weights : {"mlp_d2_score.safetensors", "mlp_d2_eps_bf16.safetensors"}) {
     taep::Config c = taep::default_config();
     c.model = taep::ModelConfig{};
@@ -135,5 +140,8 @@ TEST(MlpMilstein, CorrectionPerPathMatchesFloat64FiniteDifferenceJacobian) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, MlpMilstein, ::testing::ValuesIn(taep_test::cpu_loops()),
+                         taep_test::backend_param_name);
 
 }  // namespace

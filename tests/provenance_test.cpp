@@ -62,14 +62,28 @@ void expect_provenance(const std::string& text, const std::string& backend, cons
   EXPECT_EQ(j["provenance"]["commit"], taep::git_commit()) << what;
 }
 
+// A training run records its provenance (with the caller's command) when it is made; the
+// experiment's result carries the one its runs were made with.
 TEST(Provenance, TrainingAndExperimentResultsCarryIt) {
-  taep::TrainResult t;
-  t.backend = "cpu";
-  t.device = "CPU";
-  expect_provenance(taep::train_result_to_json(t), "cpu", "train");
+  taep::TrainConfig tc = taep::default_train_config();
+  tc.network.hidden = {8};
+  tc.optimizer.steps = 3;
+  tc.optimizer.batch = 64;
+  tc.log_every = 1;
+  tc.backend = taep::Backend::cpu;
+  tc.threads = 1;
+  taep::TrainOptions options;
+  options.command = "taep train x.json";
+  const taep::TrainResult t = taep::train(tc, options);
+  EXPECT_EQ(t.provenance.command, "taep train x.json");
+  expect_provenance(taep::train_result_to_json(t), t.backend, "train");
+  EXPECT_EQ(nlohmann::json::parse(taep::train_result_to_json(t))["provenance"]["command"],
+            "taep train x.json");
+
   taep::ModeCollapseResult e;
   e.backend = "cuda";
   e.device = "GPU";
+  e.provenance = taep::make_provenance(e.backend, e.device, "taep experiment mode-collapse");
   expect_provenance(taep::mode_collapse_to_json(e), "cuda", "experiment");
 }
 

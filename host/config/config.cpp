@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "host/config/config_json.hpp"
 #include "host/io/json_fields.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/mixture.hpp"
@@ -229,7 +230,7 @@ Config parse_config(const std::string& json_text) {
   return c;
 }
 
-std::string config_to_json(const Config& c, int indent) {
+nlohmann::ordered_json detail::config_json(const Config& c) {
   const ojson target = target_json(c.target);
   ojson model{{"type", c.model.type}};
   if (c.model.type == "mlp") {
@@ -258,7 +259,11 @@ std::string config_to_json(const Config& c, int indent) {
         {"chunk_paths", r.chunk_paths}, {"threads", r.threads}}},
       {"histogram", {{"bins", h.bins}, {"range", range}}},
   };
-  return out.dump(indent, ' ', false, ojson::error_handler_t::replace);
+  return out;
+}
+
+std::string config_to_json(const Config& c, int indent) {
+  return detail::config_json(c).dump(indent, ' ', false, ojson::error_handler_t::replace);
 }
 
 }  // namespace taep

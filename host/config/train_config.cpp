@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "host/config/config_json.hpp"
 #include "host/config/train_config.hpp"
 #include "host/io/json_fields.hpp"
 #include "taep/error.hpp"
@@ -215,7 +216,7 @@ TrainConfig parse_train_config(const std::string& json_text) {
   return c;
 }
 
-std::string train_config_to_json(const TrainConfig& c, int indent) {
+nlohmann::ordered_json detail::train_config_json(const TrainConfig& c) {
   ojson data = ojson::object();
   if (!c.data.samples.empty()) {
     data["samples"] = c.data.samples;
@@ -241,7 +242,11 @@ std::string train_config_to_json(const TrainConfig& c, int indent) {
       {"run",
        {{"seed", c.seed}, {"backend", backend}, {"threads", c.threads}, {"log_every", c.log_every}}},
   };
-  return out.dump(indent, ' ', false, ojson::error_handler_t::replace);
+  return out;
+}
+
+std::string train_config_to_json(const TrainConfig& c, int indent) {
+  return detail::train_config_json(c).dump(indent, ' ', false, ojson::error_handler_t::replace);
 }
 
 }  // namespace taep

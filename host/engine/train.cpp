@@ -9,6 +9,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "host/config/config_json.hpp"
 #include "host/engine/trainer.hpp"
 #include "host/io/json_out.hpp"
 #include "taep/engine.hpp"
@@ -451,8 +452,8 @@ std::string train_result_to_json(const TrainResult& r, int indent) {
                       {"flops_per_step", r.flops_per_step},
                       {"gflops", r.gflops}};
   j["provenance"] = detail::to_json(r.provenance);
-  j["config"] = json::parse(train_config_to_json(r.config));
-  return j.dump(indent) + "\n";
+  j["config"] = detail::train_config_json(r.config);
+  return detail::dump(j, indent);
 }
 
 }  // namespace taep

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <utility>
 
+#include "host/config/config_json.hpp"
 #include "host/io/input_file.hpp"
 #include "host/io/json_out.hpp"
 #include "taep/engine.hpp"
@@ -307,7 +308,7 @@ std::string mode_collapse_to_json(const ModeCollapseResult& r, int indent) {
   j["config"] = {{"quick", c.quick},
                  {"backend", to_string(c.backend)},
                  {"models", models},
-                 {"train", ojson::parse(train_config_to_json(c.train))},
+                 {"train", detail::train_config_json(c.train)},
                  {"paths", c.paths},
                  {"samples", c.samples},
                  {"plot_samples", c.plot_samples},
@@ -363,7 +364,7 @@ std::string mode_collapse_to_json(const ModeCollapseResult& r, int indent) {
   j["models"] = rows;
   j["performance"] = {{"backend", r.backend}, {"device", r.device}, {"wall_seconds", r.wall_seconds}};
   j["provenance"] = detail::to_json(r.provenance);
-  return j.dump(indent) + "\n";
+  return detail::dump(j, indent);
 }
 
 std::string mode_collapse_to_csv(const ModeCollapseResult& r) {

@@ -5,6 +5,7 @@
 
 #include <ctime>
 
+#include "host/config/config_json.hpp"
 #include "taep/version.hpp"
 
 namespace taep {
@@ -105,14 +106,17 @@ ojson to_json(const ModeOccupancy& o) {
 
 // config_to_json is the one writer of a config (host/config/config.cpp); its text is read back
 // here rather than built a second time.
-ojson to_json(const Config& c) { return ojson::parse(config_to_json(c)); }
+ojson to_json(const Config& c) { return config_json(c); }
 
 ojson provenance_json(const std::string& backend, const std::string& device,
                       const std::string& command) {
   return to_json(make_provenance(backend, device, command));
 }
 
-std::string dump(const ojson& document, int indent) { return document.dump(indent) + "\n"; }
+// Strings that are not valid UTF-8 (a user's file name) are written with U+FFFD, never thrown on.
+std::string dump(const ojson& document, int indent) {
+  return document.dump(indent, ' ', false, ojson::error_handler_t::replace) + "\n";
+}
 
 }  // namespace detail
 }  // namespace taep
