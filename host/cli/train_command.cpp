@@ -87,7 +87,14 @@ class TrainCommand final : public Command {
            config_.data.collapse->eps = collapse_eps_;
          }},
         {cmd->add_option("--samples", samples_, "Train on a CSV file of samples (data.samples)"),
-         "data.samples", [this] { config_.data.samples = samples_; }},
+         "data.samples",
+         [this] {
+           // An empty path would read as "no samples file": training on the default target.
+           if (samples_.empty())
+             throw ConfigError("--samples (data.samples)",
+                               "must name a CSV file of samples (got \"\")");
+           config_.data.samples = samples_;
+         }},
         {cmd->add_option("--log-every", log_every_, "Steps per loss-log entry (run.log_every)"),
          "run.log_every", [this] { config_.log_every = log_every_; }},
     };

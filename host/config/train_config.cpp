@@ -49,6 +49,10 @@ void read_data(const json& j, TrainDataConfig& out) {
     fail(p, "give either target (with an optional collapse) or samples, not both");
   if (samples) {
     read_string(j, "samples", p, out.samples);
+    // An empty path would read as "no samples file" and train on the default target instead.
+    if (out.samples.empty())
+      fail("data.samples", "must name a CSV file of samples (got \"\"); leave it out to train on "
+                           "data.target");
     return;
   }
   if (const json* t = section(j, "target", p)) read_target(*t, "data.target", out.target);

@@ -45,7 +45,7 @@ bool file_exists(const std::string& path) {
 }
 
 std::string read_file(const std::string& path) {
-  detail::InputRead file = detail::read_input(path);
+  detail::InputRead file = detail::read_input(path, detail::kMaxConfigBytes);
   if (!file.ok) throw Error("cannot read '" + path + "': " + std::strerror(file.error));
   return std::move(file.bytes);
 }

@@ -19,7 +19,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -96,50 +95,101 @@ constexpr Dtype kDtypes[] = {
 
 // ---- header -------------------------------------------------------------------------------------
 
-// nlohmann keeps the last of duplicate keys silently, but its parser callback sees every key, so
-// this tracks the keys of each open object. Errors are thrown from the callback, which the parser
+// nlohmann's DOM parser keeps the last of duplicate keys silently, and its parser-callback form
+// rescans the enclosing object after each nested one ends (quadratic in the number of tensors), so
+// the header is built by this SAX handler: each key is inserted once into its object's map, which
+// both finds a duplicate and costs O(log n). Errors are thrown from the handler, which the parser
 // lets propagate.
-json parse_header(const std::uint8_t* p, std::uint64_t n, const std::string& what) {
-  struct OpenObject {
-    std::string name;  // the key it is the value of; empty for the header itself
-    std::set<std::string> keys;
-  };
-  std::vector<OpenObject> open;
-  std::string last_key;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= kMaxNesting)
-          fail(what, "header must nest at most " + std::to_string(kMaxNesting) +
-                         " levels deep (a safetensors header nests 3)");
-        if (event == json::parse_event_t::object_start) open.push_back({last_key, {}});
-        break;
-      case json::parse_event_t::key:
-        last_key = parsed.get<std::string>();
-        if (!open.back().keys.insert(last_key).second)
-          fail(what,
-               "key " + detail::quote_for_message(last_key) + " appears twice in " +
-                   (open.size() == 1 ? "the header" : detail::quote_for_message(open.back().name)));
-        break;
-      case json::parse_event_t::object_end:
-        open.pop_back();
-        break;
-      default:
-        break;
-    }
+class HeaderBuilder {
+ public:
+  explicit HeaderBuilder(const std::string& what) : what_(what) {}
+  json& result() { return root_; }
+
+  bool null() { return put(json(nullptr)); }
+  bool boolean(bool v) { return put(json(v)); }
+  bool number_integer(json::number_integer_t v) { return put(json(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return put(json(v)); }
+  bool number_float(json::number_float_t v, const json::string_t&) { return put(json(v)); }
+  bool string(json::string_t& v) { return put(json(std::move(v))); }
+  bool binary(json::binary_t& v) { return put(json(std::move(v))); }  // not in JSON text
+  bool start_object(std::size_t) {
+    open(json::value_t::object);
+    objects_.push_back(last_key_);
     return true;
-  };
-  try {
-    return json::parse(p, p + n, callback);
-  } catch (const json::exception& e) {
-    // A syntax error (parse_error) or a number too large for a double (out_of_range); e.what() is
-    // "[json.exception.parse_error.101] parse error at line 1, column 9: ..."
+  }
+  bool key(json::string_t& k) {
+    last_key_ = k;
+    auto inserted = stack_.back()->get_ref<json::object_t&>().emplace(k, nullptr);
+    if (!inserted.second)
+      fail(what_, "key " + detail::quote_for_message(k) + " appears twice in " +
+                      (objects_.size() == 1 ? "the header"
+                                            : detail::quote_for_message(objects_.back())));
+    slot_ = &inserted.first->second;
+    return true;
+  }
+  bool end_object() {
+    objects_.pop_back();
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) {
+    open(json::value_t::array);
+    return true;
+  }
+  bool end_array() {
+    stack_.pop_back();
+    return true;
+  }
+  // A syntax error (parse_error) or a number too large for a double (out_of_range); e.what() is
+  // "[json.exception.parse_error.101] parse error at line 1, column 9: ..."
+  bool parse_error(std::size_t, const std::string&, const json::exception& e) {
     std::string reason = e.what();
     const std::size_t prefix_end = reason.find("] ");
     if (prefix_end != std::string::npos) reason.erase(0, prefix_end + 2);
-    fail(what, "header must be valid JSON (" + shorten(reason, 200) + ")");
+    fail(what_, "header must be valid JSON (" + shorten(reason, 200) + ")");
   }
+
+ private:
+  // Places a value where the parser is: the root, the end of the open array, or the slot of the
+  // open object's last key. Returns where it lies (stable: map nodes do not move, and an array
+  // only grows while no child of it is open).
+  json* place(json v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    json& top = *stack_.back();
+    if (top.is_array()) {
+      auto& items = top.get_ref<json::array_t&>();
+      items.push_back(std::move(v));
+      return &items.back();
+    }
+    *slot_ = std::move(v);
+    return slot_;
+  }
+  bool put(json v) {
+    place(std::move(v));
+    return true;
+  }
+  void open(json::value_t type) {
+    if (int(stack_.size()) >= kMaxNesting)
+      fail(what_, "header must nest at most " + std::to_string(kMaxNesting) +
+                      " levels deep (a safetensors header nests 3)");
+    stack_.push_back(place(json(type)));
+  }
+
+  const std::string& what_;
+  json root_;
+  std::vector<json*> stack_;         // the open objects and arrays, outermost first
+  std::vector<std::string> objects_;  // per open object, the key it is the value of
+  std::string last_key_;
+  json* slot_ = nullptr;  // the value of the open object's last key
+};
+
+json parse_header(const std::uint8_t* p, std::uint64_t n, const std::string& what) {
+  HeaderBuilder builder(what);
+  json::sax_parse(p, p + n, &builder);
+  return std::move(builder.result());
 }
 
 void read_metadata(const json& j, const std::string& what,
@@ -203,8 +253,18 @@ Span read_offsets(const json& j, const std::string& name, std::uint64_t data_siz
                  std::to_string(data_size) + ", the data buffer's size (got " + show(j) + ")");
 }
 
-SafetensorsTensor read_tensor(const std::string& name, const json& entry, const std::uint8_t* data,
-                              std::uint64_t data_size, const std::string& what, Span* span) {
+// A tensor as its header entry describes it, checked against the data buffer's size; its values are
+// decoded only once every entry has been checked (and, for a file, its data read).
+struct Entry {
+  const std::string* name;  // the header's key
+  const Dtype* dtype;
+  std::vector<std::int64_t> shape;
+  std::uint64_t count;
+  Span span;
+};
+
+Entry read_entry(const std::string& name, const json& entry, std::uint64_t data_size,
+                 const std::string& what) {
   if (!entry.is_object())
     fail(what, tensor(name) + " must be an object with keys " + join(kEntryKeys) + " (got " +
                    show(entry) + ")");
@@ -215,23 +275,19 @@ SafetensorsTensor read_tensor(const std::string& name, const json& entry, const 
   for (const char* key : kEntryKeys)
     if (!entry.contains(key)) fail(what, tensor(name) + " is missing key \"" + key + "\"");
 
-  const Dtype& dtype = read_dtype(entry["dtype"], name, what);
-  SafetensorsTensor t;
-  t.dtype = dtype.name;
-  std::uint64_t count;
-  t.shape = read_shape(entry["shape"], name, what, &count);
-  *span = read_offsets(entry["data_offsets"], name, data_size, what);
+  Entry e;
+  e.name = &name;
+  e.dtype = &read_dtype(entry["dtype"], name, what);
+  e.shape = read_shape(entry["shape"], name, what, &e.count);
+  e.span = read_offsets(entry["data_offsets"], name, data_size, what);
+  e.span.name = &name;
   // count * dtype.bytes may overflow, so compare by division first; then the product fits in bytes.
-  const std::uint64_t bytes = span->end - span->begin;
-  if (count > bytes / dtype.bytes || count * dtype.bytes != bytes)
-    fail(what, tensor(name) + " data_offsets must span " + std::to_string(count) + " x " +
-                   std::to_string(dtype.bytes) + " bytes for shape " + show(entry["shape"]) +
-                   " in " + dtype.name + " (got " + show(entry["data_offsets"]) + ")");
-
-  t.data.resize(count);  // count <= data_size: bounded by the input
-  const std::uint8_t* p = data + span->begin;
-  for (std::uint64_t i = 0; i < count; ++i) t.data[i] = dtype.decode(p + i * dtype.bytes);
-  return t;
+  const std::uint64_t bytes = e.span.end - e.span.begin, size = e.dtype->bytes;
+  if (e.count > bytes / size || e.count * size != bytes)
+    fail(what, tensor(name) + " data_offsets must span " + std::to_string(e.count) + " x " +
+                   std::to_string(size) + " bytes for shape " + show(entry["shape"]) + " in " +
+                   e.dtype->name + " (got " + show(entry["data_offsets"]) + ")");
+  return e;
 }
 
 void check_no_overlap(std::vector<Span> spans, const std::string& what) {
@@ -249,6 +305,64 @@ void check_no_overlap(std::vector<Span> spans, const std::string& what) {
                      ", " + std::to_string(s.end) + "])");
     if (!reach || s.end > reach->end) reach = &s;
   }
+}
+
+// Every entry of `header` checked against a data buffer of `data_size` bytes, in the header's (name)
+// order; the metadata read; the tensors shown not to overlap.
+struct Layout {
+  std::map<std::string, std::string> metadata;
+  std::vector<Entry> entries;
+  std::uint64_t data_end = 0;  // the bytes of the data buffer that the tensors use
+};
+
+Layout read_layout(const json& header, std::uint64_t data_size, const std::string& what) {
+  if (!header.is_object()) fail(what, "header must be a JSON object (got " + show(header) + ")");
+  Layout layout;
+  std::vector<Span> spans;
+  for (const auto& [name, value] : header.get_ref<const json::object_t&>()) {
+    if (name == kMetadataKey) {
+      read_metadata(value, what, layout.metadata);
+      continue;
+    }
+    layout.entries.push_back(read_entry(name, value, data_size, what));
+    spans.push_back(layout.entries.back().span);
+    layout.data_end = std::max(layout.data_end, spans.back().end);
+  }
+  check_no_overlap(std::move(spans), what);
+  return layout;
+}
+
+// The tensors' values from `data`, which holds at least layout.data_end bytes.
+SafetensorsFile decode(Layout layout, const std::uint8_t* data) {
+  SafetensorsFile file;
+  file.metadata = std::move(layout.metadata);
+  for (Entry& e : layout.entries) {
+    SafetensorsTensor t;
+    t.dtype = e.dtype->name;
+    t.shape = std::move(e.shape);
+    t.data.resize(e.count);  // count <= data_end: bounded by the input
+    const std::uint8_t* p = data + e.span.begin;
+    for (std::uint64_t i = 0; i < e.count; ++i) t.data[i] = e.dtype->decode(p + i * e.dtype->bytes);
+    file.tensors.emplace_hint(file.tensors.end(), *e.name, std::move(t));  // entries are in name order
+  }
+  return file;
+}
+
+// The 8-byte header length, checked against the limit and, when known, against the `rest` bytes
+// that follow it.
+void check_length_prefix(std::uint64_t size, const std::string& what) {
+  if (size < 8)
+    fail(what, "must be a safetensors file, starting with an 8-byte header length (got " +
+                   std::to_string(size) + " bytes)");
+}
+void check_header_length(std::uint64_t n, std::optional<std::uint64_t> rest,
+                         const std::string& what) {
+  if (n > kMaxHeaderBytes)
+    fail(what, "header length must be at most " + std::to_string(kMaxHeaderBytes) + " bytes (got " +
+                   std::to_string(n) + ")");
+  if (rest && n > *rest)
+    fail(what, "header length must be at most " + std::to_string(*rest) +
+                   ", the number of bytes after it (got " + std::to_string(n) + ")");
 }
 
 // ---- files --------------------------------------------------------------------------------------
@@ -310,45 +424,46 @@ void write_safetensors(const SafetensorsFile& file, const std::string& path) {
 
 SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t size,
                                   const std::string& what) {
-  if (size < 8)
-    fail(what, "must be a safetensors file, starting with an 8-byte header length (got " +
-                   std::to_string(size) + " bytes)");
+  check_length_prefix(size, what);
   const std::uint64_t n = load_le(bytes, 8), rest = size - 8;
-  if (n > kMaxHeaderBytes)
-    fail(what, "header length must be at most " + std::to_string(kMaxHeaderBytes) + " bytes (got " +
-                   std::to_string(n) + ")");
-  if (n > rest)
-    fail(what, "header length must be at most " + std::to_string(rest) +
-                   ", the number of bytes after it (got " + std::to_string(n) + ")");
+  check_header_length(n, rest, what);
   const json header = parse_header(bytes + 8, n, what);
-  if (!header.is_object()) fail(what, "header must be a JSON object (got " + show(header) + ")");
-
-  const std::uint8_t* data = bytes + 8 + n;
-  const std::uint64_t data_size = rest - n;
-  SafetensorsFile file;
-  std::vector<Span> spans;
-  for (const auto& item : header.items()) {
-    if (item.key() == kMetadataKey) {
-      read_metadata(item.value(), what, file.metadata);
-      continue;
-    }
-    Span span;
-    auto it = file.tensors.emplace(
-        item.key(), read_tensor(item.key(), item.value(), data, data_size, what, &span));
-    span.name = &it.first->first;
-    spans.push_back(span);
-  }
-  check_no_overlap(std::move(spans), what);
-  return file;
+  return decode(read_layout(header, rest - n, what), bytes + 8 + n);
 }
 
+// Reads no further than the file's declared sizes: the header length is checked against the
+// limit and the file's size before the header is read, and the offsets before the data is, so a
+// huge, truncated or endless file (/dev/zero) fails with its reason instead of being read whole.
+// A pipe has no size to check first; it is read up to what the header declares.
 SafetensorsFile read_safetensors(const std::string& path) {
-  const detail::InputRead file = detail::read_input(path);
-  if (!file.ok)
-    fail(path, std::string(file.opened ? "cannot read: " : "cannot open: ") +
-                   std::strerror(file.error));
-  return parse_safetensors(reinterpret_cast<const std::uint8_t*>(file.bytes.data()),
-                           file.bytes.size(), path);
+  detail::InputFile f(path);
+  const auto read = [&](std::string& out, std::uint64_t n) {
+    f.append(out, std::size_t(n));
+    if (f.error() != 0) fail(path, std::string("cannot read: ") + std::strerror(f.error()));
+    return out.size();
+  };
+  if (!f.opened()) fail(path, std::string("cannot open: ") + std::strerror(f.error()));
+  if (f.error() != 0) fail(path, std::string("cannot read: ") + std::strerror(f.error()));
+  std::optional<std::uint64_t> after_prefix;  // the bytes after the length, known for a file
+  if (f.size()) after_prefix = *f.size() >= 8 ? *f.size() - 8 : 0;
+
+  std::string prefix;
+  check_length_prefix(read(prefix, 8), path);
+  const std::uint64_t n = load_le(reinterpret_cast<const std::uint8_t*>(prefix.data()), 8);
+  check_header_length(n, after_prefix, path);
+  std::string text;
+  check_header_length(n, read(text, n), path);  // a pipe that ends early
+  const json header = parse_header(reinterpret_cast<const std::uint8_t*>(text.data()), n, path);
+  text = std::string();
+
+  const std::uint64_t data_size =
+      after_prefix ? *after_prefix - n : std::numeric_limits<std::uint64_t>::max();
+  Layout layout = read_layout(header, data_size, path);
+  std::string data;
+  const std::uint64_t got = read(data, layout.data_end);
+  if (got < layout.data_end) read_layout(header, got, path);  // names the tensor past the end
+  TAEP_EXPECTS(got >= layout.data_end, "the data buffer ends before its tensors");
+  return decode(std::move(layout), reinterpret_cast<const std::uint8_t*>(data.data()));
 }
 
 }  // namespace taep
