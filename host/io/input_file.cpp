@@ -73,9 +73,9 @@ std::size_t InputFile::read(char* buf, std::size_t n) {
 }
 
 std::size_t InputFile::append(std::string& out, std::size_t n) {
-  const std::size_t limit =
-      n > std::numeric_limits<std::size_t>::max() - out.size() ? std::numeric_limits<std::size_t>::max()
-                                                               : out.size() + n;
+  const std::size_t limit = n > std::numeric_limits<std::size_t>::max() - out.size()
+                                ? std::numeric_limits<std::size_t>::max()
+                                : out.size() + n;
   std::size_t total = 0;
   char buf[1 << 16];
   while (total < n) {
@@ -127,16 +127,15 @@ InputRead read_input(const std::string& path, std::uint64_t max_bytes) {
 }
 
 std::string input_failure(const InputRead& r, std::uint64_t max_bytes, const std::string& kind) {
-  if (r.too_large)
-    return "it holds more than " + byte_count(max_bytes) + ", the limit for " + kind;
+  if (r.too_large) return "it holds more than " + byte_count(max_bytes) + ", the limit for " + kind;
   return std::strerror(r.error);
 }
 
 std::string read_input_file(const std::string& path, const std::string& field) {
   InputRead r = read_input(path, kMaxConfigBytes);
   if (!r.ok)
-    throw ConfigError(field, "cannot read '" + path +
-                                 "': " + input_failure(r, kMaxConfigBytes, "a config file"));
+    throw ConfigError(
+        field, "cannot read '" + path + "': " + input_failure(r, kMaxConfigBytes, "a config file"));
   return std::move(r.bytes);
 }
 

@@ -307,8 +307,8 @@ void check_no_overlap(std::vector<Span> spans, const std::string& what) {
   }
 }
 
-// Every entry of `header` checked against a data buffer of `data_size` bytes, in the header's (name)
-// order; the metadata read; the tensors shown not to overlap.
+// Every entry of `header` checked against a data buffer of `data_size` bytes, in the header's
+// (name) order; the metadata read; the tensors shown not to overlap.
 struct Layout {
   std::map<std::string, std::string> metadata;
   std::vector<Entry> entries;
@@ -343,7 +343,8 @@ SafetensorsFile decode(Layout layout, const std::uint8_t* data) {
     t.data.resize(e.count);  // count <= data_end: bounded by the input
     const std::uint8_t* p = data + e.span.begin;
     for (std::uint64_t i = 0; i < e.count; ++i) t.data[i] = e.dtype->decode(p + i * e.dtype->bytes);
-    file.tensors.emplace_hint(file.tensors.end(), *e.name, std::move(t));  // entries are in name order
+    // The entries are in name order, so each goes at the end: no search.
+    file.tensors.emplace_hint(file.tensors.end(), *e.name, std::move(t));
   }
   return file;
 }
