@@ -27,8 +27,8 @@
 namespace taep {
 
 // Where the training examples x0 come from: a mixture (the target, optionally collapsed) or a file
-// of samples (CSV: one sample per line, d numbers separated by commas or spaces; '#' comments and a
-// non-numeric header line are skipped).
+// of samples (CSV: one sample per line, d numbers separated by commas or spaces; LF, CR or CRLF line
+// ends; '#' comments and a first line with no number in it, a header, are skipped).
 struct TrainDataConfig {
   TargetConfig target;                  // preset "ring8" by default
   std::optional<CollapseSpec> collapse; // train on the m-mode collapse of the target
