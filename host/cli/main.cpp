@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "host/io/json_fields.hpp"
 #include "taep/error.hpp"
 #include "taep/version.hpp"
 
@@ -20,8 +21,10 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// Messages carry input text (file names, flag values, system messages about them): the line is
+// kept valid UTF-8 whatever bytes they hold.
 int report_error(const std::string& message, int code) {
-  std::fprintf(stderr, "taep: error: %s\n", one_line(message).c_str());
+  std::fprintf(stderr, "taep: error: %s\n", one_line(taep::fields::escape_bytes(message)).c_str());
   return code;
 }
 
