@@ -111,3 +111,40 @@ TEST_F(HardeningJsonCli, ErrorLinesCarryNoInvalidUtf8) {
 }
 
 }  // namespace
+
+namespace {
+
+class HardeningFlags : public taep_test::CliSandbox {};
+
+TEST_F(HardeningFlags, OutOfRangeNumbersAreErrorsNamingTheFlag) {
+  const Outcome seed = run("run --seed 99999999999999999999999 --paths 100 -q");
+  EXPECT_EQ(seed.exit_code, 2) << seed.out.substr(0, 100);
+  EXPECT_EQ(seed.err.rfind("taep: error: --seed (run.seed): ", 0), 0u) << seed.err;
+  const Outcome eps = run("train --collapse-eps 1e400 --out w.safetensors");
+  EXPECT_EQ(eps.exit_code, 2);
+  EXPECT_EQ(eps.err.rfind("taep: error: --collapse-eps (data.collapse.eps): ", 0), 0u) << eps.err;
+  const Outcome neg = run("run --paths -5");
+  EXPECT_EQ(neg.exit_code, 2);
+  EXPECT_EQ(neg.err.rfind("taep: error: --paths: ", 0), 0u) << neg.err;
+  EXPECT_LT(neg.err.size(), 120u) << "bounds in short form: " << neg.err;
+}
+
+TEST_F(HardeningFlags, EmptyOutputPathsAreErrors) {
+  for (const char* cmd : {"run --out ''", "dft --out ''", "sample --count 1 --out ''",
+                          "sample --count 1 --out s.csv --result ''", "train --out ''",
+                          "train --out w.safetensors --result ''"}) {
+    const Outcome o = run(cmd);
+    EXPECT_EQ(o.exit_code, 2) << cmd;
+    EXPECT_TRUE(o.out.empty()) << cmd;
+    EXPECT_NE(o.err.find(std::string(cmd).find("--result") != std::string::npos ? "--result: " : "--out: "),
+              std::string::npos) << cmd << ": " << o.err;
+  }
+}
+
+TEST_F(HardeningFlags, Cli11ErrorsNameTheFlag) {
+  const Outcome o = run("sample --count 3");
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(o.err.rfind("taep: error: --out: ", 0), 0u) << o.err;
+}
+
+}  // namespace
