@@ -112,28 +112,18 @@ void quote_into(std::string& out, const std::string& s, std::size_t max) {
 void dump_into(std::string& out, const json& j, std::size_t max) {
   if (out.size() >= max) return;
   if (j.is_string()) return quote_into(out, j.get_ref<const std::string&>(), max);
-  if (j.is_object()) {
-    out += '{';
-    bool first = true;
+  if (j.is_structured()) {
+    const bool object = j.is_object();
+    out += object ? '{' : '[';
     for (auto it = j.begin(); it != j.end() && out.size() < max; ++it) {
-      if (!first) out += ',';
-      first = false;
-      quote_into(out, it.key(), max);
-      out += ':';
+      if (it != j.begin()) out += ',';
+      if (object) {
+        quote_into(out, it.key(), max);
+        out += ':';
+      }
       dump_into(out, it.value(), max);
     }
-    out += '}';
-    return;
-  }
-  if (j.is_array()) {
-    out += '[';
-    bool first = true;
-    for (auto it = j.begin(); it != j.end() && out.size() < max; ++it) {
-      if (!first) out += ',';
-      first = false;
-      dump_into(out, *it, max);
-    }
-    out += ']';
+    out += object ? '}' : ']';
     return;
   }
   out += j.dump();  // a number, a boolean or null: short
