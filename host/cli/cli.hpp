@@ -92,6 +92,14 @@ struct Override {
 };
 // Applies the given overrides (those present on the command line).
 void apply_overrides(const std::vector<Override>& overrides);
+// CLI11 saturates an unsigned flag (99999999999999999999999 becomes 2^64 - 1) and takes 1e400 as
+// inf; this makes each numeric override refuse a value its type cannot hold, with a ConfigError
+// naming "--flag (field)". Call once all overrides are added.
+void guard_numbers(const std::vector<Override>& overrides);
+// The same for a numeric flag that overrides no config field (named by the flag alone).
+void guard_number(CLI::Option* option);
+// "--out" and friends: an empty path is refused (it would otherwise mean stdout).
+CLI::Validator nonempty_path();
 // Runs `validate`; a ConfigError for a field that a given flag set is renamed after the flag.
 void validate_with_flags(const std::vector<Override>& overrides, const std::function<void()>& validate);
 

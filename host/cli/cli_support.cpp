@@ -2,7 +2,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <csignal>
 #include <cstring>
 #include <optional>
@@ -127,6 +132,70 @@ void apply_overrides(const std::vector<Override>& overrides) {
     if (o.option->count() > 0) o.apply();
 }
 
+namespace {
+
+// Checks the flag's text before CLI11 converts it; `label` names the flag in the error.
+void check_number_text(std::string type, const std::string& text, const std::string& label) {
+  type = type.substr(0, type.find(':'));  // "UINT:NONNEGATIVE" after CLI11's own checks
+  const auto shown = [&] { return "'" + (text.size() > 40 ? text.substr(0, 37) + "..." : text) + "'"; };
+  if (type == "UINT" || type == "INT") {
+    const char* b = text.data() + (!text.empty() && text[0] == '+' ? 1 : 0);
+    const char* e = text.data() + text.size();
+    bool ok;
+    if (type == "UINT") {
+      std::uint64_t v;
+      auto r = std::from_chars(b, e, v);
+      ok = r.ec == std::errc() && r.ptr == e;
+    } else {
+      std::int64_t v;
+      auto r = std::from_chars(b, e, v);
+      ok = r.ec == std::errc() && r.ptr == e;
+    }
+    // Any other text (1e6, -5) is left to CLI11's conversion and the flag's own checks; only a
+    // run of digits too long for the type is refused here.
+    const bool digits = b != e && std::all_of(b, e, [](char c) {
+      return (c >= '0' && c <= '9') || c == '-';
+    });
+    if (digits && !ok)
+      throw ConfigError(label, std::string(type == "UINT" ? "must be an integer of at most 1.8e19"
+                                                          : "is out of range for an integer") +
+                                   " (got " + shown() + ")");
+  } else if (type == "FLOAT") {
+    errno = 0;
+    char* end = nullptr;
+    const double x = std::strtod(text.c_str(), &end);
+    if (end && *end == '\0' && end != text.c_str() && (errno == ERANGE && std::isinf(x)))
+      throw ConfigError(label, "must be a finite number of magnitude below 1.8e308 (got " + shown() +
+                                   ")");
+  }
+}
+
+void guard(CLI::Option* option, const std::string& label) {
+  const std::string type = option->get_type_name();
+  option->check(CLI::Validator(
+      [type, label](std::string& text) {
+        check_number_text(type, text, label);
+        return std::string();
+      },
+      "", "number that fits"));
+}
+
+}  // namespace
+
+void guard_numbers(const std::vector<Override>& overrides) {
+  for (const Override& o : overrides) guard(o.option, o.option->get_name() + " (" + o.field + ")");
+}
+
+void guard_number(CLI::Option* option) { guard(option, option->get_name()); }
+
+CLI::Validator nonempty_path() {
+  return CLI::Validator(
+      [](std::string& text) {
+        return text.empty() ? std::string("must name a file (got an empty path)") : std::string();
+      },
+      "", "non-empty path");
+}
+
 void validate_with_flags(const std::vector<Override>& overrides, const std::function<void()>& validate) {
   try {
     validate();
@@ -219,6 +288,7 @@ CLI::App* RunConfigCommand::add_to(CLI::App& app) {
                         "run.backend", [this] { config_.run.backend = parse_backend(backend_); }});
   cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
   add_options(*cmd);
+  guard_numbers(overrides_);
   return cmd;
 }
 

@@ -49,7 +49,9 @@ class DftCommand final : public RunConfigCommand {
     cmd.add_option("--min-count", min_count_,
                    "Bins enter the fit when both histograms have at least this many counts")
         ->check(CLI::NonNegativeNumber);
-    cmd.add_option("--out", out_path_, "Write the result JSON to this file (default: stdout)");
+    guard_number(cmd.get_option("--min-count"));
+    cmd.add_option("--out", out_path_, "Write the result JSON to this file (default: stdout)")
+        ->check(nonempty_path());
   }
 
   int execute() override {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "host/io/json_fields.hpp"
 #include "taep/error.hpp"
 #include "taep/version.hpp"
 
@@ -20,9 +21,40 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// Messages carry input text (file names, flag values, system messages about them): the line is
+// kept valid UTF-8 whatever bytes they hold.
 int report_error(const std::string& message, int code) {
-  std::fprintf(stderr, "taep: error: %s\n", one_line(message).c_str());
+  std::fprintf(stderr, "taep: error: %s\n", one_line(taep::fields::escape_bytes(message)).c_str());
   return code;
+}
+
+// CLI11's messages in the `<flag>: <message>` form of every other error line; "command line" names
+// the errors that belong to no one flag.
+std::string cli_message(const CLI::ParseError& e) {
+  const std::string what = e.what();
+  const std::string name = e.get_name();
+  static const std::string kRequired = " is required", kConvert = "Could not convert: ";
+  if (name == "RequiredError" && what.size() > kRequired.size() &&
+      what.compare(what.size() - kRequired.size(), kRequired.size(), kRequired) == 0 &&
+      what.find(' ') == what.size() - kRequired.size())
+    return what.substr(0, what.size() - kRequired.size()) + ": is required";
+  if (name == "ConversionError" && what.rfind(kConvert, 0) == 0) {
+    const std::string rest = what.substr(kConvert.size());  // "--steps = 99999999999999999999"
+    const std::size_t eq = rest.find(" = ");
+    if (eq != std::string::npos)
+      return rest.substr(0, eq) + ": not a valid value for its type (got '" +
+             taep::fields::shorten(rest.substr(eq + 3), 40) + "')";
+  }
+  // CLI::NonNegativeNumber: "--paths: Value -5 not in range 0.000000 to 1797...(309 digits).000000"
+  const std::string kHuge = " not in range 0.000000 to 17976931348623157";
+  const std::size_t huge = what.find(kHuge), value = what.find(": Value ");
+  if (huge != std::string::npos && value != std::string::npos && value < huge)
+    return what.substr(0, value) + ": must be a number >= 0 (got " +
+           taep::fields::shorten(what.substr(value + 8, huge - value - 8), 40) + ")";
+  if (what.rfind("-", 0) == 0 && what.find(": ") != std::string::npos &&
+      what.find(": ") < what.find(' '))
+    return what;  // ValidationError: "--backend: ..."
+  return "command line: " + what;
 }
 
 }  // namespace
@@ -47,7 +79,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return report_error(std::string(e.what()) + " (see 'taep --help')", 2);
+    return report_error(cli_message(e) + " (see 'taep --help')", 2);
+  } catch (const taep::ConfigError& e) {  // a flag's value refused while parsing (cli.hpp)
+    return report_error(e.what(), 2);
   }
 
   try {

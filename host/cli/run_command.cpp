@@ -31,7 +31,8 @@ class RunCommand final : public RunConfigCommand {
                          "Number of paths (run.paths)") {}
 
   void add_options(CLI::App& cmd) override {
-    cmd.add_option("--out", out_path_, "Write the result JSON to this file (default: stdout)");
+    cmd.add_option("--out", out_path_, "Write the result JSON to this file (default: stdout)")
+        ->check(nonempty_path());
   }
 
   int execute() override {

@@ -53,9 +53,13 @@ class SampleCommand final : public RunConfigCommand {
                          nullptr) {}
 
   void add_options(CLI::App& cmd) override {
-    cmd.add_option("--count", count_, "Number of samples")->required()->check(CLI::NonNegativeNumber);
-    cmd.add_option("--out", out_path_, "Write the samples to this CSV file")->required();
-    cmd.add_option("--result", result_path_, "Write the result JSON (occupancy) to this file");
+    guard_number(
+        cmd.add_option("--count", count_, "Number of samples")->required()->check(CLI::NonNegativeNumber));
+    cmd.add_option("--out", out_path_, "Write the samples to this CSV file")
+        ->required()
+        ->check(nonempty_path());
+    cmd.add_option("--result", result_path_, "Write the result JSON (occupancy) to this file")
+        ->check(nonempty_path());
   }
 
   int execute() override {

@@ -59,8 +59,10 @@ class TrainCommand final : public Command {
         "train", "Train an MLP score model by denoising score matching and write its weights");
     cmd->add_option("CONFIG", config_path_, "Train config JSON file (default: the built-in config)");
     cmd->add_option("--out", out_path_, "Write the trained (EMA) weights here, as safetensors")
-        ->required();
-    cmd->add_option("--result", result_path_, "Write the result JSON (loss log, timing) here");
+        ->required()
+        ->check(nonempty_path());
+    cmd->add_option("--result", result_path_, "Write the result JSON (loss log, timing) here")
+        ->check(nonempty_path());
     overrides_ = {
         {cmd->add_option("--steps", steps_, "Optimizer steps (optimizer.steps)"), "optimizer.steps",
          [this] { config_.optimizer.steps = steps_; }},
@@ -102,6 +104,7 @@ class TrainCommand final : public Command {
     // let validate() give the field's range.
     for (int i : {0, 1, 2, 4, 5, 8}) overrides_[std::size_t(i)].option->check(CLI::NonNegativeNumber);
     overrides_[3].option->check(CLI::IsMember(backend_names()));
+    guard_numbers(overrides_);
     cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
     return cmd;
   }

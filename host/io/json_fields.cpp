@@ -3,6 +3,9 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <set>
+#include <vector>
 
 #include "taep/physics/mixture.hpp"
 
@@ -45,8 +48,109 @@ std::string shorten(std::string s, std::size_t max) {
   return s.size() > max ? s.substr(0, max - 3) + "..." : s;
 }
 
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], 0 when the bytes there are not one.
+std::size_t utf8_length(const std::string& s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned c = b(i);
+  std::size_t n;
+  unsigned lo = 0x80, hi = 0xBF;  // the second byte's range (overlongs and surrogates excluded)
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) { n = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+  else if (c >= 0xF0 && c <= 0xF4) { n = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+  else return 0;
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+  return n;
+}
+
+std::string hex_byte(unsigned char c) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "\\x%02X", c);
+  return buf;
+}
+
+// A JSON string literal of s: control characters escaped as JSON does, bytes that are not UTF-8 as
+// \xNN (so an error line never carries invalid UTF-8), cut after about `max` characters.
+void quote_into(std::string& out, const std::string& s, std::size_t max) {
+  out += '"';
+  for (std::size_t i = 0; i < s.size();) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = utf8_length(s, i);
+    if (n == 0) {
+      out += hex_byte(c);
+      ++i;
+      continue;
+    }
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c < 0x20) {  // as nlohmann's dump writes them
+      const char* shortform = c == '\b' ? "\\b" : c == '\f' ? "\\f" : c == '\n' ? "\\n"
+                            : c == '\r' ? "\\r" : c == '\t' ? "\\t" : nullptr;
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += shortform ? shortform : buf;
+    } else {
+      out.append(s, i, n);
+    }
+    i += n;
+  }
+  out += '"';
+}
+
+// A bounded dump: stops once `out` reaches `max` characters, so neither its length nor its depth of
+// recursion depends on the size or nesting of the value (each level writes at least one character).
+void dump_into(std::string& out, const json& j, std::size_t max) {
+  if (out.size() >= max) return;
+  if (j.is_string()) return quote_into(out, j.get_ref<const std::string&>(), max);
+  if (j.is_structured()) {
+    const bool object = j.is_object();
+    out += object ? '{' : '[';
+    for (auto it = j.begin(); it != j.end() && out.size() < max; ++it) {
+      if (it != j.begin()) out += ',';
+      if (object) {
+        quote_into(out, it.key(), max);
+        out += ':';
+      }
+      dump_into(out, it.value(), max);
+    }
+    out += object ? '}' : ']';
+    return;
+  }
+  out += j.dump();  // a number, a boolean or null: short
+}
+
+}  // namespace
+
+std::string escape_bytes(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_length(s, i);
+    if (n == 0) {
+      out += hex_byte(static_cast<unsigned char>(s[i]));
+      ++i;
+    } else {
+      out.append(s, i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
 std::string show(const json& j, std::size_t max) {
-  return shorten(j.dump(-1, ' ', false, json::error_handler_t::replace), max);
+  std::string out;
+  dump_into(out, j, max);
+  return shorten(std::move(out), max);
 }
 std::string show(double x) {
   if (std::isnan(x)) return "nan";
@@ -61,7 +165,9 @@ std::string index(const std::string& field, std::size_t i) {
   return field + "[" + std::to_string(i) + "]";
 }
 std::string child(const std::string& path, const char* key) {
-  return path.empty() ? key : path + "." + key;
+  // Keys come from the input: escaped and bounded like any value shown in a message.
+  const std::string k = shorten(escape_bytes(key), 80);
+  return path.empty() ? k : path + "." + k;
 }
 
 std::string describe(IntRange r) {
@@ -94,16 +200,64 @@ void check_interval(const std::string& field, double x, double lo, bool lo_open,
 
 // ---- JSON shape ---------------------------------------------------------------------------------
 
+// nlohmann keeps the last of duplicate keys silently, but its parser callback sees every key, so
+// this tracks the keys of each open container (as safetensors.cpp does for weight headers). The
+// depth limit keeps a hostile file from building a tree whose use (dump, destruction) recurses
+// without bound. Errors thrown from the callback propagate out of the parser.
 json parse_object(const std::string& text) {
+  struct Open {
+    std::string path;  // the dotted path of this container; empty for the root
+    bool object;
+    std::set<std::string> keys;
+    std::size_t next = 0;  // the index of an array's next element
+  };
+  std::vector<Open> open;
+  std::string last_key;
+  const auto slot = [&]() -> std::string {  // the path of the value being read now
+    if (open.empty()) return "";
+    const Open& o = open.back();
+    return o.object ? child(o.path, last_key.c_str()) : index(o.path, o.next);
+  };
+  const auto done = [&] {  // a value of the innermost container is complete
+    if (!open.empty() && !open.back().object) ++open.back().next;
+  };
+  auto callback = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (open.size() >= std::size_t(kMaxConfigNesting))
+          fail("config", "must nest at most " + std::to_string(kMaxConfigNesting) +
+                             " levels of objects and arrays (at " + (slot().empty() ? "the top" : slot()) +
+                             ")");
+        open.push_back({slot(), event == json::parse_event_t::object_start, {}, 0});
+        break;
+      case json::parse_event_t::key:
+        last_key = parsed.get<std::string>();
+        if (!open.back().keys.insert(last_key).second)
+          fail(slot(), "duplicate key: it appears more than once in " +
+                           (open.back().path.empty() ? std::string("the config") : open.back().path));
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        open.pop_back();
+        done();
+        break;
+      case json::parse_event_t::value:
+        done();
+        break;
+    }
+    return true;
+  };
   json root;
   try {
-    root = json::parse(text);
+    root = json::parse(text, callback);
   } catch (const json::exception& e) {
     // parse_error: "[json.exception.parse_error.101] parse error at line L, column C: ...";
     // out_of_range (1e400): "[json.exception.out_of_range.406] number overflow parsing '1e400'"
     std::string what = e.what();
     auto pos = what.find("] ");
-    fail("config", "malformed JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
+    if (pos != std::string::npos) what.erase(0, pos + 2);
+    fail("config", "malformed JSON: " + shorten(escape_bytes(what), 200));
   }
   if (!root.is_object()) fail("config", "must be a JSON object (got " + show(root) + ")");
   return root;

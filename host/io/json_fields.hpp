@@ -43,6 +43,8 @@ std::string show(const json& j, std::size_t max = 60);
 // The shortest form that reads back exactly; nan, inf, -inf spelled out.
 std::string show(double x);
 std::string show(const std::string& s);
+// s with every byte that is not part of valid UTF-8 written as \xNN, for messages built from input.
+std::string escape_bytes(const std::string& s);
 
 std::string index(const std::string& field, std::size_t i);   // field[i]
 std::string child(const std::string& path, const char* key);  // path.key (key alone at the root)
@@ -106,7 +108,11 @@ void check_enum(const std::string& field, const Named<E> (&table)[N], E value) {
 
 // ---- JSON shape ---------------------------------------------------------------------------------
 
-// The parsed text; ConfigError("config", "malformed JSON: ...") or "must be a JSON object".
+// A config nests 4 levels (target.means[k][i] inside the root); the limit leaves room and bounds
+// the recursion of everything that walks the tree.
+constexpr int kMaxConfigNesting = 32;
+// The parsed text; ConfigError("config", "malformed JSON: ...") or "must be a JSON object", or
+// "must nest at most 32 levels ..."; a key repeated in one object is a ConfigError naming its path.
 json parse_object(const std::string& text);
 
 void check_keys(const json& obj, const std::string& path, std::initializer_list<const char*> allowed);
