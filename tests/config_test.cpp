@@ -457,6 +457,8 @@ const BadValue kBadValues[] = {
     {"InfHistogramHi", [](Config& c) { c.histogram.lo = 0; c.histogram.hi = kInf; },
      "histogram.range"},
     {"HistogramLoOnly", [](Config& c) { c.histogram.lo = 0; }, "histogram.range"},
+    {"HistogramWidthOverflows", [](Config& c) { c.histogram.lo = -1e308; c.histogram.hi = 1e308; },
+     "histogram.range"},
     {"PresetConflictsWithMixture", [](Config& c) { c.target.mixture.weights[0] = 0.5; }, "target"},
     {"UnknownPreset", [](Config& c) { c.target.preset = "ring7"; }, "target.preset"},
     {"ModelNeither", [](Config& c) { c.model.collapse.reset(); }, "model"},

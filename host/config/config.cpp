@@ -101,7 +101,7 @@ void read_run(const json& r, RunSettings& out) {
   read_int(r, "chunk_paths", p, out.chunk_paths, kChunkPathsRange);
 }
 
-constexpr const char* kRangeRule = "must be [lo, hi] with finite lo < hi, or null for automatic";
+constexpr const char* kRangeRule = "must be [lo, hi] with finite lo < hi and a finite width hi - lo, or null for automatic";
 
 void read_histogram(const json& h, HistogramConfig& out) {
   check_keys(h, "histogram", {"bins", "range"});
@@ -208,7 +208,8 @@ void validate(const Config& c) {
   const HistogramConfig& h = c.histogram;
   check_int("histogram.bins", h.bins, kBinsRange);
   if (h.lo.has_value() != h.hi.has_value() ||
-      (h.lo && !(std::isfinite(*h.lo) && std::isfinite(*h.hi) && *h.lo < *h.hi))) {
+      (h.lo && !(std::isfinite(*h.lo) && std::isfinite(*h.hi) && *h.lo < *h.hi &&
+                 std::isfinite(*h.hi - *h.lo) && std::isfinite(h.bins / (*h.hi - *h.lo))))) {
     auto side = [](const std::optional<double>& x) { return x ? show(*x) : std::string("none"); };
     fail("histogram.range", std::string(kRangeRule) + " (got [" + side(h.lo) + ", " + side(h.hi) + "])");
   }

@@ -1,6 +1,7 @@
 // The shared chunk loop of the engine's entry points (chunk_driver.hpp).
 #include "host/engine/chunk_driver.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -56,6 +57,28 @@ HistogramSpec padded_range(int bins, const std::vector<double>& pilot_taep) {
   const double margin = hi > lo ? 0.1 * (hi - lo) : 0.5;
   h.lo = lo - margin;
   h.hi = hi + margin;
+  return usable_range(h) ? h : widened_range(bins, lo, hi);
+}
+
+bool usable_range(const HistogramSpec& h) {
+  const double width = h.hi - h.lo;
+  return width > 0.0 && std::isfinite(width) && std::isfinite(h.inv_width()) && h.inv_width() > 0.0;
+}
+
+// For pilot values where the usual padding fails: all equal and so large that +-0.5 is lost in
+// rounding (a zero width), or spread so wide that hi - lo overflows. The half width is at least a
+// relative 1e-6 of the centre (so it survives rounding) and at most DBL_MAX / 4 (so the width stays
+// finite); sides are clamped to +-DBL_MAX.
+HistogramSpec widened_range(int bins, double lo, double hi) {
+  constexpr double kMax = std::numeric_limits<double>::max();
+  if (!(std::isfinite(lo) && std::isfinite(hi) && lo <= hi)) lo = -1.0, hi = 1.0;
+  const double centre = 0.5 * lo + 0.5 * hi;
+  const double spread = 0.5 * hi - 0.5 * lo;  // half the range; cannot overflow
+  const double half = std::min(std::max({1.2 * spread, 0.5, 1e-6 * std::abs(centre)}), kMax / 4);
+  HistogramSpec h;
+  h.bins = bins;
+  h.lo = std::max(centre - half, -kMax);
+  h.hi = std::min(centre + half, kMax);
   return h;
 }
 

@@ -31,6 +31,10 @@ void finite_range(const std::vector<double>& v, double& lo, double& hi);
 
 // The automatic range of a forward run: the pilot's finite S range with a 10% margin each side.
 HistogramSpec padded_range(int bins, const std::vector<double>& pilot_taep);
+// Whether h has a positive finite width and a positive finite bins / width (histogram_slot's
+// inv_width); widened_range gives one that has for any finite or non-finite lo, hi.
+bool usable_range(const HistogramSpec& h);
+HistogramSpec widened_range(int bins, double lo, double hi);
 
 // Slot counts [underflow, bins, overflow] of v[0..n) (companion other, may be null), by
 // physics::histogram_slot.

@@ -29,7 +29,7 @@ HistogramSpec common_range(int bins, const std::vector<double>& pilot_f,
   }
   h.lo = lo;
   h.hi = hi;
-  return h;
+  return usable_range(h) ? h : widened_range(bins, lo, hi);
 }
 
 DetailedFtFit fit_detailed_ft(const std::vector<std::uint64_t>& cf, const std::vector<std::uint64_t>& cr,

@@ -165,12 +165,15 @@ constexpr int kReduceLanes = 256;
 constexpr int kLaneSpan = 16;
 constexpr int kReduceBlock = kReduceLanes * kLaneSpan;  // 4096 paths
 
-// Histogram bin of s on [lo, hi) with `bins` bins; -1 underflow, bins overflow.
+// Histogram bin of s on [lo, hi) with `bins` bins; -1 underflow, bins overflow. Always within
+// [-1, bins], for any s, lo and inv_width: a NaN f (s or lo NaN, or 0 * inf from a zero-width bin)
+// goes to overflow rather than through int(NaN), which is undefined and gave INT_MIN. Values with f
+// in [0, bins) take int(f) exactly as before, so valid runs keep their counts.
 TAEP_HD int histogram_bin(double s, double lo, double inv_width, int bins) {
   if (s < lo) return -1;
   const double f = (s - lo) * inv_width;
-  if (f >= double(bins)) return bins;
-  return int(f);
+  if (f >= 0.0 && f < double(bins)) return int(f);
+  return f < 0.0 ? -1 : bins;
 }
 
 // The histogram slot of a path's value v in the layout [underflow, bin 0 .. bin bins-1, overflow],
