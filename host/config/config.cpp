@@ -17,6 +17,7 @@
 #include "host/config/config_json.hpp"
 #include "host/io/json_fields.hpp"
 #include "taep/error.hpp"
+#include "taep/physics/accumulators.hpp"
 #include "taep/physics/mixture.hpp"
 #include "taep/physics/rng_streams.hpp"
 
@@ -208,8 +209,7 @@ void validate(const Config& c) {
   const HistogramConfig& h = c.histogram;
   check_int("histogram.bins", h.bins, kBinsRange);
   if (h.lo.has_value() != h.hi.has_value() ||
-      (h.lo && !(std::isfinite(*h.lo) && std::isfinite(*h.hi) && *h.lo < *h.hi &&
-                 std::isfinite(*h.hi - *h.lo) && std::isfinite(h.bins / (*h.hi - *h.lo))))) {
+      (h.lo && !physics::histogram_range_usable(*h.lo, *h.hi, h.bins))) {
     auto side = [](const std::optional<double>& x) { return x ? show(*x) : std::string("none"); };
     fail("histogram.range", std::string(kRangeRule) + " (got [" + side(h.lo) + ", " + side(h.hi) + "])");
   }

@@ -61,8 +61,7 @@ HistogramSpec padded_range(int bins, const std::vector<double>& pilot_taep) {
 }
 
 bool usable_range(const HistogramSpec& h) {
-  const double width = h.hi - h.lo;
-  return width > 0.0 && std::isfinite(width) && std::isfinite(h.inv_width()) && h.inv_width() > 0.0;
+  return physics::histogram_range_usable(h.lo, h.hi, h.bins);
 }
 
 // For pilot values where the usual padding fails: all equal and so large that +-0.5 is lost in

@@ -31,8 +31,8 @@ void finite_range(const std::vector<double>& v, double& lo, double& hi);
 
 // The automatic range of a forward run: the pilot's finite S range with a 10% margin each side.
 HistogramSpec padded_range(int bins, const std::vector<double>& pilot_taep);
-// Whether h has a positive finite width and a positive finite bins / width (histogram_slot's
-// inv_width); widened_range gives one that has for any finite or non-finite lo, hi.
+// Whether h passes physics::histogram_range_usable (the rule validate applies to a configured
+// range); widened_range gives one that does for any finite or non-finite lo, hi.
 bool usable_range(const HistogramSpec& h);
 HistogramSpec widened_range(int bins, double lo, double hi);
 

@@ -165,6 +165,14 @@ constexpr int kReduceLanes = 256;
 constexpr int kLaneSpan = 16;
 constexpr int kReduceBlock = kReduceLanes * kLaneSpan;  // 4096 paths
 
+// Whether bins over [lo, hi] can be used: a positive finite width hi - lo (so lo and hi are finite
+// and lo < hi) and a finite bins / width, histogram_bin's inv_width. The one rule for a configured
+// range (validate) and an automatic one (the engine).
+TAEP_HD bool histogram_range_usable(double lo, double hi, int bins) {
+  const double width = hi - lo;
+  return width > 0.0 && isfinite_(width) && isfinite_(bins / width);
+}
+
 // Histogram bin of s on [lo, hi) with `bins` bins; -1 underflow, bins overflow. Always within
 // [-1, bins], for any s, lo and inv_width: a NaN f (s or lo NaN, or 0 * inf from a zero-width bin)
 // goes to overflow rather than through int(NaN), which is undefined and gave INT_MIN. Values with f
