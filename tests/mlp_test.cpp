@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -137,7 +138,9 @@ TEST(Mlp, SaveReplacesTheFileAndLeavesNoTempFile) {
   const MlpModel second = random_mlp(2, 2, {5}, Parameterization::score, 5);
   taep::save_mlp(second, path);
   expect_same_model(taep::load_mlp(path), second);
-  EXPECT_FALSE(std::ifstream(path + ".tmp." + std::to_string(::getpid())).good());
+  const std::string mine = ".taep-" + std::to_string(::getpid()) + "-";
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
+    EXPECT_NE(e.path().filename().string().rfind(mine, 0), 0u) << "temp file left: " << e.path();
   std::remove(path.c_str());
 }
 

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "host/io/atomic_file.hpp"
 #include "taep/config.hpp"
 #include "taep/engine.hpp"
 #include "taep/problem.hpp"
@@ -44,24 +45,13 @@ void write_stdout(const std::string& text);
 std::vector<std::string> backend_names();
 Backend parse_backend(const std::string& name);
 
-// Creates FILE.tmp.<pid> beside FILE up front (so an unwritable output fails before a long run);
-// commit() fills it and renames it over FILE. Until then the destructor removes it (also on
-// SIGINT/SIGTERM/SIGHUP). `field` names the flag in errors. Several may be open at once.
-class AtomicFile {
- public:
-  AtomicFile(std::string path, std::string field);
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-  ~AtomicFile();
-  void commit(const std::string& text);
-  const std::string& path() const { return path_; }
+// Output files (host/io/atomic_file.hpp): checked and created before a long run, put in place
+// at once by commit(); `field` names the flag in errors.
+using detail::AtomicFile;
 
- private:
-  std::string path_, temp_, field_;
-  std::FILE* file_ = nullptr;
-  bool committed_ = false;
-  int slot_ = -1;
-};
+// Makes SIGINT, SIGTERM and SIGHUP remove the temp files of uncommitted outputs, then end the
+// process by the same signal (so its exit status says which). main() calls it once.
+void remove_temps_on_signals();
 
 // One status line on stderr, first after one second of running, then at most once a second;
 // rewritten in place on a terminal, one line per update otherwise.

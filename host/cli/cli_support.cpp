@@ -41,53 +41,18 @@ Backend parse_backend(const std::string& name) {
   throw ConfigError("--backend", "must be one of automatic, cpu, cuda (got \"" + name + "\")");
 }
 
-// ---- atomic output ------------------------------------------------------------------------------
+// ---- output files -------------------------------------------------------------------------------
 
 namespace {
-
-// Temp files a signal handler must remove (fixed buffers: handlers may not allocate).
-constexpr int kSlots = 16;
-char g_temp_paths[kSlots][4096];
-
 extern "C" void remove_temps_and_reraise(int sig) {
-  for (auto& p : g_temp_paths)
-    if (p[0]) ::unlink(p);
+  detail::remove_pending_temps();
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
-
 }  // namespace
 
-AtomicFile::AtomicFile(std::string path, std::string field)
-    : path_(std::move(path)), temp_(path_ + ".tmp." + std::to_string(::getpid())), field_(std::move(field)) {
-  if (temp_.size() >= sizeof g_temp_paths[0])
-    throw ConfigError(field_, "path too long: '" + path_ + "'");
-  for (int i = 0; i < kSlots && slot_ < 0; ++i)
-    if (!g_temp_paths[i][0]) slot_ = i;
-  if (slot_ < 0) throw Error("too many output files open at once");
-  file_ = std::fopen(temp_.c_str(), "wb");
-  if (!file_) throw ConfigError(field_, "cannot create '" + temp_ + "': " + std::strerror(errno));
-  std::memcpy(g_temp_paths[slot_], temp_.c_str(), temp_.size() + 1);
+void remove_temps_on_signals() {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, remove_temps_and_reraise);
-}
-
-AtomicFile::~AtomicFile() {
-  if (file_) std::fclose(file_);
-  if (!committed_) std::remove(temp_.c_str());
-  if (slot_ >= 0) g_temp_paths[slot_][0] = '\0';
-}
-
-void AtomicFile::commit(const std::string& text) {
-  const bool written = std::fwrite(text.data(), 1, text.size(), file_) == text.size() &&
-                       std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
-  const int closed = std::fclose(file_);
-  file_ = nullptr;
-  if (!written || closed != 0)
-    throw Error(field_ + ": cannot write '" + temp_ + "': " + std::strerror(errno));
-  if (std::rename(temp_.c_str(), path_.c_str()) != 0)
-    throw Error(field_ + ": cannot rename '" + temp_ + "' to '" + path_ + "': " + std::strerror(errno));
-  committed_ = true;
-  g_temp_paths[slot_][0] = '\0';
 }
 
 // ---- progress -----------------------------------------------------------------------------------

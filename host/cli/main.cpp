@@ -61,6 +61,7 @@ std::string cli_message(const CLI::ParseError& e) {
 
 int main(int argc, char** argv) {
   taep::cli::set_command_line(argc, argv);
+  taep::cli::remove_temps_on_signals();
   CLI::App app{"taep: Monte Carlo time-asymmetry entropy production of diffusion models"};
   app.set_version_flag("--version", std::string("taep ") + taep::kVersion + " (commit " +
                                         taep::git_commit() + ")");

@@ -1,18 +1,15 @@
 // `taep train [CONFIG] --out MODEL.safetensors`: denoising score matching of an MLP score model
 // (README "taep train"); the EMA weights to --out, the result JSON (config, loss log, timing) to
 // --result.
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
 #include "host/io/input_file.hpp"
+#include "host/io/safetensors.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
 #include "taep/train.hpp"
@@ -20,24 +17,6 @@
 namespace taep {
 namespace cli {
 namespace {
-
-// Removes a scratch file when it goes out of scope.
-struct ScratchFile {
-  std::string path;
-  ~ScratchFile() { std::remove(path.c_str()); }
-};
-
-// The bytes of the safetensors file of `model` (written to a scratch file beside `beside` by
-// save_mlp, which checks the model as load_mlp would, then read back).
-std::string safetensors_bytes(const MlpModel& model, const std::string& beside) {
-  ScratchFile scratch{beside + ".weights." + std::to_string(::getpid())};
-  save_mlp(model, scratch.path);
-  std::ifstream in(scratch.path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (!in) throw Error("cannot read back the weights written to '" + scratch.path + "'");
-  return s.str();
-}
 
 void print_summary(const TrainResult& r) {
   std::fprintf(stderr, "taep: trained %llu steps of batch %d: final loss %.6g",
@@ -137,7 +116,7 @@ class TrainCommand final : public Command {
     const TrainResult result = train(*problem, options);
     progress.finish();
 
-    out.commit(safetensors_bytes(result.model, out_path_));
+    out.commit(detail::mlp_file_bytes(result.model, out_path_));
     if (result_file) result_file->commit(train_result_to_json(result));
     if (!quiet_) print_summary(result);
     return 0;

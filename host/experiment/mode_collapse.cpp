@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "host/config/config_json.hpp"
+#include "host/io/atomic_file.hpp"
 #include "host/io/input_file.hpp"
 #include "host/io/json_out.hpp"
 #include "taep/engine.hpp"
@@ -48,12 +49,6 @@ std::string read_file(const std::string& path) {
   detail::InputRead file = detail::read_input(path, detail::kMaxConfigBytes);
   if (!file.ok) throw Error("cannot read '" + path + "': " + std::strerror(file.error));
   return std::move(file.bytes);
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0)
-    throw Error("cannot write '" + path + "': " + std::strerror(errno));
 }
 
 void make_dir(const std::string& path) {
@@ -204,7 +199,7 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
       row.final_loss = trained.final_loss;
       row.loss_floor = trained.loss_floor;
       save_mlp(trained.model, weights);
-      write_file(summary, train_result_to_json(trained));
+      detail::write_file_atomically(summary, train_result_to_json(trained));
       trained_model = trained.model;
     }
 
@@ -245,7 +240,7 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
         csv += line;
       }
       make_dir(options.out_dir + "/samples");
-      write_file(options.out_dir + "/samples/" + spec.name + ".csv", csv);
+      detail::write_file_atomically(options.out_dir + "/samples/" + spec.name + ".csv", csv);
     }
 
     // 4. Forward and reverse TAEP: moments, IFT, detailed FT.

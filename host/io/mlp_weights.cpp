@@ -12,6 +12,7 @@
 #include <system_error>
 #include <vector>
 
+#include "host/io/atomic_file.hpp"
 #include "host/io/json_fields.hpp"
 #include "host/io/safetensors.hpp"
 #include "taep/error.hpp"
@@ -244,10 +245,14 @@ MlpModel load_mlp(const std::string& path) {
   return mlp_from_safetensors(read_safetensors(path), path);
 }
 
-void save_mlp(const MlpModel& model, const std::string& path) {
+std::string detail::mlp_file_bytes(const MlpModel& model, const std::string& what) {
   const SafetensorsFile file = to_file(model);
-  mlp_from_safetensors(file, path);  // the checks load_mlp makes, so no unreadable file is written
-  detail::write_safetensors(file, path);
+  mlp_from_safetensors(file, what);
+  return encode_safetensors(file);
+}
+
+void save_mlp(const MlpModel& model, const std::string& path) {
+  detail::write_file_atomically(path, detail::mlp_file_bytes(model, path));
 }
 
 void detail::check_mlp(const MlpModel& model, const std::string& what) {

@@ -406,20 +406,7 @@ namespace detail {
 
 std::string quote_for_message(const std::string& s) { return show(json(s)); }
 
-void write_safetensors(const SafetensorsFile& file, const std::string& path) {
-  const std::string bytes = encode(file);
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  FilePtr f(std::fopen(temp.c_str(), "wb"));
-  if (!f) fail(path, "cannot create '" + temp + "': " + std::strerror(errno));
-  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size() &&
-                       std::fflush(f.get()) == 0 && ::fsync(::fileno(f.get())) == 0;
-  const int closed = std::fclose(f.release());
-  if (!written || closed != 0 || std::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(temp.c_str());
-    throw Error(path + ": cannot write (" + why + ")");
-  }
-}
+std::string encode_safetensors(const SafetensorsFile& file) { return encode(file); }
 
 }  // namespace detail
 

@@ -10,9 +10,12 @@ namespace detail {
 
 // Writes `file` in the reference implementation's layout: "__metadata__" first, tensors as F32
 // (whatever their dtype field says) in name order, header padded with spaces to a multiple of 8
-// bytes so the data buffer is aligned. Writes a temp file beside `path`, then renames it over
-// `path`, so a reader never sees a partial file. Errors name `path`.
-void write_safetensors(const SafetensorsFile& file, const std::string& path);
+// bytes so the data buffer is aligned.
+std::string encode_safetensors(const SafetensorsFile& file);
+
+// The bytes of the weight file of `model` after the checks load_mlp makes of a file (so no
+// unreadable file is written); errors name `what`.
+std::string mlp_file_bytes(const MlpModel& model, const std::string& what);
 
 // The checks load_mlp makes of a file, made of a model in memory (layers chain, metadata in range,
 // values finite); ConfigError(what, ...) naming the tensor or key.
