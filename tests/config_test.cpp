@@ -45,6 +45,7 @@ void expect_same_config(const Config& a, const Config& b) {
   EXPECT_EQ(a.run.backend, b.run.backend);
   EXPECT_EQ(a.run.chunk_paths, b.run.chunk_paths);
   EXPECT_EQ(a.run.threads, b.run.threads);
+  EXPECT_EQ(a.run.allow_nonfinite, b.run.allow_nonfinite);
   EXPECT_EQ(a.histogram.bins, b.histogram.bins);
   EXPECT_EQ(a.histogram.lo, b.histogram.lo);
   EXPECT_EQ(a.histogram.hi, b.histogram.hi);
@@ -401,6 +402,7 @@ const BadJson kBadJson[] = {
     {"PathsTooMany", R"({"run": {"paths": 1099511627776}})", "run.paths"},
     {"UnknownBackend", R"({"run": {"backend": "gpu"}})", "run.backend"},
     {"ThreadsNegative", R"({"run": {"threads": -1}})", "run.threads"},
+    {"AllowNonfiniteNotABoolean", R"({"run": {"allow_nonfinite": 1}})", "run.allow_nonfinite"},
     // histogram
     {"BinsZero", R"({"histogram": {"bins": 0}})", "histogram.bins"},
     {"BinsTooMany", R"({"histogram": {"bins": 1000001}})", "histogram.bins"},

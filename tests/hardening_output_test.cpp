@@ -12,7 +12,9 @@
 
 #include "host/io/atomic_file.hpp"
 #include "support/cli_support.hpp"
+#include "support/test_support.hpp"
 #include "taep/error.hpp"
+#include "taep/mlp.hpp"
 
 namespace {
 
@@ -177,6 +179,26 @@ TEST_F(OutputFile, TheCliWritesThroughDevNull) {
   struct stat st;
   ASSERT_EQ(::stat("/dev/null", &st), 0);
   EXPECT_TRUE(S_ISCHR(st.st_mode));
+}
+
+// A run whose paths are all non-finite (weights that overflow float) fails with exit 1 and writes
+// nothing; with --allow-nonfinite it writes the result with null statistics and warns on stderr.
+TEST_F(OutputFile, TheCliRefusesAResultWithoutFinitePathsUnlessAllowed) {
+  taep::MlpModel m = taep::load_mlp(taep_test::fixture("ring8_trained.safetensors"));
+  for (auto& layer : m.layers)
+    for (float& w : layer.weight) w *= 1e30f;
+  taep::save_mlp(m, at("huge.safetensors"));
+  write("cfg.json", R"({"model": {"type": "mlp", "weights": "huge.safetensors"}, "run": {"paths": 200}, "schedule": {"steps": 10}})");
+  Outcome o = run("run cfg.json -q --out out.json");
+  EXPECT_EQ(o.exit_code, 1) << o.err;
+  EXPECT_NE(o.err.find("all 200 of 200 paths are non-finite"), std::string::npos) << o.err;
+  EXPECT_FALSE(fs::exists(work_ / "out.json"));
+  o = run("run cfg.json -q --allow-nonfinite --out out.json");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.err.rfind("taep: warning: all 200 of 200 paths are non-finite", 0), 0u) << o.err;
+  const std::string json = read_text(work_ / "out.json");
+  EXPECT_NE(json.find("\"mean\": null"), std::string::npos) << json.substr(0, 300);
+  EXPECT_NE(json.find("\"allow_nonfinite\": true"), std::string::npos);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Regression tests of the "Hardening" issue: histogram slots and automatic ranges that cannot leave
-// the counts array for any value, and histogram.range widths that validation refuses.
+// the counts array for any value, histogram.range widths that validation refuses, and runs whose
+// paths are all non-finite (null statistics and a warning, or an error).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +9,11 @@
 
 #include "host/engine/chunk_driver.hpp"
 #include "host/engine/dft_fit.hpp"
+#include "support/test_support.hpp"
+#include "taep/error.hpp"
+#include "taep/mlp.hpp"
 #include "taep/physics/accumulators.hpp"
+#include "taep/sample.hpp"
 
 namespace {
 
@@ -67,6 +72,50 @@ TEST(HardeningHistogram, UsualRangesAreUnchanged) {
   const HistogramSpec one = taep::detail::padded_range(50, {4.0});
   EXPECT_EQ(one.lo, 3.5);
   EXPECT_EQ(one.hi, 4.5);
+}
+
+// The trained ring8 network with its weights scaled so far that its score overflows float on every
+// path: S is non-finite for all of them.
+taep::Problem overflowing_problem(bool allow) {
+  taep::Config c = taep_test::mlp_config("ring8_trained.safetensors", 300, 20);
+  c.run.allow_nonfinite = allow;
+  taep::MlpModel m = taep::load_mlp(c.model.weights);
+  for (auto& layer : m.layers)
+    for (float& w : layer.weight) w *= 1e30f;
+  return taep::build_problem(c, m);
+}
+
+TEST(HardeningNonFinite, AllPathsNonFiniteIsAnErrorUnlessAllowed) {
+  EXPECT_THROW(taep::run(overflowing_problem(false)), taep::NonFiniteResult);
+  EXPECT_THROW(taep::detailed_ft(overflowing_problem(false)), taep::NonFiniteResult);
+  EXPECT_THROW(taep::sample(overflowing_problem(false), 50), taep::NonFiniteResult);
+
+  const taep::RunResult r = taep::run(overflowing_problem(true));
+  EXPECT_EQ(r.taep.count, 0u);
+  EXPECT_EQ(r.taep.nonfinite, 300u);
+  for (double x : {r.taep.mean, r.taep.variance, r.taep.stderr_mean, r.taep.skewness,
+                   r.taep.excess_kurtosis, r.ift.estimate})
+    EXPECT_TRUE(std::isnan(x)) << "a statistic of no paths must not read as a number: " << x;
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("all 300 of 300 paths are non-finite"), std::string::npos)
+      << r.warnings[0];
+  const std::string json = taep::result_to_json(r);
+  EXPECT_NE(json.find("\"mean\": null"), std::string::npos);
+  EXPECT_NE(json.find("\"warnings\": [\n    \"all 300"), std::string::npos) << json.substr(0, 400);
+}
+
+TEST(HardeningNonFinite, SomePathsNonFiniteIsAWarning) {
+  taep::Config c = taep::default_config();
+  std::vector<std::string> warnings;
+  taep::detail::check_nonfinite(c, "paths", 0, 10, warnings);
+  EXPECT_TRUE(warnings.empty());
+  taep::detail::check_nonfinite(c, "paths", 3, 10, warnings);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0], "3 of 10 paths are non-finite and were left out of the statistics");
+  EXPECT_THROW(taep::detail::check_nonfinite(c, "samples", 10, 10, warnings), taep::NonFiniteResult);
+  c.run.allow_nonfinite = true;
+  taep::detail::check_nonfinite(c, "samples", 10, 10, warnings);
+  EXPECT_EQ(warnings.back(), "all 10 of 10 samples are non-finite, so there are no statistics");
 }
 
 }  // namespace

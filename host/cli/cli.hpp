@@ -111,6 +111,8 @@ const std::string& command_line();
 std::unique_ptr<AtomicFile> optional_output(const std::string& path, const std::string& field);
 // The result text to `out` when there is one, else to stdout.
 void write_result(AtomicFile* out, const std::string& text);
+// Each of a result's warnings as "taep: warning: <text>" on stderr (also under --quiet).
+void print_warnings(const std::vector<std::string>& warnings);
 // "taep: <seconds> s on <backend> (<device>), <rate> path-steps/s" on stderr.
 void print_performance(const PerformanceSummary& p);
 
@@ -150,6 +152,7 @@ class RunConfigCommand : public Command {
   std::string config_path_, backend_;
   std::uint64_t paths_ = 0, seed_ = 0;
   int steps_ = 0;
+  bool allow_nonfinite_ = false;
   std::vector<Override> overrides_;
 };
 

@@ -230,6 +230,10 @@ void write_result(AtomicFile* out, const std::string& text) {
     write_stdout(text);
 }
 
+void print_warnings(const std::vector<std::string>& warnings) {
+  for (const std::string& w : warnings) std::fprintf(stderr, "taep: warning: %s\n", w.c_str());
+}
+
 void print_performance(const PerformanceSummary& p) {
   const std::string where = p.device.empty() ? p.backend : p.backend + " (" + p.device + ")";
   std::fprintf(stderr, "taep: %.3g s on %s, %.3g path-steps/s\n", p.wall_seconds, where.c_str(),
@@ -251,7 +255,11 @@ CLI::App* RunConfigCommand::add_to(CLI::App& app) {
   overrides_.push_back({cmd->add_option("--backend", backend_, "Backend (run.backend)")
                             ->check(CLI::IsMember(backend_names())),
                         "run.backend", [this] { config_.run.backend = parse_backend(backend_); }});
-  cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
+  overrides_.push_back({cmd->add_flag("--allow-nonfinite", allow_nonfinite_,
+                                      "Write the result even when every path is non-finite "
+                                      "(run.allow_nonfinite)"),
+                        "run.allow_nonfinite", [this] { config_.run.allow_nonfinite = true; }});
+  cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr (warnings still show)");
   add_options(*cmd);
   guard_numbers(overrides_);
   return cmd;

@@ -64,6 +64,7 @@ class DftCommand final : public RunConfigCommand {
           return detailed_ft(problem, options, min_count_);
         });
     write_result(out.get(), detailed_ft_to_json(result));
+    print_warnings(result.warnings);
     if (!quiet_) print_summary(result);
     return 0;
   }

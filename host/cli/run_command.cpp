@@ -41,6 +41,7 @@ class RunCommand final : public RunConfigCommand {
     const RunResult result =
         with_progress("paths", [&](const RunOptions& options) { return run(problem, options); });
     write_result(out.get(), result_to_json(result));
+    print_warnings(result.warnings);
     if (!quiet_) print_summary(result);
     return 0;
   }

@@ -73,6 +73,7 @@ class SampleCommand final : public RunConfigCommand {
         "samples", [&](const RunOptions& options) { return sample(problem, count_, options); });
     if (result_file) result_file->commit(sample_result_to_json(result));
     out.commit(samples_csv(result));
+    print_warnings(result.warnings);
     if (!quiet_) print_summary(result);
     return 0;
   }

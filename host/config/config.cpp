@@ -96,10 +96,11 @@ void read_model(const json& m, ModelConfig& out) {
 
 void read_run(const json& r, RunSettings& out) {
   const std::string p = "run";
-  check_keys(r, p, {"paths", "seed", "backend", "chunk_paths", "threads"});
+  check_keys(r, p, {"paths", "seed", "backend", "chunk_paths", "threads", "allow_nonfinite"});
   read_int(r, "paths", p, out.paths, kPathsRange);
   read_run_common(r, p, out.seed, out.backend, out.threads);
   read_int(r, "chunk_paths", p, out.chunk_paths, kChunkPathsRange);
+  read_bool(r, "allow_nonfinite", p, out.allow_nonfinite);
 }
 
 constexpr const char* kRangeRule = "must be [lo, hi] with finite lo < hi and a finite width hi - lo, or null for automatic";
@@ -257,7 +258,8 @@ nlohmann::ordered_json detail::config_json(const Config& c) {
         {"t_max", s.t_max}, {"steps", s.steps}, {"scheme", to_string(s.scheme)}}},
       {"run",
        {{"paths", r.paths}, {"seed", r.seed}, {"backend", to_string(r.backend)},
-        {"chunk_paths", r.chunk_paths}, {"threads", r.threads}}},
+        {"chunk_paths", r.chunk_paths}, {"threads", r.threads},
+        {"allow_nonfinite", r.allow_nonfinite}}},
       {"histogram", {{"bins", h.bins}, {"range", range}}},
   };
   return out;

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "taep/error.hpp"
+
 namespace taep {
 namespace detail {
 
@@ -167,9 +169,30 @@ Provenance ChunkDriver::provenance() const {
   return make_provenance(backend_->name(), backend_->device(), options_.command);
 }
 
+void check_nonfinite(const Config& config, const std::string& what, std::uint64_t nonfinite,
+                     std::uint64_t total, std::vector<std::string>& warnings) {
+  if (nonfinite == 0) return;
+  const std::string counted = std::to_string(nonfinite) + " of " + std::to_string(total) + " " + what;
+  if (nonfinite < total) {
+    warnings.push_back(counted + " are non-finite and were left out of the statistics");
+    return;
+  }
+  const std::string message = "all " + counted + " are non-finite, so there are no statistics";
+  if (!config.run.allow_nonfinite)
+    throw NonFiniteResult(message + " (run.allow_nonfinite or --allow-nonfinite writes the result "
+                                    "with null statistics)");
+  warnings.push_back(message);
+}
+
 TaepSummary summarize(const physics::Moments& m, double nonfinite) {
   TaepSummary s;
   s.count = std::uint64_t(m.n);
+  if (s.count == 0) {
+    const double none = std::nan("");
+    s.mean = s.variance = s.skewness = s.excess_kurtosis = s.stderr_mean = none;
+    s.nonfinite = std::uint64_t(nonfinite);
+    return s;
+  }
   s.mean = m.mean;
   s.variance = m.variance();
   s.skewness = m.skewness();

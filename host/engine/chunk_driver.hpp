@@ -106,6 +106,11 @@ class ChunkDriver {
   Clock::time_point start_;
 };
 
+// Non-finite paths (or samples) of a run: `nonfinite` of `total` `what` ("paths"). Any adds a
+// warning; all of them throw NonFiniteResult unless config.run.allow_nonfinite.
+void check_nonfinite(const Config& config, const std::string& what, std::uint64_t nonfinite,
+                     std::uint64_t total, std::vector<std::string>& warnings);
+
 // The public summaries of the accumulators (result.hpp).
 TaepSummary summarize(const physics::Moments& taep, double nonfinite);
 IftSummary ift_summary(const physics::LogSumExp& w);

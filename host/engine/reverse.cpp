@@ -67,6 +67,7 @@ void draw_samples(const detail::ForwardProblem& P, std::unique_ptr<detail::Backe
     std::copy(part.begin(), part.end(), result.samples.begin() + std::ptrdiff_t(first * d));
   });
   result.occupancy = detail::occupancy(c, result.samples, d, result.nonfinite);
+  detail::check_nonfinite(c, "samples", result.nonfinite, count, result.warnings);
   result.performance = driver.performance();
   result.provenance = driver.provenance();
 }
@@ -106,6 +107,8 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
 
   result.forward = detail::summarize(fwd.stats.taep, fwd.stats.nonfinite);
   result.reverse = detail::summarize(rev.stats.taep, rev.stats.nonfinite);
+  detail::check_nonfinite(c, "forward paths", result.forward.nonfinite, N, result.warnings);
+  detail::check_nonfinite(c, "reverse paths", result.reverse.nonfinite, N, result.warnings);
   result.forward_ift = detail::ift_summary(fwd.stats.ift);
   result.reverse_ift = detail::ift_summary(rev.plus);
   result.forward_histogram = detail::histogram_result(fwd.hist_s, hist);

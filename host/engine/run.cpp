@@ -37,6 +37,7 @@ void run_forward(const detail::ForwardProblem& P, std::unique_ptr<detail::Backen
   const detail::ForwardTotals t = driver.run_forward(with_aux);
 
   result.taep = detail::summarize(t.stats.taep, t.stats.nonfinite);
+  detail::check_nonfinite(c, "paths", result.taep.nonfinite, c.run.paths, result.warnings);
   result.ift = detail::ift_summary(t.stats.ift);
   result.histogram = detail::histogram_result(t.counts, t.hist);
   if (P.reference) {

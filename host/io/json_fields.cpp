@@ -316,6 +316,13 @@ void read_string(const json& obj, const char* key, const std::string& path, std:
   out = it->get<std::string>();
 }
 
+void read_bool(const json& obj, const char* key, const std::string& path, bool& out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return;
+  if (!it->is_boolean()) fail(child(path, key), "must be true or false (got " + show(*it) + ")");
+  out = it->get<bool>();
+}
+
 // ---- mixtures, targets, collapse ----------------------------------------------------------------
 
 MixtureSpec to_mixture(const json& obj, const std::string& path) {

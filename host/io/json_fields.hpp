@@ -139,6 +139,8 @@ double to_number(const json& j, const std::string& field);
 std::vector<double> to_numbers(const json& j, const std::string& field);
 void read_real(const json& obj, const char* key, const std::string& path, double& out);
 void read_string(const json& obj, const char* key, const std::string& path, std::string& out);
+// true or false (JSON booleans only: 0, 1 and "true" are refused).
+void read_bool(const json& obj, const char* key, const std::string& path, bool& out);
 
 template <class E, std::size_t N>
 void read_enum(const json& obj, const char* key, const std::string& path, E& out,

@@ -12,6 +12,7 @@ std::string result_to_json(const RunResult& r, int indent) {
   j["reference"] = detail::optional_json(r.reference);
   j["theory"] = detail::optional_json(r.theory);
   j["hutchinson"] = detail::optional_json(r.hutchinson);
+  j["warnings"] = r.warnings;
   j["performance"] = detail::to_json(r.performance);
   j["provenance"] = detail::to_json(r.provenance);
   j["config"] = detail::to_json(r.config);

@@ -8,6 +8,7 @@ std::string sample_result_to_json(const SampleResult& r, int indent) {
   detail::ojson j;
   j["samples"] = {{"count", r.count}, {"dimension", r.d}, {"nonfinite", r.nonfinite}};
   j["occupancy"] = detail::to_json(r.occupancy);
+  j["warnings"] = r.warnings;
   j["performance"] = detail::to_json(r.performance);
   j["provenance"] = detail::to_json(r.provenance);
   j["config"] = detail::to_json(r.config);
@@ -33,6 +34,7 @@ std::string detailed_ft_to_json(const DetailedFtResult& r, int indent) {
                     {"reverse_overflow", r.reverse_histogram.overflow}};
   j["fit"] = to_json(r.fit);
   j["reference_fit"] = optional_json(r.reference_fit);
+  j["warnings"] = r.warnings;
   j["performance"] = to_json(r.performance);
   j["provenance"] = to_json(r.provenance);
   j["config"] = to_json(r.config);

@@ -66,6 +66,9 @@ struct RunSettings {
   Backend backend = Backend::automatic;
   std::uint64_t chunk_paths = 0;  // 0: automatic (fits device memory); rounded up to 4096
   int threads = 0;                // CPU threads, 0: all available
+  // When every path comes out non-finite: false throws NonFiniteResult (the CLI exits 1), true
+  // returns the result with null statistics and a warning.
+  bool allow_nonfinite = false;
 };
 
 struct HistogramConfig {

@@ -22,6 +22,13 @@ class ConfigError : public Error {
   std::string field_;
 };
 
+// Every path (or sample) of a run came out non-finite, so it has no statistics; thrown unless
+// run.allow_nonfinite is set (then the result carries null statistics and a warning).
+class NonFiniteResult : public Error {
+ public:
+  using Error::Error;
+};
+
 // The CUDA backend was asked for where it cannot run (built without CUDA, or no usable device).
 class BackendUnavailable : public Error {
  public:

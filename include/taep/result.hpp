@@ -11,6 +11,7 @@ namespace taep {
 
 struct TaepSummary {
   std::uint64_t count = 0;  // finite paths that entered the statistics
+  // NaN (null in the JSON) when count is 0.
   double mean = 0, variance = 0, skewness = 0, excess_kurtosis = 0;
   double stderr_mean = 0;      // sqrt(variance / count)
   std::uint64_t nonfinite = 0;  // paths with a non-finite S, excluded and counted
@@ -87,6 +88,7 @@ struct RunResult {
   PerformanceSummary performance;
   Provenance provenance;
   Config config;
+  std::vector<std::string> warnings;  // what the numbers above should be read with (README)
 };
 
 std::string result_to_json(const RunResult& result, int indent = 2);

@@ -44,6 +44,7 @@ struct SampleResult {
   PerformanceSummary performance;
   Provenance provenance;
   Config config;                 // the validated config
+  std::vector<std::string> warnings;
 };
 
 // Draws `count` samples with config.model's score (config.run.paths is ignored): reverse paths
@@ -91,6 +92,7 @@ struct DetailedFtResult {
   PerformanceSummary performance;
   Provenance provenance;
   Config config;
+  std::vector<std::string> warnings;
 };
 
 // Runs config.run.paths forward and as many reverse paths (same seed, their own streams), histograms
