@@ -706,4 +706,34 @@ TEST_F(TrainCli, BadInputExitsTwoNamingTheFieldAndWritesNothing) {
   }
 }
 
+// A learning rate of 1e30 sends the weights to inf within a few steps: a TrainingDiverged naming
+// the first log interval with a non-finite loss, not a bad-input error; the CLI exits 1, no file.
+TEST(TrainDivergence, ANonFiniteLossStopsTrainingWithTheStep) {
+  taep::TrainConfig c = gaussian_config();
+  c.optimizer.lr = 1e30;
+  c.optimizer.steps = 40;
+  c.log_every = 10;
+  try {
+    taep::train(c);
+    ADD_FAILURE() << "training with lr 1e30 did not diverge";
+  } catch (const taep::TrainingDiverged& e) {
+    EXPECT_GE(e.step(), 10u);
+    EXPECT_LE(e.step(), 40u);
+    EXPECT_EQ(e.step() % 10, 0u);
+    EXPECT_FALSE(std::isfinite(e.loss()));
+    EXPECT_NE(std::string(e.what()).find("training diverged: steps " + std::to_string(e.step() - 9) +
+                                         " to " + std::to_string(e.step())),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(TrainCli, DivergenceExitsOneAndWritesNothing) {
+  write("train.json", R"({"optimizer": {"steps": 20, "batch": 64, "lr": 1e30}, "network": {"hidden": [16]}, "run": {"log_every": 5}})");
+  const Outcome o = cli("train train.json -q --out model.safetensors --result r.json");
+  EXPECT_EQ(o.exit_code, 1) << o.err;
+  EXPECT_NE(o.err.find("training diverged: steps "), std::string::npos) << o.err;
+  EXPECT_EQ(listing(), (std::vector<std::string>{"train.json"}));
+}
+
 }  // namespace

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "host/config/config_json.hpp"
@@ -393,6 +394,14 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
     e.loss = sums.loss / double(sums.steps);
     e.grad_norm = sums.grad_norm / double(sums.steps);
     e.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!std::isfinite(e.loss) || !std::isfinite(e.grad_norm)) {
+      char text[160];
+      std::snprintf(text, sizeof text, "steps %llu to %llu have mean loss %g and gradient norm %g",
+                    static_cast<unsigned long long>(done - count + 1),
+                    static_cast<unsigned long long>(done), e.loss, e.grad_norm);
+      throw TrainingDiverged(done, e.loss, std::string("training diverged: ") + text +
+                                               " (lower optimizer.lr, or check the data's scale)");
+    }
     result.log.push_back(e);
     if (options.on_log) options.on_log(e, total);
   }
@@ -403,6 +412,12 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
 
   std::vector<float> ema, last;
   trainer->read_parameters(ema, last);
+  for (const std::vector<float>* w : {&ema, &last})
+    if (std::any_of(w->begin(), w->end(), [](float x) { return !std::isfinite(x); }))
+      throw TrainingDiverged(total, result.final_loss,
+                             std::string("training diverged: the ") + (w == &ema ? "EMA" : "last") +
+                                 " weights after step " + std::to_string(total) +
+                                 " are non-finite (lower optimizer.lr, or check the data's scale)");
   result.model = P.to_model(ema);
   result.last = P.to_model(last);
 

@@ -1,5 +1,6 @@
 #pragma once
 // One error family (docs/architecture.md principle 7). Library code throws; it never calls exit().
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -27,6 +28,20 @@ class ConfigError : public Error {
 class NonFiniteResult : public Error {
  public:
   using Error::Error;
+};
+
+// Training produced a non-finite loss, gradient or weight (a learning rate or data too large for
+// float): the step (the end of the first log interval where it showed) and the loss there.
+class TrainingDiverged : public Error {
+ public:
+  TrainingDiverged(std::uint64_t step, double loss, const std::string& message)
+      : Error(message), step_(step), loss_(loss) {}
+  std::uint64_t step() const { return step_; }
+  double loss() const { return loss_; }
+
+ private:
+  std::uint64_t step_;
+  double loss_;
 };
 
 // The CUDA backend was asked for where it cannot run (built without CUDA, or no usable device).
