@@ -402,6 +402,8 @@ const BadJson kBadJson[] = {
     {"PathsTooMany", R"({"run": {"paths": 1099511627776}})", "run.paths"},
     {"UnknownBackend", R"({"run": {"backend": "gpu"}})", "run.backend"},
     {"ThreadsNegative", R"({"run": {"threads": -1}})", "run.threads"},
+    {"ThreadsTooMany", R"({"run": {"threads": 1025}})", "run.threads"},
+    {"ThreadsFarTooMany", R"({"run": {"threads": 65536}})", "run.threads"},
     {"AllowNonfiniteNotABoolean", R"({"run": {"allow_nonfinite": 1}})", "run.allow_nonfinite"},
     // histogram
     {"BinsZero", R"({"histogram": {"bins": 0}})", "histogram.bins"},

@@ -118,4 +118,26 @@ TEST(HardeningNonFinite, SomePathsNonFiniteIsAWarning) {
   EXPECT_EQ(warnings.back(), "all 10 of 10 samples are non-finite, so there are no statistics");
 }
 
+// Requests larger than memory fail by name, not as bad_alloc: a sample count whose samples exceed
+// physical memory, and a chunk size beyond the backend's limit (lowered to it; results do not
+// depend on the chunk size).
+TEST(HardeningLimits, SampleCountBeyondMemoryIsRefusedByName) {
+  try {
+    taep::sample(taep::default_config(), (std::uint64_t(1) << 40) - 1);
+    ADD_FAILURE() << "2^40 samples fit in memory?";
+  } catch (const taep::ConfigError& e) {
+    EXPECT_EQ(e.field(), "count");
+    EXPECT_NE(std::string(e.what()).find("GB of memory"), std::string::npos) << e.what();
+  }
+}
+
+TEST(HardeningLimits, ChunkPathsAreLoweredToTheBackendsLimit) {
+  taep::Config c = taep_test::mlp_config("ring8_trained.safetensors", 70000, 2);
+  c.run.chunk_paths = std::uint64_t(1) << 40;
+  const taep::RunResult big = taep::run(c);
+  EXPECT_EQ(big.performance.chunk_paths, std::uint64_t(1) << 16);  // the CPU MLP backend's limit
+  c.run.chunk_paths = 0;
+  EXPECT_EQ(taep_test::statistics_of(taep::run(c)), taep_test::statistics_of(big));
+}
+
 }  // namespace

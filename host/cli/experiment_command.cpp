@@ -72,7 +72,7 @@ class ExperimentCommand final : public Command {
     mc->add_option("--out-dir", out_dir_, "Directory for tables, samples, models and figures")->required();
     opts_ = {
         mc->add_option("--backend", backend_, "automatic, cpu or cuda")->check(CLI::IsMember(backend_names())),
-        mc->add_option("--threads", threads_, "CPU threads (0: all)")->check(CLI::NonNegativeNumber),
+        mc->add_option("--threads", threads_, "CPU threads (0: all)")->check(CLI::Range(0, 1024)),
         mc->add_option("--seed", seed_, "Seed (model i trains with seed + i)")->check(CLI::NonNegativeNumber),
         mc->add_option("--train-steps", train_steps_, "Training steps per model")->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 40)),
         mc->add_option("--batch", batch_, "Training batch size")->check(CLI::Range(1, 1 << 20)),
@@ -84,6 +84,7 @@ class ExperimentCommand final : public Command {
         mc->add_option("--models", models_,
                        "Only these models (names as in the table: uncollapsed, m1_eps0.09, ..., m5_eps0.01)"),
     };
+    for (std::size_t i = 1; i <= 7; ++i) guard_number(opts_[i]);  // no silent saturation
     mc->add_flag("--no-plots", no_plots_, "Do not draw the figures");
     mc->add_flag("--reuse-models", reuse_, "Skip training where DIR/models holds a model's weights and "
                                            "training summary from an earlier run");

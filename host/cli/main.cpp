@@ -3,6 +3,7 @@
 // are in host/cli/cli.hpp.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <new>
 #include <memory>
 #include <string>
 #include <utility>
@@ -93,7 +94,9 @@ int main(int argc, char** argv) {
     return report_error(e.what(), 2);
   } catch (const taep::BackendUnavailable& e) {
     return report_error(e.what(), 2);
-  } catch (const std::exception& e) {  // taep::Error, CudaError, std::bad_alloc, ...
+  } catch (const std::bad_alloc&) {  // what check_fits_in_memory could not foresee
+    return report_error("out of memory (a smaller run.chunk_paths, sample --count or network may fit)", 1);
+  } catch (const std::exception& e) {  // taep::Error, CudaError, NonFiniteResult, TrainingDiverged, ...
     return report_error(e.what(), 1);
   }
 }

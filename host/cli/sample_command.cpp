@@ -69,8 +69,14 @@ class SampleCommand final : public RunConfigCommand {
     const Problem problem = load_config();
     AtomicFile out(out_path_, "--out");
     const auto result_file = optional_output(result_path_, "--result");
-    const SampleResult result = with_progress(
-        "samples", [&](const RunOptions& options) { return sample(problem, count_, options); });
+    const SampleResult result = with_progress("samples", [&](const RunOptions& options) {
+      try {
+        return sample(problem, count_, options);
+      } catch (const ConfigError& e) {
+        if (e.field() != "count") throw;
+        throw ConfigError("--count", std::string(e.what()).substr(e.field().size() + 2));
+      }
+    });
     if (result_file) result_file->commit(sample_result_to_json(result));
     out.commit(samples_csv(result));
     print_warnings(result.warnings);

@@ -1,8 +1,11 @@
 // The shared chunk loop of the engine's entry points (chunk_driver.hpp).
 #include "host/engine/chunk_driver.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "taep/error.hpp"
@@ -85,11 +88,12 @@ HistogramSpec widened_range(int bins, double lo, double hi) {
 
 namespace {
 
-// Paths per chunk: config.run.chunk_paths or the backend's limit, in whole blocks, at most `paths`
-// rounded up to a block.
+// Paths per chunk: config.run.chunk_paths, at most the backend's limit (what its buffers and
+// index types hold; the default for 0), in whole blocks, at most `paths` rounded up to a block.
 std::uint64_t chunk_size(const Config& c, const Backend& b, std::uint64_t paths) {
   constexpr std::uint64_t B = physics::kReduceBlock;
-  std::uint64_t chunk = c.run.chunk_paths ? c.run.chunk_paths : b.max_chunk_paths();
+  std::uint64_t chunk = c.run.chunk_paths ? std::min(c.run.chunk_paths, b.max_chunk_paths())
+                                          : b.max_chunk_paths();
   chunk = std::max<std::uint64_t>(B, (chunk + B - 1) / B * B);
   return std::min(chunk, std::max<std::uint64_t>(B, (paths + B - 1) / B * B));
 }
@@ -167,6 +171,17 @@ PerformanceSummary ChunkDriver::performance() const {
 
 Provenance ChunkDriver::provenance() const {
   return make_provenance(backend_->name(), backend_->device(), options_.command);
+}
+
+void check_fits_in_memory(std::uint64_t bytes, const std::string& field, const std::string& what) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return;
+  const double have = double(pages) * double(page);
+  if (double(bytes) <= have) return;
+  char text[200];
+  std::snprintf(text, sizeof text, "%s need %.3g GB of memory, more than this machine's %.3g GB",
+                what.c_str(), double(bytes) * 1e-9, have * 1e-9);
+  throw ConfigError(field, text);
 }
 
 void check_nonfinite(const Config& config, const std::string& what, std::uint64_t nonfinite,

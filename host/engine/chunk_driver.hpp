@@ -111,6 +111,10 @@ class ChunkDriver {
 void check_nonfinite(const Config& config, const std::string& what, std::uint64_t nonfinite,
                      std::uint64_t total, std::vector<std::string>& warnings);
 
+// ConfigError(field, ...) when `bytes` (for `what`) exceed this machine's physical memory, so a
+// request too large fails by name before allocating instead of as bad_alloc or the OOM killer.
+void check_fits_in_memory(std::uint64_t bytes, const std::string& field, const std::string& what);
+
 // The public summaries of the accumulators (result.hpp).
 TaepSummary summarize(const physics::Moments& taep, double nonfinite);
 IftSummary ift_summary(const physics::LogSumExp& w);

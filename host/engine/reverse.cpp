@@ -135,6 +135,8 @@ SampleResult sample(const Problem& problem, std::uint64_t count, const RunOption
     throw ConfigError("count", "must be an integer in [1, 2^40) (got " + std::to_string(count) + ")");
   const Config& c = result.config;
   const detail::ForwardProblem& P = problem.forward();
+  detail::check_fits_in_memory(count * std::uint64_t(P.d) * sizeof(float), "count",
+                               "the " + std::to_string(count) + " samples");
   draw_samples(P, detail::make_backend(P, c.run.backend, c.run.threads), options, start, count,
                result);
   return result;
