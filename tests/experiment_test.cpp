@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "taep/engine.hpp"
+#include "taep/error.hpp"
 #include "taep/experiment.hpp"
 
 namespace {
@@ -150,6 +151,48 @@ TEST(ModeCollapseCli, BadInputExitsTwoNamingTheFlagAndLeavesNothing) {
     EXPECT_NE(cuda.err.find("cuda"), std::string::npos) << cuda.err;
     EXPECT_FALSE(fs::exists(dir));
   }
+}
+
+// --reuse-models reuses a model only when its stored training config is the one this run would
+// train with (threads aside), retrains otherwise, and names an unreadable summary file.
+TEST(ModeCollapseReuse, ReusesOnlyModelsTrainedWithTheSameSettings) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("taep_reuse_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  taep::ModeCollapseConfig cfg = taep::mode_collapse_config(true);
+  cfg.models.resize(1);
+  cfg.train.optimizer.steps = 20;
+  cfg.train.optimizer.batch = 64;
+  cfg.train.network.hidden = {16};
+  cfg.paths = cfg.samples = 512;
+  cfg.plot_samples = 10;
+  cfg.schedule.steps = 10;
+  cfg.backend = taep::Backend::cpu;
+  taep::ExperimentOptions options;
+  options.out_dir = dir.string();
+  fs::create_directories(dir);
+  EXPECT_FALSE(taep::run_mode_collapse(cfg, options).models[0].reused);
+  options.reuse_models = true;
+  cfg.threads = 1;  // does not change the model
+  EXPECT_TRUE(taep::run_mode_collapse(cfg, options).models[0].reused);
+  cfg.train.optimizer.steps = 21;
+  EXPECT_FALSE(taep::run_mode_collapse(cfg, options).models[0].reused) << "other steps: retrain";
+  EXPECT_TRUE(taep::run_mode_collapse(cfg, options).models[0].reused) << "the retrained one";
+
+  const fs::path summary = dir / "models" / (cfg.models[0].name + ".train.json");
+  const std::string text = [&] {
+    std::ifstream in(summary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }();
+  std::ofstream(summary) << text.substr(0, text.size() / 2);
+  try {
+    taep::run_mode_collapse(cfg, options);
+    ADD_FAILURE() << "a truncated summary was accepted";
+  } catch (const taep::ConfigError& e) {
+    EXPECT_EQ(e.field(), summary.string());
+    EXPECT_NE(std::string(e.what()).find("--reuse-models"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
 }
 
 // `taep experiment mode-collapse --quick`: models trained for 2000 steps are far from converged, so

@@ -51,6 +51,38 @@ std::string read_file(const std::string& path) {
   return std::move(file.bytes);
 }
 
+// What --reuse-models takes from a model's training summary, and the config keys in which the
+// training it records differs from the one this run would do ("" when none; threads and the log
+// interval do not change the model).
+struct StoredTraining {
+  double seconds = 0, steps_per_second = 0, final_loss = 0;
+  std::optional<double> loss_floor;
+  std::string differs;
+};
+
+StoredTraining read_stored_training(const std::string& path, const TrainConfig& now) {
+  StoredTraining s;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(read_file(path));
+    s.seconds = j.at("performance").at("wall_seconds").get<double>();
+    s.steps_per_second = j.at("performance").at("steps_per_second").get<double>();
+    s.final_loss = j.at("training").at("final_loss").get<double>();
+    if (!j.at("training").at("loss_floor").is_null())
+      s.loss_floor = j.at("training").at("loss_floor").get<double>();
+    const nlohmann::json want = nlohmann::json::parse(detail::train_config_json(now).dump());
+    for (const nlohmann::json& op : nlohmann::json::diff(j.at("config"), want)) {
+      const std::string key = op.at("path").get<std::string>();
+      if (key == "/run/threads" || key == "/run/log_every") continue;
+      s.differs += (s.differs.empty() ? "" : ", ") + key.substr(1);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(path, std::string("not a training summary taep can reuse (") + e.what() +
+                                "); delete it, or run without --reuse-models");
+  }
+  std::replace(s.differs.begin(), s.differs.end(), '/', '.');
+  return s;
+}
+
 void make_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0777) != 0 && errno != EEXIST)
     throw ConfigError("--out-dir", "cannot create '" + path + "': " + std::strerror(errno));
@@ -176,13 +208,17 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     // A model trained here goes to the TAEP stages from memory; a reused one is read from its file
     // once, by build_problem.
     std::optional<MlpModel> trained_model;
+    std::optional<StoredTraining> stored;
     if (options.reuse_models && file_exists(weights) && file_exists(summary)) {
-      const nlohmann::json j = nlohmann::json::parse(read_file(summary));
-      row.train_seconds = j.at("performance").at("wall_seconds").get<double>();
-      row.train_steps_per_second = j.at("performance").at("steps_per_second").get<double>();
-      row.final_loss = j.at("training").at("final_loss").get<double>();
-      if (!j.at("training").at("loss_floor").is_null())
-        row.loss_floor = j.at("training").at("loss_floor").get<double>();
+      stored = read_stored_training(summary, tc);
+      if (!stored->differs.empty())
+        report("train", i, 0.0, "retraining: " + summary + " was trained with other " + stored->differs);
+    }
+    if (stored && stored->differs.empty()) {
+      row.train_seconds = stored->seconds;
+      row.train_steps_per_second = stored->steps_per_second;
+      row.final_loss = stored->final_loss;
+      row.loss_floor = stored->loss_floor;
       row.reused = true;
       report("train", i, 1.0, "reused " + weights);
     } else {
