@@ -136,6 +136,8 @@ class CudaMlpBackend final : public Backend {
 
   void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
                  ChunkStats& out) override {
+    // The chunk driver keeps count within max_chunk_paths() (<= 2^20), which int indexes.
+    TAEP_EXPECTS(count <= max_chunk_, "chunk larger than the backend's limit");
     const int n = int(count);
     forward(first, n);
     reducer_.reduce(s_.data(), nullptr, (mlp_.hutchinson() && mlp_.probes >= 2) ? aux_.data() : nullptr,

@@ -16,8 +16,14 @@ class DeviceBuffer {
   explicit DeviceBuffer(std::size_t n) : n_(n) {
     if (n) TAEP_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), n * sizeof(T)));
   }
+  // The upload is complete when this returns: a cudaMemcpy from pageable memory may return once
+  // the bytes are staged, before the DMA into ptr_ ends, and the backends' kernels then run on a
+  // non-blocking stream that does not wait for the legacy stream the copy went through.
   explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
-    if (n_) TAEP_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
+    if (n_) {
+      TAEP_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
+      TAEP_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
+    }
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;

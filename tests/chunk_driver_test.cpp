@@ -3,6 +3,7 @@
 // chunks — for the exact-score and the learned-score backends, and run() is this driver.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -27,11 +28,14 @@ class CountingBackend final : public taep::detail::Backend {
   std::string name() const override { return inner_->name(); }
   std::string device() const override { return inner_->device(); }
   int threads() const override { return inner_->threads(); }
-  std::uint64_t max_chunk_paths() const override { return inner_->max_chunk_paths(); }
+  std::uint64_t max_chunk_paths() const override {
+    return limit ? limit : inner_->max_chunk_paths();
+  }
   void run_chunk(std::uint64_t first, std::uint64_t count, const HistogramSpec& hist,
                  ChunkStats& out) override {
     mark(first, count);
     ++chunks;
+    largest_chunk = std::max(largest_chunk, count);
     inner_->run_chunk(first, count, hist, out);
   }
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
@@ -43,6 +47,8 @@ class CountingBackend final : public taep::detail::Backend {
 
   std::vector<int> hits;
   int chunks = 0, simulate_calls = 0;
+  std::uint64_t limit = 0;  // a max_chunk_paths of the test's choosing (0: the inner backend's)
+  std::uint64_t largest_chunk = 0;
 
  private:
   void mark(std::uint64_t first, std::uint64_t count) {
@@ -58,14 +64,16 @@ struct Counted {
   taep::detail::ForwardTotals totals;
   std::vector<int> hits;
   int chunks = 0, simulate_calls = 0;
+  std::uint64_t largest_chunk = 0;
 };
 
-Counted run_counted(taep::Config c) {
+Counted run_counted(taep::Config c, std::uint64_t limit = 0) {
   taep::validate(c);
   const taep::detail::ForwardProblem P = taep::detail::build_forward_problem(c);
   auto counting = std::make_unique<CountingBackend>(
       taep::detail::make_backend(P, c.run.backend, c.run.threads), c.run.paths);
   CountingBackend* seen = counting.get();
+  seen->limit = limit;
   const taep::RunOptions options;
   ChunkDriver driver(std::move(counting), c, P.steps, options, c.run.paths, c.run.paths,
                      std::chrono::steady_clock::now());
@@ -74,6 +82,7 @@ Counted run_counted(taep::Config c) {
   out.hits = seen->hits;
   out.chunks = seen->chunks;
   out.simulate_calls = seen->simulate_calls;
+  out.largest_chunk = seen->largest_chunk;
   return out;
 }
 
@@ -159,6 +168,20 @@ TEST(ChunkDriver, ProgressCountsEachPathOnce) {
   EXPECT_EQ(done.front(), 4 * 4096u) << "the pilot";
   for (std::size_t i = 1; i < done.size(); ++i) EXPECT_GT(done[i], done[i - 1]);
   EXPECT_EQ(done.back(), kPaths);
+}
+
+// A chunk_paths beyond the backend's limit is lowered to it: the backend never gets a larger chunk
+// (the CUDA MLP backend indexes a chunk's paths with int), and the result is the same.
+TEST(ChunkDriver, ChunksNeverExceedTheBackendsLimit) {
+  taep::Config c = taep_test::ring_config(2, 0.1, kPaths, 5);
+  c.run.backend = taep::Backend::cpu;
+  c.run.chunk_paths = std::uint64_t(1) << 40;
+  c.histogram.lo = -5.0;
+  c.histogram.hi = 5.0;
+  const Counted r = run_counted(c, 8192);
+  EXPECT_EQ(r.largest_chunk, 8192u);
+  expect_each_path_once(r, "limited chunks");
+  expect_same_as_run(r, c, "limited chunks");
 }
 
 }  // namespace

@@ -161,12 +161,12 @@ TAEP_HD void evaluate_scores(const ForwardView& V, int k, float sqrt_abar, const
   MixtureSums<D, T> sp, sq;  // each is cleared by the pass that fills it ...
   sq.clear(d);  // ... but the compiler cannot see that V.ratio is set whenever V.shared is
   if (V.shared) {
-    accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + k * V.target.K, V.ratio,
+    accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + std::size_t(k) * V.target.K, V.ratio,
                           sqrt_abar, x, dw, V.milstein, sp, sq);
   } else {
-    accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + k * V.target.K, nullptr,
+    accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + std::size_t(k) * V.target.K, nullptr,
                           sqrt_abar, x, dw, V.milstein, sp, sq);
-    accumulate_mixture<D>(d, V.model.K, V.model.mean, V.model.comp + k * V.model.K, nullptr,
+    accumulate_mixture<D>(d, V.model.K, V.model.mean, V.model.comp + std::size_t(k) * V.model.K, nullptr,
                           sqrt_abar, x, dw, V.milstein, sq, sp);
   }
   p.finish(sp, dw, d, V.milstein);

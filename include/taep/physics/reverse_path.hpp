@@ -128,7 +128,7 @@ TAEP_HD auto reverse_path(const ReverseView& R, Start& start, Noise& noise, bool
       if (V.shared)
         evaluate_scores<D>(V, k, c.sqrt_abar, x, x, p, q);
       else
-        model_score<D>(V, V.model.comp + k * V.model.K, c.sqrt_abar, x, q);
+        model_score<D>(V, V.model.comp + std::size_t(k) * V.model.K, c.sqrt_abar, x, q);
     }
     if (k == 0) break;
     for (int i = 0; i < d; ++i) {
