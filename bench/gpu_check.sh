@@ -1,156 +1,215 @@
 #!/usr/bin/env bash
-# Everything a lent GPU machine should show, in one call (device time is short):
-#   1. build for sm_90 (Release, tests and benchmarks);
-#   2. run the gpu-labelled tests with TAEP_REQUIRE_GPU=1 (skips become failures);
-#   3. run compute-sanitizer (memcheck, racecheck, initcheck) over the GPU tests;
-#   4. run the throughput benchmark on CPU and CUDA, Euler and Milstein;
-#   5. print a short table and write bench/results-style JSON into $OUT (or bench/results/).
-# Prepare here first: bench/stage_device_deps.sh (carries headers and GoogleTest's source), then
-#   device run: command "bash bench/gpu_check.sh", carry [".devdeps"].
+# Everything a lent GPU machine should show, in one call of at most 10 minutes (device time is short).
+#
+#   bash bench/gpu_check.sh            on the GPU machine (prepare here first: bench/stage_device_deps.sh,
+#                                      then device run "bash bench/gpu_check.sh", carry [".devdeps"])
+#   bash bench/gpu_check.sh --dry-run  anywhere, no GPU (CI runs it): every stage but the device steps,
+#                                      on an existing build (BUILD_DIR, default build/) with the CPU
+#                                      backend and small sizes, so the script, its parsing and its
+#                                      summary cannot rot unseen
+#
+# Stages, in this order, each under its own time limit (a stage that fails or runs out is recorded and
+# the next one runs; a limit is a ceiling, not an estimate):
+#   device     nvidia-smi: name, clocks, memory                                   10 s
+#   build      Release, sm_90 only, tests and benchmarks                          240 s
+#   sass       bench/sass_count.py: instructions per path-step of every kernel     60 s
+#   gpu_tests  the gpu-labelled tests with TAEP_REQUIRE_GPU=1 (skips fail)        150 s
+#   bench      throughput: mixture Euler/Milstein, MLP fp32/tf32, sampling, train 120 s
+#   summary    summary.json (the record for bench/results/), utilisation from SASS
+#   memcheck, racecheck  compute-sanitizer on a reduced GPU test set            60 s each
+# $OUT then holds three files: summary.json, gpu_check.log (what was printed) and gpu_check.tar.gz
+# (every stage's log and raw output), well under the 8 files a device call brings back.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-bench/results}
+
+dry=0
+[ "${1:-}" = "--dry-run" ] && dry=1
+if [ $dry = 1 ]; then
+  build=${BUILD_DIR:-build}
+  backend=cpu
+else
+  build=build-gpu
+  backend=cuda
+fi
+[ -d .devdeps ] && export LD_LIBRARY_PATH="$PWD/.devdeps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+out=${OUT:-$build/gpu-check}
 mkdir -p "$out"
-build=build-gpu
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 log="$out/gpu_check.log"
 : > "$log"
 say() { echo "$@" | tee -a "$log"; }
+stages="$work/stages.jsonl"
+: > "$stages"
 status=0
+export build backend dry work
 
-say "== device"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee -a "$log"
-gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
-
-say "== build (sm_90)"
-deps=()
-if [ -d .devdeps ]; then
-  deps=(-DCMAKE_INCLUDE_PATH="$PWD/.devdeps/include" -DCMAKE_LIBRARY_PATH="$PWD/.devdeps/lib"
-        -DTAEP_GTEST_SOURCE_DIR="$PWD/.devdeps/googletest")
-  export LD_LIBRARY_PATH="$PWD/.devdeps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-if ! { cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-         -DTAEP_ENABLE_CUDA=ON "${deps[@]}" && cmake --build "$build" -j"$(nproc)"; } >> "$log" 2>&1; then
-  say "build FAILED (see $log)"
-  tail -40 "$log"
-  exit 1
-fi
-
-say "== gpu tests (TAEP_REQUIRE_GPU=1)"
-TAEP_REQUIRE_GPU=1 ctest --test-dir "$build" -L gpu --output-on-failure -j1 > "$out/gpu_tests.log" 2>&1
-tests_rc=$?
-grep -E "tests passed|tests failed" "$out/gpu_tests.log" | tee -a "$log"
-[ $tests_rc -eq 0 ] || { status=1; grep -E "Failed|FAILED|Failure" "$out/gpu_tests.log" | head -20 | tee -a "$log"; }
-
-say "== compute-sanitizer"
-san_summary=""
-for tool in memcheck racecheck initcheck synccheck; do
-  compute-sanitizer --tool $tool --error-exitcode 9 "$build/tests/taep_tests" \
-    --gtest_filter='Gpu.CurandPhiloxStreamEqualsHostMirror:Gpu.PerPathAgreementWithCpu:Backends/Invariance.*/cuda:Gpu.ReversePerPathAgreementWithCpu:Gpu.ReversePathsDoNotDependOnChunking:Gpu.MlpReversePerPathAgreementWithCpu:Gpu.MlpReversePathsDoNotDependOnChunking:GpuTrain.GradientMatchesCpu:GpuTrain.TrainingMatchesCpu:GpuTrain.BitwiseReproducible' \
-    > "$out/sanitizer_$tool.log" 2>&1
+# stage NAME LIMIT_SECONDS FUNCTION: runs FUNCTION (defined below, exported) under the limit, its
+# output in $work/NAME.log, and records {name, rc, seconds, timed_out} in stages.jsonl.
+stage() {
+  local name=$1 limit=$2 fn=$3 t0 rc
+  t0=$(date +%s)
+  say "== $name (limit ${limit} s)"
+  timeout --kill-after=10 "$limit" bash -c "$fn" > "$work/$name.log" 2>&1
   rc=$?
-  summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer_$tool.log" | tail -1)
-  say "$tool: rc=$rc ${summary}"
-  san_summary="$san_summary\"$tool\": {\"rc\": $rc, \"summary\": \"${summary}\"}, "
+  local secs=$(( $(date +%s) - t0 ))
+  local timed_out=false
+  [ $rc -eq 124 ] || [ $rc -eq 137 ] && timed_out=true
+  echo "{\"name\": \"$name\", \"rc\": $rc, \"seconds\": $secs, \"timed_out\": $timed_out}" >> "$stages"
+  tail -5 "$work/$name.log" | sed 's/^/   /' | tee -a "$log"
+  say "   -> rc $rc in ${secs} s$([ "$timed_out" = true ] && echo ' (time limit)')"
   [ $rc -eq 0 ] || status=1
-done
+}
 
-say "== benchmark"
-bench_json="$out/bench_raw.jsonl"
-: > "$bench_json"
-for scheme in euler milstein; do
-  "$build/bench/taep_bench" --backend cuda --steps 1000 --paths 16777216 --scheme $scheme --repeat 3 >> "$bench_json" 2>> "$log" || status=1
-  "$build/bench/taep_bench" --backend cpu --steps 1000 --paths 1048576 --scheme $scheme --repeat 2 >> "$bench_json" 2>> "$log" || status=1
-done
+# A device step: run it, or in a dry run show what would run.
+device() {
+  if [ "$dry" = 1 ]; then echo "dry run: would run: $*"; else "$@"; fi
+}
+export -f device
 
-say "== learned-score (MLP) benchmark: ring8, trained 3x128 MLP, exact divergence"
-mlp_cfg="$out/mlp_ring.json"
-for math in fp32 tf32; do
-  cat > "$mlp_cfg" <<JSON
+stage_device() {
+  if [ "$dry" = 1 ]; then
+    echo "dry run: no device" > "$work/device.txt"
+  else
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader \
+      | tee "$work/device.txt"
+  fi
+}
+
+stage_build() {
+  if [ "$dry" = 1 ]; then
+    [ -x "$build/taep" ] && [ -x "$build/tests/taep_tests" ] && [ -x "$build/bench/taep_bench" ] ||
+      { echo "no build in $build (taep, tests/taep_tests, bench/taep_bench)"; exit 1; }
+    echo "dry run: using the build in $build"
+    return
+  fi
+  local deps=()
+  if [ -d .devdeps ]; then
+    deps=(-DCMAKE_INCLUDE_PATH="$PWD/.devdeps/include" -DCMAKE_LIBRARY_PATH="$PWD/.devdeps/lib"
+          -DTAEP_GTEST_SOURCE_DIR="$PWD/.devdeps/googletest")
+  fi
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DTAEP_ENABLE_CUDA=ON "${deps[@]}" && cmake --build "$build" -j"$(nproc)"
+}
+
+stage_sass() {
+  BUILD_DIR="$build" python3 bench/sass_count.py --json "$work/sass.json"
+}
+
+stage_gpu_tests() {
+  if [ "$dry" = 1 ]; then
+    # The label set the device run uses must exist and be non-empty.
+    ctest --test-dir "$build" -N -L gpu | tee "$work/gpu_tests_list.txt"
+    grep -q "Total Tests: [1-9]" "$work/gpu_tests_list.txt"
+    return
+  fi
+  TAEP_REQUIRE_GPU=1 ctest --test-dir "$build" -L gpu --output-on-failure -j1
+}
+
+# One JSON row per measurement on stdout ($work/bench.jsonl). Sizes: the device's, or small ones
+# for the dry run (the same commands and parsing on the CPU backend).
+stage_bench() {
+  local rows="$work/bench.jsonl" scale=1
+  : > "$rows"
+  [ "$dry" = 1 ] && scale=256
+  local fail=0
+  for scheme in euler milstein; do
+    "$build/bench/taep_bench" --backend "$backend" --steps 1000 --paths $((16777216 / scale)) \
+      --scheme $scheme --repeat 3 >> "$rows" || fail=1
+  done
+  for math in fp32 tf32; do
+    cat > "$work/mlp_$math.json" <<JSON
 {"target": {"preset": "ring8"},
  "model": {"type": "mlp", "weights": "tests/fixtures/ring8_trained.safetensors", "math": "$math"},
- "schedule": {"steps": 200}, "run": {"paths": 1048576, "backend": "cuda"}}
+ "schedule": {"steps": 200}, "run": {"paths": $((1048576 / scale)), "backend": "$backend"}}
 JSON
-  "$build/taep" run "$mlp_cfg" --quiet --out "$out/mlp_ring_$math.result.json" >> "$log" 2>&1 || status=1
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; print(json.dumps({'backend': 'cuda-mlp-$math', 'scheme': 'euler', 'paths': r['taep']['count'], 'best_path_steps_per_second': p['path_steps_per_second'], 'ift': r['ift']['estimate'], 'ift_stderr': r['ift']['stderr']}))" \
-    "$out/mlp_ring_$math.result.json" >> "$bench_json" 2>> "$log" || status=1
-done
-python3 bench/reference/pytorch_taep.py --device cuda --paths 1048576 --steps 200 > "$out/pytorch_cuda.json" 2>> "$log" &&
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps({'backend': 'pytorch-cuda-mlp', 'scheme': 'euler', 'paths': r['paths'], 'best_path_steps_per_second': r['path_steps_per_second'], 'ift': r['ift_estimate'], 'ift_stderr': r['ift_stderr']}))" \
-    "$out/pytorch_cuda.json" >> "$bench_json" 2>> "$log" || say "pytorch cuda reference failed (see $log)"
+    "$build/taep" run "$work/mlp_$math.json" --quiet --out "$work/mlp_$math.result.json" &&
+      python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; print(json.dumps({'backend': sys.argv[2], 'scheme': 'euler', 'paths': r['taep']['count'], 'best_path_steps_per_second': p['path_steps_per_second'], 'ift': r['ift']['estimate'], 'ift_stderr': r['ift']['stderr']}))" \
+        "$work/mlp_$math.result.json" "$backend-mlp-$math" >> "$rows" || fail=1
+  done
+  "$build/taep" sample --backend "$backend" --count $((4194304 / scale)) --steps 1000 --quiet \
+    --out /dev/null --result "$work/sample.result.json" &&
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); o=r['occupancy']; w=o['model_weights'] or o['target_weights']; z=max(abs(f-q)/e for f,q,e in zip(o['fractions'],w,o['fraction_stderr']) if e>0); print(json.dumps({'backend': sys.argv[2], 'scheme': 'euler', 'paths': r['samples']['count'], 'best_path_steps_per_second': r['performance']['path_steps_per_second'], 'occupancy_max_z': z}))" \
+      "$work/sample.result.json" "$backend-sample" >> "$rows" || fail=1
+  "$build/taep" train --backend "$backend" --steps $((5000 / scale + 20)) --log-every 1000 --quiet \
+    --result "$work/train.result.json" --out "$work/train.safetensors" &&
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; t=r['training']; print(json.dumps({'backend': sys.argv[2], 'scheme': 'dsm', 'paths': t['steps'], 'best_path_steps_per_second': p['examples_per_second'], 'train_steps_per_second': p['steps_per_second'], 'final_loss': t['final_loss']}))" \
+      "$work/train.result.json" "$backend-train" >> "$rows" || fail=1
+  cat "$rows"
+  exit $fail
+}
 
-say "== reverse sampling (taep sample --backend cuda): exact-score ring8 collapse, and the trained MLP"
-# End to end as `taep sample` reports it (device setup, the reverse kernels, the samples' copy back and
-# the host's nearest-mode count; not the CSV). The CSV goes to the build tree, not to $out.
-# occupancy_max_z: the largest |fraction - weight| / SE over the modes, against the exact model's
-# weights (about 1..3 when sampling is right), or for the MLP against the target's (its fit).
-sample_cfg="$out/sample_mlp_ring.json"
-cat > "$sample_cfg" <<JSON
-{"target": {"preset": "ring8"},
- "model": {"type": "mlp", "weights": "tests/fixtures/ring8_trained.safetensors"}}
-JSON
-for spec in "cuda-sample::4194304:10000" "cuda-mlp-sample:$sample_cfg:1048576:200"; do
-  IFS=: read -r name cfg count steps <<< "$spec"
-  "$build/taep" sample $cfg --backend cuda --count "$count" --steps "$steps" --quiet \
-    --out "$build/$name.csv" --result "$out/$name.result.json" >> "$log" 2>&1 &&
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); o=r['occupancy']; w=o['model_weights'] or o['target_weights']; z=max(abs(f-q)/e for f,q,e in zip(o['fractions'],w,o['fraction_stderr']) if e>0); print(json.dumps({'backend': sys.argv[2], 'scheme': 'euler', 'paths': r['samples']['count'], 'steps': r['config']['schedule']['steps'], 'best_path_steps_per_second': r['performance']['path_steps_per_second'], 'occupancy_max_z': z}))" \
-      "$out/$name.result.json" "$name" >> "$bench_json" 2>> "$log" || status=1
-  rm -f "$build/$name.csv"
-done
+# The reduced set the sanitizers run (each test small; the whole set runs in seconds natively).
+sanitized='Gpu.CurandPhiloxStreamEqualsHostMirror:Gpu.PerPathAgreementWithCpu:Gpu.ReversePerPathAgreementWithCpu:Gpu.MlpReversePerPathAgreementWithCpu:GpuTrain.GradientMatchesCpu'
+export sanitized
+stage_memcheck() {
+  device compute-sanitizer --tool memcheck --error-exitcode 9 "$build/tests/taep_tests" \
+    --gtest_filter="$sanitized"
+}
+stage_racecheck() {
+  device compute-sanitizer --tool racecheck --error-exitcode 9 "$build/tests/taep_tests" \
+    --gtest_filter="$sanitized"
+}
+export -f stage_device stage_build stage_sass stage_gpu_tests stage_bench stage_memcheck stage_racecheck
 
-say "== training (taep train): default 3x128 MLP on ring8, batch 2048; CUDA 5000 steps, CPU 500"
-# End to end as `taep train` reports it (steps/s of the training loop; the loss floor estimate and the
-# weight file are not timed; the EMA weights go to $out). Rows: paths = optimizer steps,
-# path-steps/s = training examples/s, and the check column steps/s.
-for spec in cuda:5000 cpu:500; do
-  IFS=: read -r be steps <<< "$spec"
-  "$build/taep" train --backend "$be" --steps "$steps" --log-every 1000 --quiet \
-    --result "$out/train_$be.json" --out "$out/train_$be.safetensors" >> "$log" 2>&1 &&
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; t=r['training']; print(json.dumps({'backend': sys.argv[2], 'scheme': 'dsm', 'paths': t['steps'], 'best_path_steps_per_second': p['examples_per_second'], 'train_steps_per_second': p['steps_per_second'], 'gflops': p['gflops'], 'final_loss': t['final_loss'], 'loss_floor': t['loss_floor']}))" \
-      "$out/train_$be.json" "$be-train" >> "$bench_json" 2>> "$log" || { say "taep train --backend $be FAILED (see $log)"; status=1; }
-done
-
-# The mode-collapse experiment end to end on the device (wall time per backend is part of the issue's
-# record): --quick by default; TAEP_GPU_EXPERIMENT=full runs the paper's settings (compare with
-# examples/mode_collapse/, a CPU run). Tables and figures go to $out/mode_collapse_cuda.
-say "== experiment mode-collapse (${TAEP_GPU_EXPERIMENT:-quick}) on cuda"
-exp_flags=(--quick)
-[ "${TAEP_GPU_EXPERIMENT:-quick}" = full ] && exp_flags=()
-if "$build/taep" experiment mode-collapse "${exp_flags[@]}" --backend cuda --quiet --no-plots \
-     --out-dir "$out/mode_collapse_cuda" >> "$log" 2>&1; then
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('experiment wall time %.1f s on %s' % (r['performance']['wall_seconds'], r['performance']['device']))" \
-    "$out/mode_collapse_cuda/mode_collapse.json" | tee -a "$log"
-else
-  say "taep experiment --backend cuda FAILED (see $log)"; status=1
-fi
-
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-python3 - "$bench_json" "$out/gpu-$(date -u +%Y-%m-%d).json" "$gpu" "$commit" "$tests_rc" "{${san_summary%, }}" <<'PY' | tee -a "$log"
-import json, sys, datetime
-raw, dest, gpu, commit, tests_rc, san = sys.argv[1:7]
-rows = [json.loads(l) for l in open(raw) if l.strip()]
-# Work per path-step of the ring8 shared-component model (d = 2, K = 8), counted from
-# physics/mixture.hpp and forward_taep.hpp: ~270 FP32 instructions and 8 exp + ~3 MUFU (RNG) per step.
-fp32_per_step, mufu_per_step = 270, 11
-peak = {'H100': (33.5e12, 4.2e12), 'H200': (33.5e12, 4.2e12)}  # FP32 instr/s (FMA=1), MUFU op/s
-key = next((k for k in peak if k in gpu), None)
-for r in rows:
-    if r['backend'] == 'cuda' and key:
-        fp, mu = peak[key]
-        r['fraction_fp32_issue'] = r['best_path_steps_per_second'] * fp32_per_step / fp
-        r['fraction_mufu'] = r['best_path_steps_per_second'] * mufu_per_step / mu
-record = {'date': datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'), 'commit': commit,
-          'device': gpu, 'gpu_tests_rc': int(tests_rc), 'sanitizer': json.loads(san), 'bench': rows}
-json.dump(record, open(dest, 'w'), indent=2)
-print(f"{'backend':8} {'scheme':9} {'paths':>10} {'path-steps/s':>13} {'IFT':>16} {'frac FP32':>9}")
-for r in rows:
-    frac = f"{r.get('fraction_fp32_issue', 0):9.2f}" if 'fraction_fp32_issue' in r else f"{'-':>9}"
-    # Sampling rows have no IFT; they show the largest |fraction - weight| / SE over the modes.
-    check = (f"{r['ift']:8.5f}+-{r['ift_stderr']:.5f}" if 'ift' in r
-             else f"{'max z ' + format(r['occupancy_max_z'], '.2f'):>16}" if 'occupancy_max_z' in r
-             else f"{'steps/s ' + format(r['train_steps_per_second'], '.1f'):>16}" if 'train_steps_per_second' in r
-             else f"{'-':>16}")
-    print(f"{r['backend']:8} {r['scheme']:9} {r['paths']:10d} {r['best_path_steps_per_second']:13.3e} "
-          f"{check} {frac}")
+summary() {
+  local commit
+  commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+  python3 - "$work" "$out/summary.json" "$commit" "$dry" <<'PY' | tee -a "$log"
+import datetime, json, os, sys
+work, dest, commit, dry = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+def rows(name):
+    p = os.path.join(work, name)
+    return [json.loads(l) for l in open(p) if l.strip().startswith("{")] if os.path.exists(p) else []
+device = open(os.path.join(work, "device.txt")).read().strip() if os.path.exists(os.path.join(work, "device.txt")) else ""
+sass = json.load(open(os.path.join(work, "sass.json"))) if os.path.exists(os.path.join(work, "sass.json")) else None
+# Issue slots per second: SMs x 4 schedulers x max SM clock (one warp instruction each per clock,
+# 32 path-steps' worth of one thread's instruction). Hopper parts by name; others unknown.
+sms = {"H200": 132, "H100 SXM": 132, "H100 80GB HBM3": 132, "H100 PCIe": 114, "H100 NVL": 132}
+sm = next((n for k, n in sms.items() if k in device), None)
+clock_mhz = None
+try:
+    clock_mhz = float(device.split(",")[3].split()[0])
+except (IndexError, ValueError):
+    pass
+bench = rows("bench.jsonl")
+per_step = None
+if sass:
+    c = sass["cases"].get("forward_taep_kernel<2>/shared") or {}
+    per_step = c.get("instructions_per_path_step")
+for r in bench:
+    if sm and clock_mhz and per_step and r["backend"] == "cuda" and r.get("scheme") == "euler":
+        slots = sm * 4 * clock_mhz * 1e6 * 32  # thread-instructions per second
+        r["issue_utilisation"] = r["best_path_steps_per_second"] * per_step / slots
+record = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+          "commit": commit, "dry_run": dry, "device": device or None,
+          "stages": rows("stages.jsonl"), "bench": bench,
+          "sass_cases": sass["cases"] if sass else None}
+json.dump(record, open(dest, "w"), indent=1)
+print(f"{'backend':18} {'scheme':9} {'paths':>10} {'path-steps/s':>13} {'check':>18} {'issue':>6}")
+for r in bench:
+    check = (f"IFT {r['ift']:.4f}+-{r['ift_stderr']:.4f}" if "ift" in r
+             else f"max z {r['occupancy_max_z']:.2f}" if "occupancy_max_z" in r
+             else f"steps/s {r['train_steps_per_second']:.1f}" if "train_steps_per_second" in r else "-")
+    util = f"{r['issue_utilisation']:6.2f}" if "issue_utilisation" in r else f"{'-':>6}"
+    print(f"{r['backend']:18} {r['scheme']:9} {r['paths']:10d} {r['best_path_steps_per_second']:13.3e} {check:>18} {util}")
+for s in record["stages"]:
+    print(f"stage {s['name']:10} rc {s['rc']:3d} {s['seconds']:4d} s{'  TIME LIMIT' if s['timed_out'] else ''}")
 print(f"written {dest}")
 PY
+}
+
+stage device 10 stage_device
+stage build 240 stage_build
+stage sass 60 stage_sass
+stage gpu_tests 150 stage_gpu_tests
+stage bench 120 stage_bench
+say "== summary"
+summary
+stage memcheck 60 stage_memcheck
+stage racecheck 60 stage_racecheck
+say "== summary (with the sanitizers)"
+summary
+tar czf "$out/gpu_check.tar.gz" -C "$work" .
+say "$out: $(ls "$out" | tr '\n' ' ')($(ls "$out" | wc -l) files)"
 exit $status

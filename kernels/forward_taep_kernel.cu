@@ -13,7 +13,9 @@ namespace {
 
 constexpr int kForwardThreads = 128;
 
-template <int D>
+// Mode: shared or separate components, fixed per kernel (the launch picks by V.shared), so the
+// step loop has no branch on it and its machine code can be counted per case (bench/sass_count.py).
+template <int D, physics::Sharing Mode>
 __global__ void __launch_bounds__(kForwardThreads)
     forward_taep_kernel(const physics::ForwardView V, std::uint64_t first, std::uint64_t count,
                         double* __restrict__ taep, double* __restrict__ reference) {
@@ -22,7 +24,7 @@ __global__ void __launch_bounds__(kForwardThreads)
   const std::uint64_t path = first + i;
   CurandPhiloxStream init(V.seed, rng::subsequence(rng::kInitialState, path));
   CurandPhiloxStream noise(V.seed, rng::subsequence(rng::kForwardNoise, path));
-  const physics::PathResult r = physics::forward_path<D>(V, init, noise);
+  const physics::PathResult r = physics::forward_path<D, Mode>(V, init, noise);
   taep[i] = r.taep;
   if (reference) reference[i] = r.reference;
 }
@@ -33,8 +35,13 @@ void launch_forward_taep(const ForwardLaunch& a) {
   if (a.count == 0) return;
   const unsigned blocks = unsigned((a.count + kForwardThreads - 1) / kForwardThreads);
   dispatch_dim(a.view.d, [&](auto dim) {
-    forward_taep_kernel<decltype(dim)::value>
-        <<<blocks, kForwardThreads, 0, a.stream>>>(a.view, a.first, a.count, a.taep, a.reference);
+    constexpr int D = decltype(dim)::value;
+    if (a.view.shared)
+      forward_taep_kernel<D, physics::Sharing::shared>
+          <<<blocks, kForwardThreads, 0, a.stream>>>(a.view, a.first, a.count, a.taep, a.reference);
+    else
+      forward_taep_kernel<D, physics::Sharing::separate>
+          <<<blocks, kForwardThreads, 0, a.stream>>>(a.view, a.first, a.count, a.taep, a.reference);
   });
   TAEP_CUDA_CHECK(cudaGetLastError());
 }

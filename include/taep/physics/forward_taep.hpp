@@ -153,21 +153,28 @@ TAEP_HD void sample_initial_state(const ForwardView& V, Stream& init, T* x, int 
   for (int i = 0; i < d; ++i) set_lane(x[i], lane, V.init_sqrt_abar * mk[i] + sd * z.next());
 }
 
+// Whether model and target share their components (V.shared): read at run time, or fixed at
+// compile time so a kernel's step loop holds only the passes its case takes.
+enum class Sharing { runtime, shared, separate };
+
 // Score, divergence and quadratic form of target (p) and model (q) at x and step k.
-template <int D, class T>
+template <int D, Sharing Mode = Sharing::runtime, class T>
 TAEP_HD void evaluate_scores(const ForwardView& V, int k, float sqrt_abar, const T* x, const T* dw,
                              ScoreEval<D, T>& p, ScoreEval<D, T>& q) {
   const int d = D > 0 ? D : V.d;
+  const bool shared = Mode == Sharing::runtime ? V.shared : Mode == Sharing::shared;
   MixtureSums<D, T> sp, sq;  // each is cleared by the pass that fills it ...
   sq.clear(d);  // ... but the compiler cannot see that V.ratio is set whenever V.shared is
-  if (V.shared) {
-    accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + std::size_t(k) * V.target.K, V.ratio,
-                          sqrt_abar, x, dw, V.milstein, sp, sq);
+  // 64-bit offsets: steps x K may exceed 2^31.
+  const ComponentStep* target_k = V.target.comp + std::size_t(k) * V.target.K;
+  if (shared) {
+    accumulate_mixture<D>(d, V.target.K, V.target.mean, target_k, V.ratio, sqrt_abar, x, dw,
+                          V.milstein, sp, sq);
   } else {
-    accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + std::size_t(k) * V.target.K, nullptr,
-                          sqrt_abar, x, dw, V.milstein, sp, sq);
-    accumulate_mixture<D>(d, V.model.K, V.model.mean, V.model.comp + std::size_t(k) * V.model.K, nullptr,
-                          sqrt_abar, x, dw, V.milstein, sq, sp);
+    accumulate_mixture<D>(d, V.target.K, V.target.mean, target_k, nullptr, sqrt_abar, x, dw,
+                          V.milstein, sp, sq);
+    accumulate_mixture<D>(d, V.model.K, V.model.mean, V.model.comp + std::size_t(k) * V.model.K,
+                          nullptr, sqrt_abar, x, dw, V.milstein, sq, sp);
   }
   p.finish(sp, dw, d, V.milstein);
   q.finish(sq, dw, d, V.milstein);
@@ -183,7 +190,7 @@ TAEP_HD Stream& lane_stream(Stream (&s)[N], int l) { return s[l]; }
 // The whole path: sample x0, run all steps, return S (and the closed form for exact models).
 // The noise stream fixes the state type T: a float stream gives one path, a packet stream one path
 // per lane, whose initial-state streams init holds (see lane_stream).
-template <int D, class Init, class Noise>
+template <int D, Sharing Mode = Sharing::runtime, class Init, class Noise>
 TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
   using T = typename NormalSource<Noise>::T;
   using W = typename Lanes<T>::wide;
@@ -203,7 +210,7 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
   for (int k = 0; k < V.steps; ++k) {
     const StepScalars c = V.step[k];
     for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * z.next();
-    evaluate_scores<D>(V, k, c.sqrt_abar, x, dw, p, q);
+    evaluate_scores<D, Mode>(V, k, c.sqrt_abar, x, dw, p, q);
     T inc = taep_increment(d, c.half_beta, c.h, c.sqrt_beta, q.s, q.div, p.s, p.div, dw);
     if (V.milstein) inc += milstein_correction(c, q.quad, p.quad, q.div, p.div);
     add_widened(S, inc);

@@ -54,8 +54,8 @@ TAEP_HD void target_score(const ForwardView& V, int k, float sqrt_abar, const T*
   MixtureSums<D, T> sums, unused;
   unused.clear(d);
   const bool quad = dw != nullptr;
-  accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + std::size_t(k) * V.target.K, nullptr,
-                        sqrt_abar, x, quad ? dw : x, quad, sums, unused);
+  accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + std::size_t(k) * V.target.K,
+                        nullptr, sqrt_abar, x, quad ? dw : x, quad, sums, unused);
   p.finish(sums, quad ? dw : x, d, quad);
 }
 
