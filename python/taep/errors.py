@@ -32,3 +32,9 @@ class BackendUnavailable(Error):
 
 class CudaError(Error):
     """A CUDA runtime or library call failed."""
+
+
+# Shown and pickled as taep.ConfigError etc., where users meet them (the package re-exports them).
+for _cls in (Error, ConfigError, BackendUnavailable, CudaError):
+    _cls.__module__ = "taep"
+del _cls
