@@ -9,7 +9,8 @@
 // chunks; the hook takes the GIL back, checks for signals (Ctrl-C) and calls the user's progress
 // callback. A KeyboardInterrupt or an exception from the callback is kept, the engine is stopped by
 // throwing Abort through it (it holds no state that outlives the call, and writes no file), and the
-// kept Python exception is raised once the GIL is held again.
+// kept Python exception is raised once the GIL is held again. A Python score callback (a later
+// backend) is meant to take the GIL the same way, from the calling thread, through CallState.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/map.h>
