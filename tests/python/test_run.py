@@ -97,3 +97,21 @@ def test_build_info():
     assert isinstance(taep.built_with_cuda(), bool)
     assert isinstance(taep.cuda_available(), bool)
     assert taep.cuda_available() <= taep.built_with_cuda()
+
+
+def test_progress_of_every_call():
+    from conftest import TINY_TRAIN
+
+    config = dict(SMALL, run=dict(SMALL["run"], paths=8192, chunk_paths=4096))
+    for call, total in [
+        (lambda p: taep.paths(config, progress=p), 8192),
+        (lambda p: taep.sample(config, 5000, progress=p), 5000),
+        (lambda p: taep.detailed_ft(config, progress=p), None),
+        (lambda p: taep.train(TINY_TRAIN, optimizer__steps=100, run__log_every=50, progress=p), 100),
+    ]:
+        seen = []
+        call(seen.append)
+        assert seen and seen[-1]["done"] == seen[-1]["total"]
+        if total is not None:
+            assert seen[-1]["total"] == total
+        assert all(isinstance(p["seconds"], float) for p in seen)
