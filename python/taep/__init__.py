@@ -271,7 +271,7 @@ def save_weights(path: "str | os.PathLike[str]", weights: Mapping[str, Any], met
             "taep.format" defaults to "mlp-score-v1". Other keys are kept as given.
 
     The model is checked as ``taep run`` would load it first (ConfigError naming the path), so no
-    file taep cannot read is written. The file is readable by the safetensors package and torch.
+    file taep cannot read is written. The file is readable by the safetensors package.
     """
     import numpy as np
 
