@@ -2,7 +2,8 @@
 # Installs what taep needs to build and test on Debian/Ubuntu (run as root or with sudo available).
 # The CUDA toolkit is not installed here: taep builds its CUDA backend when nvcc is found.
 set -euo pipefail
-packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev python3-numpy python3-matplotlib)
+packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev python3-numpy python3-matplotlib
+          python3-dev python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,4 +18,20 @@ fi
 # nvcc lives outside PATH on many machines.
 if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "note: nvcc found at /usr/local/cuda/bin; add it to PATH to build the CUDA backend" >&2
+fi
+# The Python package (python/, docs/python.md) builds with nanobind and is tested with pytest, both
+# from PyPI, into the `python3` on PATH: the interpreter CMake picks (CMakeLists.txt, Python_EXECUTABLE).
+# Only what that interpreter cannot import yet is installed. Debian's own python3 is "externally
+# managed" (PEP 668); PIP_BREAK_SYSTEM_PACKAGES lets pip add packages to it, as CI needs.
+py_missing=()
+for m in nanobind:nanobind scikit_build_core:scikit-build-core pytest:pytest numpy:numpy; do
+  python3 -c "import ${m%%:*}" 2>/dev/null || py_missing+=("${m#*:}")
+done
+if [ ${#py_missing[@]} -gt 0 ]; then
+  pip_user=()
+  if [ "$(id -u)" -ne 0 ] && python3 -c 'import sys; sys.exit(sys.prefix != sys.base_prefix)'; then
+    pip_user=(--user)
+  fi
+  PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    python3 -m pip install --quiet "${pip_user[@]}" "${py_missing[@]}"
 fi

@@ -1,0 +1,324 @@
+// taep._taep: the extension under the Python package taep (python/taep/__init__.py, docs/python.md).
+//
+// The package does the Python-side work (config dicts, dotted overrides, json.loads of the result
+// documents); this module takes config JSON text and does exactly what the CLI does with it:
+// parse_config, build_problem, the engine call, and the same *_to_json writer. So a result
+// document from taep.run is the text `taep run --out` writes, parsed.
+//
+// Long calls release the GIL. The engine calls its progress hook from the calling thread between
+// chunks; the hook takes the GIL back, checks for signals (Ctrl-C) and calls the user's progress
+// callback. A KeyboardInterrupt or an exception from the callback is kept, the engine is stopped by
+// throwing Abort through it (it holds no state that outlives the call, and writes no file), and the
+// kept Python exception is raised once the GIL is held again. A Python score callback (a later
+// backend) is meant to take the GIL the same way, from the calling thread, through CallState.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "host/io/input_file.hpp"
+#include "host/io/safetensors.hpp"
+#include "taep/config.hpp"
+#include "taep/engine.hpp"
+#include "taep/error.hpp"
+#include "taep/mlp.hpp"
+#include "taep/problem.hpp"
+#include "taep/result.hpp"
+#include "taep/sample.hpp"
+#include "taep/train.hpp"
+#include "taep/version.hpp"
+
+namespace nb = nanobind;
+
+namespace {
+
+// Thrown through the engine from the progress hook to stop a call; carries nothing (the Python
+// exception that caused it stays in CallState, touched only with the GIL held).
+struct Abort {};
+
+// One call's progress callback and the Python exception that stopped it, if any.
+class CallState {
+ public:
+  explicit CallState(nb::object progress) : progress_(std::move(progress)) {}
+
+  // Called by the engine between chunks, with the GIL released. `fill` writes the progress keys.
+  template <class Fill>
+  void hook(Fill&& fill) {
+    nb::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) stop();
+    if (progress_.is_none()) return;
+    try {
+      nb::dict info;
+      fill(info);
+      progress_(info);
+    } catch (nb::python_error& e) {
+      error_.emplace(std::move(e));
+      throw Abort{};
+    }
+  }
+
+  // f() with the GIL released; the kept Python exception raised if the hook stopped it.
+  template <class F>
+  auto released(F&& f) -> decltype(f()) {
+    std::optional<decltype(f())> out;
+    {
+      nb::gil_scoped_release nogil;
+      try {
+        out.emplace(f());
+      } catch (const Abort&) {
+      }
+    }
+    if (!out) throw std::move(*error_);
+    return std::move(*out);
+  }
+
+  taep::RunOptions run_options() {
+    taep::RunOptions options;
+    options.on_progress = [this](const taep::Progress& p) {
+      hook([&](nb::dict& d) {
+        d["done"] = p.paths_done;
+        d["total"] = p.paths_total;
+        d["seconds"] = p.seconds;
+        d["path_steps_per_second"] = p.path_steps_per_second;
+      });
+    };
+    return options;
+  }
+
+ private:
+  // Keeps the pending Python exception (the error indicator is set) and stops the engine.
+  [[noreturn]] void stop() {
+    error_.emplace();
+    throw Abort{};
+  }
+
+  nb::object progress_;
+  std::optional<nb::python_error> error_;
+};
+
+// A numpy array over `v`'s buffer, owned by a capsule that deletes the vector: no copy.
+template <class T>
+nb::object to_numpy(std::vector<T>&& v, std::initializer_list<std::size_t> shape) {
+  auto* owned = new std::vector<T>(std::move(v));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  return nb::ndarray<nb::numpy, T>(owned->data(), shape, owner).cast();
+}
+
+taep::Problem problem_from(const std::string& config_json) {
+  return taep::build_problem(taep::parse_config(config_json));
+}
+
+// The Python exception classes live in taep.errors (plain Python, with .field and .message).
+nb::object error_class(const char* name) {
+  return nb::module_::import_("taep.errors").attr(name);
+}
+
+void translate_errors(const std::exception_ptr& p, void*) {
+  try {
+    std::rethrow_exception(p);
+  } catch (const taep::ConfigError& e) {
+    const std::string what = e.what();
+    const std::string message =
+        what.size() >= e.field().size() + 2 ? what.substr(e.field().size() + 2) : what;
+    nb::object err = error_class("ConfigError")(e.field(), message);
+    PyErr_SetObject(err.type().ptr(), err.ptr());
+  } catch (const taep::BackendUnavailable& e) {
+    PyErr_SetString(error_class("BackendUnavailable").ptr(), e.what());
+  } catch (const taep::CudaError& e) {
+    PyErr_SetString(error_class("CudaError").ptr(), e.what());
+  } catch (const taep::Error& e) {
+    PyErr_SetString(error_class("Error").ptr(), e.what());
+  }
+}
+
+// ---- the calls ----------------------------------------------------------------------------------
+
+std::string run_json(const std::string& config_json, nb::object progress) {
+  CallState state(std::move(progress));
+  return state.released([&] {
+    const taep::Problem problem = problem_from(config_json);
+    return taep::result_to_json(taep::run(problem, state.run_options()));
+  });
+}
+
+// Paths [first, first + count) in pieces of the run's chunk size, so that progress and Ctrl-C are
+// seen between pieces; a path's values depend only on its index, never on the piece it is in.
+nb::dict paths(const std::string& config_json, std::uint64_t first, std::optional<std::uint64_t> count,
+               nb::object progress) {
+  CallState state(std::move(progress));
+  taep::PathValues all = state.released([&] {
+    const taep::Problem problem = problem_from(config_json);
+    const taep::Config& c = problem.config();
+    if (first >= c.run.paths && !count)
+      throw taep::ConfigError("first", "must be below run.paths (" + std::to_string(c.run.paths) +
+                                           ") when count is not given (got " +
+                                           std::to_string(first) + ")");
+    const std::uint64_t n = count ? *count : c.run.paths - first;
+    if (n < 1 || n >= (std::uint64_t(1) << 40) || first >= (std::uint64_t(1) << 40) - n)
+      throw taep::ConfigError("count", "first + count must be below 2^40 and count at least 1 (got " +
+                                           std::to_string(n) + ")");
+    const std::uint64_t piece = c.run.chunk_paths > 0 ? c.run.chunk_paths : std::uint64_t(1) << 20;
+    taep::PathValues out;
+    out.taep.reserve(n);
+    const auto start = std::chrono::steady_clock::now();
+    for (std::uint64_t done = 0; done < n;) {
+      const std::uint64_t m = std::min(piece, n - done);
+      taep::PathValues v = taep::simulate_paths(problem, c.run.backend, first + done, m);
+      out.taep.insert(out.taep.end(), v.taep.begin(), v.taep.end());
+      out.reference.insert(out.reference.end(), v.reference.begin(), v.reference.end());
+      done += m;
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      state.hook([&](nb::dict& d) {
+        d["done"] = done;
+        d["total"] = n;
+        d["seconds"] = seconds;
+        d["path_steps_per_second"] = seconds > 0 ? double(done) * c.schedule.steps / seconds : 0.0;
+      });
+    }
+    return out;
+  });
+  nb::dict result;
+  const std::size_t n = all.taep.size();
+  if (!all.reference.empty()) {
+    std::vector<double> diff(n);
+    for (std::size_t i = 0; i < n; ++i) diff[i] = all.taep[i] - all.reference[i];
+    result["S"] = to_numpy(std::move(all.taep), {n});
+    result["R"] = to_numpy(std::move(all.reference), {n});
+    result["S_minus_R"] = to_numpy(std::move(diff), {n});
+  } else {
+    result["S"] = to_numpy(std::move(all.taep), {n});
+  }
+  return result;
+}
+
+nb::object sample(const std::string& config_json, std::uint64_t count, nb::object progress) {
+  CallState state(std::move(progress));
+  taep::SampleResult r = state.released([&] {
+    return taep::sample(problem_from(config_json), count, state.run_options());
+  });
+  return to_numpy(std::move(r.samples), {std::size_t(r.count), std::size_t(r.d)});
+}
+
+std::string detailed_ft_json(const std::string& config_json, std::uint64_t min_count,
+                             nb::object progress) {
+  CallState state(std::move(progress));
+  return state.released([&] {
+    const taep::Problem problem = problem_from(config_json);
+    return taep::detailed_ft_to_json(taep::detailed_ft(problem, state.run_options(), min_count));
+  });
+}
+
+// The layers as the weight file names them (include/taep/mlp.hpp): layers.<i>.weight [out, in],
+// layers.<i>.bias [out]; the vectors are moved into the arrays.
+nb::dict weights_dict(taep::MlpModel&& model) {
+  nb::dict out;
+  for (std::size_t i = 0; i < model.layers.size(); ++i) {
+    taep::MlpLayer& l = model.layers[i];
+    const std::string prefix = "layers." + std::to_string(i) + ".";
+    out[(prefix + "weight").c_str()] =
+        to_numpy(std::move(l.weight), {std::size_t(l.out), std::size_t(l.in)});
+    out[(prefix + "bias").c_str()] = to_numpy(std::move(l.bias), {std::size_t(l.out)});
+  }
+  return out;
+}
+
+std::pair<nb::dict, std::string> train(const std::string& config_json, nb::object progress) {
+  CallState state(std::move(progress));
+  taep::TrainResult r = state.released([&] {
+    taep::TrainOptions options;
+    options.on_log = [&](const taep::TrainLogEntry& e, std::uint64_t total) {
+      state.hook([&](nb::dict& d) {
+        d["done"] = e.step;
+        d["total"] = total;
+        d["seconds"] = e.seconds;
+        d["loss"] = e.loss;
+        d["grad_norm"] = e.grad_norm;
+      });
+    };
+    return taep::train(taep::build_train_problem(taep::parse_train_config(config_json)), options);
+  });
+  std::string summary = taep::train_result_to_json(r);
+  return {weights_dict(std::move(r.model)), std::move(summary)};
+}
+
+std::pair<nb::dict, nb::dict> load_weights(const std::string& path) {
+  taep::SafetensorsFile file;
+  {
+    nb::gil_scoped_release nogil;
+    file = taep::read_safetensors(path);
+    taep::mlp_from_safetensors(file, path);  // the documented layout, or ConfigError naming it
+  }
+  nb::dict tensors, metadata;
+  for (auto& [name, t] : file.tensors) {
+    std::vector<std::size_t> shape(t.shape.begin(), t.shape.end());
+    auto* owned = new std::vector<float>(std::move(t.data));
+    nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<float>*>(p); });
+    tensors[name.c_str()] =
+        nb::ndarray<nb::numpy, float>(owned->data(), shape.size(), shape.data(), owner).cast();
+  }
+  for (const auto& [k, v] : file.metadata) metadata[k.c_str()] = v;
+  return {tensors, metadata};
+}
+
+using InTensor = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
+
+void save_weights(const std::string& path, const std::map<std::string, InTensor>& tensors,
+                  const std::map<std::string, std::string>& metadata) {
+  taep::SafetensorsFile file;
+  file.metadata = metadata;
+  for (const auto& [name, a] : tensors) {
+    taep::SafetensorsTensor t;
+    t.dtype = "F32";
+    for (std::size_t i = 0; i < a.ndim(); ++i) t.shape.push_back(std::int64_t(a.shape(i)));
+    t.data.assign(a.data(), a.data() + a.size());
+    file.tensors.emplace(name, std::move(t));
+  }
+  nb::gil_scoped_release nogil;
+  taep::mlp_from_safetensors(file, path);  // no file taep could not read back is written
+  taep::detail::write_safetensors(file, path);
+}
+
+}  // namespace
+
+NB_MODULE(_taep, m) {
+  m.doc() = "The compiled core of the taep package (use the functions of `taep`, not these).";
+  nb::register_exception_translator(translate_errors);
+
+  m.attr("__version__") = taep::kVersion;
+  m.def("git_commit", [] { return std::string(taep::git_commit()); });
+  m.def("built_with_cuda", &taep::built_with_cuda);
+  m.def("cuda_available", [] {
+    std::string why;
+    const bool ok = taep::cuda_available(&why);
+    return std::make_pair(ok, why);
+  });
+
+  m.def("read_config_file", [](const std::string& path) {
+    return taep::detail::read_input_file(path, "config");
+  });
+  m.def("check_config", [](const std::string& text) { taep::parse_config(text); });
+  m.def("check_train_config", [](const std::string& text) { taep::parse_train_config(text); });
+
+  m.def("run", &run_json, nb::arg("config_json"), nb::arg("progress").none());
+  m.def("paths", &paths, nb::arg("config_json"), nb::arg("first"), nb::arg("count").none(),
+        nb::arg("progress").none());
+  m.def("sample", &sample, nb::arg("config_json"), nb::arg("count"), nb::arg("progress").none());
+  m.def("detailed_ft", &detailed_ft_json, nb::arg("config_json"), nb::arg("min_count"),
+        nb::arg("progress").none());
+  m.def("train", &train, nb::arg("config_json"), nb::arg("progress").none());
+  m.def("load_weights", &load_weights, nb::arg("path"));
+  m.def("save_weights", &save_weights, nb::arg("path"), nb::arg("tensors"), nb::arg("metadata"));
+}

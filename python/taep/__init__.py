@@ -1,0 +1,304 @@
+"""taep from Python: the stochastic thermodynamics (TAEP) of diffusion models.
+
+The functions here run the same engine as the ``taep`` command, on the same configs, and return its
+result documents as dicts and its per-path values as numpy arrays. docs/python.md describes every
+function, argument and returned key.
+
+A config is a dict (the JSON of README.md's "Config reference"), a path to a JSON file, or None for
+the built-in default. Overrides set config fields by their dotted key, either as a mapping or as
+keyword arguments with ``__`` for the dot::
+
+    taep.run("ring.json", overrides={"run.paths": 1e6, "model.collapse.eps": 0.02})
+    taep.run("ring.json", run__paths=1e6, model__collapse__eps=0.02)
+
+Long calls release the GIL, call ``progress(info)`` (a dict: ``done``, ``total``, ``seconds``, ...)
+after every chunk, and stop with KeyboardInterrupt on Ctrl-C at the next chunk boundary.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from . import _taep
+from .errors import BackendUnavailable, ConfigError, CudaError, Error
+
+__version__: str = _taep.__version__
+
+__all__ = [
+    "run",
+    "paths",
+    "sample",
+    "detailed_ft",
+    "train",
+    "load_weights",
+    "save_weights",
+    "built_with_cuda",
+    "cuda_available",
+    "git_commit",
+    "Error",
+    "ConfigError",
+    "BackendUnavailable",
+    "CudaError",
+    "__version__",
+]
+
+ProgressCallback = Callable[[Dict[str, Any]], None]
+
+
+# ---- configs and overrides -------------------------------------------------------------------
+
+
+def _merge_overrides(overrides: Optional[Mapping[str, Any]], dotted: Mapping[str, Any]) -> Dict[str, Any]:
+    merged: Dict[str, Any] = {}
+    if overrides is not None:
+        if not isinstance(overrides, Mapping):
+            raise TypeError(f"overrides must be a mapping of dotted keys to values, not {type(overrides).__name__}")
+        for key in overrides:
+            if not isinstance(key, str):
+                raise TypeError(f"override keys are dotted config keys (str), not {key!r}")
+        merged.update(overrides)
+    for name, value in dotted.items():
+        if "__" not in name:
+            raise TypeError(
+                f"unexpected keyword argument {name!r}; config overrides are spelled with '__' for "
+                f"the dot (run__paths=1e6) or given as overrides={{'run.paths': 1e6}}"
+            )
+        merged[name.replace("__", ".")] = value
+    return merged
+
+
+def _set_dotted(doc: Dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    if len(parts) < 2 or any(not p for p in parts):
+        raise ConfigError(key, "an override key is a dotted config key such as run.paths")
+    node = doc
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(".".join(parts[: i + 1]), f"is not an object, so {key} cannot be set")
+        node = child
+    node[parts[-1]] = value
+
+
+def _check_json_value(value: Any, path: str) -> Any:
+    """The value as json.dumps takes it (numpy scalars and arrays as Python numbers and lists);
+    ConfigError naming the field for what JSON cannot hold."""
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(path or "config", f"keys must be strings (got {k!r})")
+            out[k] = _check_json_value(v, f"{path}.{k}" if path else k)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_check_json_value(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy scalars and arrays
+        return _check_json_value(value.tolist(), path)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(path, f"must be a finite number (got {value!r})")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise ConfigError(path, f"is not a JSON value (got {type(value).__name__})")
+
+
+def _config_text(config: Any, overrides: Optional[Mapping[str, Any]], dotted: Mapping[str, Any],
+                 check: Callable[[str], None]) -> str:
+    """The JSON text the engine parses: a file's own text when there are no overrides (the text
+    `taep run FILE` reads), else the document with the overrides set by dotted key."""
+    changes = _merge_overrides(overrides, dotted)
+    if config is None:
+        doc: Any = {}
+    elif isinstance(config, Mapping):
+        doc = copy.deepcopy(dict(config))
+    elif isinstance(config, (str, os.PathLike)):
+        text = _taep.read_config_file(os.fspath(config))
+        if not changes:
+            return text
+        check(text)  # the reader's own rules (duplicate keys, depth) before Python's json reads it
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise ConfigError("config", "must be a JSON object")
+    else:
+        raise TypeError(f"config must be a dict, a path or None, not {type(config).__name__}")
+    for key, value in changes.items():
+        _set_dotted(doc, key, value)
+    return json.dumps(_check_json_value(doc, ""))
+
+
+def _run_config(config: Any, overrides: Optional[Mapping[str, Any]], dotted: Mapping[str, Any]) -> str:
+    return _config_text(config, overrides, dotted, _taep.check_config)
+
+
+# ---- the engine ------------------------------------------------------------------------------
+
+
+def run(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
+        progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]:
+    """Run a config's forward paths and return the result document.
+
+    The document is the JSON that ``taep run --out`` writes (README.md, "Result reference"),
+    parsed: ``taep``, ``ift``, ``histogram``, ``reference``, ``theory``, ``hutchinson``,
+    ``performance``, ``provenance``, ``config``. For the same config and seed its statistics are
+    bitwise those of the command.
+
+    Args:
+        config: a config dict, a path to a JSON config file, or None for the built-in default.
+        overrides: config fields to set, by dotted key ({"run.paths": 1e6}).
+        progress: called as progress(info) after every chunk, info having the keys done and total
+            (paths), seconds and path_steps_per_second.
+        **dotted: more overrides, "__" standing for the dot (run__paths=1e6).
+
+    Raises:
+        ConfigError: a bad config or override (its field names it).
+        BackendUnavailable: run.backend "cuda" where CUDA cannot run.
+        KeyboardInterrupt: Ctrl-C (at the next chunk boundary).
+    """
+    return json.loads(_taep.run(_run_config(config, overrides, dotted), progress))
+
+
+def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *,
+          overrides: Optional[Mapping[str, Any]] = None, progress: Optional[ProgressCallback] = None,
+          **dotted: Any) -> Dict[str, Any]:
+    """Per-path values of forward paths first .. first + count - 1, as numpy arrays.
+
+    Path i is the path of index i in ``taep run`` of the same config and seed: its values depend
+    only on (seed, i), so any (first, count) gives the same values for the paths it covers.
+
+    Returns a dict of float64 arrays of length count, owned by taep's buffers (no copy):
+        S: the TAEP of each path (the value ``taep run`` reduces into its statistics; a non-finite
+            S is kept here, where the run counts it in taep.nonfinite).
+        R: exact-score models only: the closed form R = log(p/q)(x_0, t_min) - log(p/q)(x_N, t_max)
+            of the same path (docs/physics.md eq. 36, 39).
+        S_minus_R: exact-score models only: S - R, the per-path integration error.
+
+    Args:
+        config, overrides, progress, **dotted: as for run().
+        first: the first path index.
+        count: the number of paths; None means the rest of the run, run.paths - first.
+    """
+    return _taep.paths(_run_config(config, overrides, dotted), int(first),
+                       None if count is None else int(count), progress)
+
+
+def sample(config: Any, n: int, *, overrides: Optional[Mapping[str, Any]] = None,
+           progress: Optional[ProgressCallback] = None, **dotted: Any):
+    """Draw n samples with the reverse (generative) process of the config's model.
+
+    Returns a float32 array of shape (n, d): row i is x(t_min) of reverse path i, exactly the row
+    ``taep sample --count n`` writes (README.md, "taep sample"). run.paths is ignored.
+
+    Args:
+        config, overrides, progress, **dotted: as for run().
+        n: the number of samples, 1 <= n < 2^40 (else ConfigError("count")).
+    """
+    return _taep.sample(_run_config(config, overrides, dotted), int(n), progress)
+
+
+def detailed_ft(config: Any = None, *, min_count: int = 20, overrides: Optional[Mapping[str, Any]] = None,
+                progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]:
+    """Check the detailed fluctuation theorem (docs/physics.md section 9) and return its document.
+
+    The document is the JSON ``taep dft --out`` writes (README.md, "taep dft"), parsed.
+
+    Args:
+        config, overrides, progress, **dotted: as for run().
+        min_count: the least count per side of a merged bin in the fit (``--min-count``), >= 1.
+    """
+    return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted), int(min_count), progress))
+
+
+def train(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
+          progress: Optional[ProgressCallback] = None, **dotted: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Train the learned-score MLP of a training config (README.md, "taep train").
+
+    Returns (weights, summary):
+        weights: the EMA model ``taep train --out`` writes, as float32 arrays by tensor name
+            ("layers.<i>.weight" of shape [out, in], "layers.<i>.bias" of shape [out]).
+        summary: the document ``taep train --result`` writes, parsed. Its "model" section holds
+            the weight file's metadata: save_weights(path, weights, summary["model"]) writes the
+            model.
+
+    Args:
+        config: a training config dict, a path to one, or None for the default.
+        overrides, **dotted: as for run(), on the training config's keys ("optimizer.steps").
+        progress: called after every log window, info having done and total (steps), seconds,
+            loss and grad_norm.
+    """
+    text = _config_text(config, overrides, dotted, _taep.check_train_config)
+    weights, summary = _taep.train(text, progress)
+    return weights, json.loads(summary)
+
+
+# ---- weight files ----------------------------------------------------------------------------
+
+
+def load_weights(path: "str | os.PathLike[str]") -> Tuple[Dict[str, Any], Dict[str, str]]:
+    """Read a learned-score weight file (README.md, "Learned score models").
+
+    Returns (weights, metadata): float32 arrays by tensor name (F16 and BF16 tensors converted),
+    and the metadata strings ("taep.format", "dim", "embedding_dim", ...). The file must hold a
+    valid MLP of the documented layout, else ConfigError naming the file.
+    """
+    return _taep.load_weights(os.fspath(path))
+
+
+def _metadata_string(key: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(key, f"metadata values are strings or numbers (got {value!r})")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return json.dumps(_check_json_value(value, key))
+
+
+def save_weights(path: "str | os.PathLike[str]", weights: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
+    """Write a learned-score weight file in the documented safetensors layout.
+
+    Args:
+        path: the file; written atomically (a temp file beside it, then renamed).
+        weights: arrays by tensor name ("layers.<i>.weight", "layers.<i>.bias"), stored as F32.
+        metadata: the model's metadata ("dim", "embedding_dim", "time_scale", "max_period",
+            "parameterization", "activation"); numbers are written as their text and
+            "taep.format" defaults to "mlp-score-v1". Other keys are kept as given.
+
+    The model is checked as ``taep run`` would load it first (ConfigError naming the path), so no
+    file taep cannot read is written. The file is readable by the safetensors package.
+    """
+    import numpy as np
+
+    tensors = {}
+    for name, array in weights.items():
+        if not isinstance(name, str):
+            raise TypeError(f"tensor names are strings, not {name!r}")
+        tensors[name] = np.ascontiguousarray(array, dtype=np.float32)
+    meta = {"taep.format": "mlp-score-v1"}
+    for key, value in metadata.items():
+        meta[str(key)] = _metadata_string(str(key), value)
+    _taep.save_weights(os.fspath(path), tensors, meta)
+
+
+# ---- the build -------------------------------------------------------------------------------
+
+
+def built_with_cuda() -> bool:
+    """Whether this build contains the CUDA backend."""
+    return _taep.built_with_cuda()
+
+
+def cuda_available() -> bool:
+    """Whether the CUDA backend can run here (a CUDA build and a usable device)."""
+    return _taep.cuda_available()[0]
+
+
+def git_commit() -> str:
+    """The source's 12-digit commit, "-dirty" with local changes, as ``taep --version`` prints it."""
+    return _taep.git_commit()

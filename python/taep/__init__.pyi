@@ -1,0 +1,36 @@
+# Type stubs of the taep package (docs/python.md).
+import os
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import BackendUnavailable as BackendUnavailable
+from .errors import ConfigError as ConfigError
+from .errors import CudaError as CudaError
+from .errors import Error as Error
+
+__version__: str
+
+Config = Union[Mapping[str, Any], str, os.PathLike[str], None]
+Overrides = Optional[Mapping[str, Any]]
+ProgressCallback = Callable[[Dict[str, Any]], None]
+
+def run(config: Config = None, *, overrides: Overrides = None,
+        progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]: ...
+def paths(config: Config = None, first: int = 0, count: Optional[int] = None, *,
+          overrides: Overrides = None, progress: Optional[ProgressCallback] = None,
+          **dotted: Any) -> Dict[str, npt.NDArray[np.float64]]: ...
+def sample(config: Config, n: int, *, overrides: Overrides = None,
+           progress: Optional[ProgressCallback] = None, **dotted: Any) -> npt.NDArray[np.float32]: ...
+def detailed_ft(config: Config = None, *, min_count: int = 20, overrides: Overrides = None,
+                progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]: ...
+def train(config: Config = None, *, overrides: Overrides = None,
+          progress: Optional[ProgressCallback] = None,
+          **dotted: Any) -> Tuple[Dict[str, npt.NDArray[np.float32]], Dict[str, Any]]: ...
+def load_weights(path: Union[str, os.PathLike[str]]) -> Tuple[Dict[str, npt.NDArray[np.float32]], Dict[str, str]]: ...
+def save_weights(path: Union[str, os.PathLike[str]], weights: Mapping[str, npt.ArrayLike],
+                 metadata: Mapping[str, Any]) -> None: ...
+def built_with_cuda() -> bool: ...
+def cuda_available() -> bool: ...
+def git_commit() -> str: ...
