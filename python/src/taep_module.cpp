@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "host/io/atomic_file.hpp"
 #include "host/io/input_file.hpp"
 #include "host/io/safetensors.hpp"
 #include "taep/config.hpp"
@@ -288,7 +289,7 @@ void save_weights(const std::string& path, const std::map<std::string, InTensor>
   }
   nb::gil_scoped_release nogil;
   taep::mlp_from_safetensors(file, path);  // no file taep could not read back is written
-  taep::detail::write_safetensors(file, path);
+  taep::detail::write_file_atomically(path, taep::detail::encode_safetensors(file));
 }
 
 }  // namespace
