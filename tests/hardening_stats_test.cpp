@@ -9,6 +9,7 @@
 
 #include "host/engine/chunk_driver.hpp"
 #include "host/engine/dft_fit.hpp"
+#include "host/engine/result_warnings.hpp"
 #include "support/test_support.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"

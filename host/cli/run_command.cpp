@@ -10,11 +10,12 @@ namespace {
 
 void print_summary(const RunResult& r) {
   const auto& s = r.taep;
-  std::fprintf(stderr, "taep: S: mean %.6g +/- %.2g, variance %.6g (%llu paths, %llu non-finite)\n",
-               s.mean, s.stderr_mean, s.variance, static_cast<unsigned long long>(s.count),
-               static_cast<unsigned long long>(s.nonfinite));
-  std::fprintf(stderr, "taep: IFT: <exp(-S)> = %.6g +/- %.2g, ESS %.4g\n", r.ift.estimate,
-               r.ift.stderr_, r.ift.ess);
+  std::fprintf(stderr,
+               "taep: S: mean %.6g +/- %.2g, variance %.6g +/- %.2g (%llu paths, %llu non-finite)\n",
+               s.mean, s.stderr_mean, s.variance, s.stderr_variance,
+               static_cast<unsigned long long>(s.count), static_cast<unsigned long long>(s.nonfinite));
+  std::fprintf(stderr, "taep: IFT: <exp(-S)> = %.6g +/- %.2g, ESS %.4g (%.3g%% of the paths)\n",
+               r.ift.estimate, r.ift.stderr_, r.ift.ess, 100.0 * r.ift.ess_fraction);
   if (r.reference)
     std::fprintf(stderr, "taep: reference: rms path error %.3g (closed-form variance %.6g)\n",
                  r.reference->rms_path_error, r.reference->variance);

@@ -184,27 +184,12 @@ void check_fits_in_memory(std::uint64_t bytes, const std::string& field, const s
   throw ConfigError(field, text);
 }
 
-void check_nonfinite(const Config& config, const std::string& what, std::uint64_t nonfinite,
-                     std::uint64_t total, std::vector<std::string>& warnings) {
-  if (nonfinite == 0) return;
-  const std::string counted = std::to_string(nonfinite) + " of " + std::to_string(total) + " " + what;
-  if (nonfinite < total) {
-    warnings.push_back(counted + " are non-finite and were left out of the statistics");
-    return;
-  }
-  const std::string message = "all " + counted + " are non-finite, so there are no statistics";
-  if (!config.run.allow_nonfinite)
-    throw NonFiniteResult(message + " (run.allow_nonfinite or --allow-nonfinite writes the result "
-                                    "with null statistics)");
-  warnings.push_back(message);
-}
-
 TaepSummary summarize(const physics::Moments& m, double nonfinite) {
   TaepSummary s;
   s.count = std::uint64_t(m.n);
   if (s.count == 0) {
     const double none = std::nan("");
-    s.mean = s.variance = s.skewness = s.excess_kurtosis = s.stderr_mean = none;
+    s.mean = s.variance = s.skewness = s.excess_kurtosis = s.stderr_mean = s.stderr_variance = none;
     s.nonfinite = std::uint64_t(nonfinite);
     return s;
   }
@@ -213,6 +198,7 @@ TaepSummary summarize(const physics::Moments& m, double nonfinite) {
   s.skewness = m.skewness();
   s.excess_kurtosis = m.excess_kurtosis();
   s.stderr_mean = m.n > 0 ? std::sqrt(s.variance / m.n) : 0.0;
+  s.stderr_variance = m.variance_stderr();
   s.nonfinite = std::uint64_t(nonfinite);
   return s;
 }
@@ -223,6 +209,7 @@ IftSummary ift_summary(const physics::LogSumExp& w) {
   s.estimate = std::exp(s.log_estimate);
   s.stderr_ = w.stderr_of_mean();
   s.ess = w.ess();
+  s.ess_fraction = w.n > 0 ? s.ess / w.n : 0.0;
   return s;
 }
 

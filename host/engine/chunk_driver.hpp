@@ -106,11 +106,6 @@ class ChunkDriver {
   Clock::time_point start_;
 };
 
-// Non-finite paths (or samples) of a run: `nonfinite` of `total` `what` ("paths"). Any adds a
-// warning; all of them throw NonFiniteResult unless config.run.allow_nonfinite.
-void check_nonfinite(const Config& config, const std::string& what, std::uint64_t nonfinite,
-                     std::uint64_t total, std::vector<std::string>& warnings);
-
 // ConfigError(field, ...) when `bytes` (for `what`) exceed this machine's physical memory, so a
 // request too large fails by name before allocating instead of as bad_alloc or the OOM killer.
 void check_fits_in_memory(std::uint64_t bytes, const std::string& field, const std::string& what);

@@ -14,6 +14,7 @@
 #include "host/engine/chunk_driver.hpp"
 #include "host/engine/dft_fit.hpp"
 #include "host/engine/occupancy.hpp"
+#include "host/engine/result_warnings.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/rng_streams.hpp"
 
@@ -121,6 +122,15 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
     result.reference_fit = detail::fit_detailed_ft(fwd.hist_r, rev.hist_r, fwd.stats.reference.n,
                                                    rev.stats.reference.n, hist, min_count);
   }
+  detail::check_ift_support(result.forward_ift, result.forward.count, "forward", result.warnings);
+  detail::check_ift_support(result.reverse_ift, result.reverse.count, "reverse", result.warnings);
+  if (P.reference) {
+    detail::check_path_error(*result.forward_rms_path_error, result.forward.variance, "forward",
+                             result.warnings);
+    detail::check_path_error(*result.reverse_rms_path_error, result.reverse.variance, "reverse",
+                             result.warnings);
+  }
+  detail::check_fit(result.fit, "detailed-FT fit", result.warnings);
   result.performance = driver.performance();
   result.provenance = driver.provenance();
 }

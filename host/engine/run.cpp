@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "host/engine/chunk_driver.hpp"
+#include "host/engine/result_warnings.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/theory.hpp"
 
@@ -50,6 +51,10 @@ void run_forward(const detail::ForwardProblem& P, std::unique_ptr<detail::Backen
     result.reference = r;
   }
   result.theory = theory(P);
+  detail::check_ift_support(result.ift, result.taep.count, "", result.warnings);
+  if (result.reference)
+    detail::check_path_error(result.reference->rms_path_error, result.taep.variance, "",
+                             result.warnings);
   if (P.mlp && P.mlp->hutchinson()) {
     HutchinsonSummary h;
     h.probes = P.mlp->probes;

@@ -47,13 +47,14 @@ namespace detail {
 ojson to_json(const TaepSummary& s) {
   return {{"count", s.count},       {"mean", s.mean},
           {"stderr_mean", s.stderr_mean}, {"variance", s.variance},
+          {"stderr_variance", s.stderr_variance},
           {"skewness", s.skewness}, {"excess_kurtosis", s.excess_kurtosis},
           {"nonfinite", s.nonfinite}};
 }
 
 ojson to_json(const IftSummary& i) {
   return {{"estimate", i.estimate}, {"stderr", i.stderr_}, {"log_estimate", i.log_estimate},
-          {"ess", i.ess}};
+          {"ess", i.ess}, {"ess_fraction", i.ess_fraction}};
 }
 
 ojson to_json(const HistogramResult& h) {

@@ -14,6 +14,7 @@ struct TaepSummary {
   // NaN (null in the JSON) when count is 0.
   double mean = 0, variance = 0, skewness = 0, excess_kurtosis = 0;
   double stderr_mean = 0;      // sqrt(variance / count)
+  double stderr_variance = 0;  // from the fourth central moment (Moments::variance_stderr)
   std::uint64_t nonfinite = 0;  // paths with a non-finite S, excluded and counted
 };
 
@@ -22,6 +23,7 @@ struct IftSummary {
   double stderr_ = 0;       // its standard error
   double log_estimate = 0;  // log <exp(-S)>
   double ess = 0;           // (sum w)^2 / sum w^2, w = exp(-S)
+  double ess_fraction = 0;  // ess / the paths it is over
 };
 
 struct HistogramResult {

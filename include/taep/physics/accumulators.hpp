@@ -59,6 +59,14 @@ struct Moments {
     return m2 > 0.0 ? sqrt_(n) * m3 / (m2 * sqrt_(m2)) : 0.0;
   }
   TAEP_HD double excess_kurtosis() const { return m2 > 0.0 ? n * m4 / (m2 * m2) - 3.0 : 0.0; }
+  // Standard error of variance(): Var(s^2) = mu4/n - sigma^4 (n - 3)/(n (n - 1)) with mu4 = M4/n
+  // and sigma^2 = s^2 (docs/physics.md section 6); 0 below 4 values.
+  TAEP_HD double variance_stderr() const {
+    if (n < 4.0) return 0.0;
+    const double s2 = variance();
+    const double v = m4 / (n * n) - s2 * s2 * (n - 3.0) / (n * (n - 1.0));
+    return v > 0.0 ? sqrt_(v) : 0.0;
+  }
   // Root mean square of the values, sqrt(<x^2>) = sqrt(mean^2 + m2 / n) (0 when empty): for S - R,
   // the per-path discretization error about zero rather than about its mean.
   TAEP_HD double rms() const { return n > 0.0 ? sqrt_(mean * mean + m2 / n) : 0.0; }
