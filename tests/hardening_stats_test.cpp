@@ -133,7 +133,7 @@ TEST(HardeningLimits, SampleCountBeyondMemoryIsRefusedByName) {
 }
 
 TEST(HardeningLimits, ChunkPathsAreLoweredToTheBackendsLimit) {
-  taep::Config c = taep_test::mlp_config("ring8_trained.safetensors", 70000, 2);
+  taep::Config c = taep_test::mlp_config("ring8_trained.safetensors", 90000, 2);
   c.run.chunk_paths = std::uint64_t(1) << 40;
   const taep::RunResult big = taep::run(c);
   EXPECT_EQ(big.performance.chunk_paths, std::uint64_t(1) << 16);  // the CPU MLP backend's limit

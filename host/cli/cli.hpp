@@ -93,11 +93,18 @@ CLI::Validator nonempty_path();
 // Runs `validate`; a ConfigError for a field that a given flag set is renamed after the flag.
 void validate_with_flags(const std::vector<Override>& overrides, const std::function<void()>& validate);
 
+// The text of CONFIG: a file, or standard input for "-" (the same bounds either way).
+std::string read_config_text(const std::string& path);
+// --set KEY=VALUE (repeatable), applied to a config's JSON text in the order given: the dotted KEY
+// (objects made as needed) gets VALUE read as JSON when it parses as JSON (1e6, true, [1, 2],
+// "text"), else as a string. ConfigError("--set", ...) for a malformed assignment.
+std::string apply_sets(const std::string& text, const std::vector<std::string>& sets);
 // The problem of `taep run`, `sample` and `dft`: CONFIG (or the built-in default when `path` is
-// empty), the given flags applied, validated and its inputs loaded once (build_problem) with
-// flag-named errors. The overrides write into `config`, which is why it is filled in place.
-Problem load_run_config(const std::string& path, const std::vector<Override>& overrides,
-                        Config& config);
+// empty) with the --set assignments, the given flags applied, validated and its inputs loaded
+// once (build_problem) with flag-named errors. The overrides write into `config`, which is why it
+// is filled in place.
+Problem load_run_config(const std::string& path, const std::vector<std::string>& sets,
+                        const std::vector<Override>& overrides, Config& config);
 
 // An on_progress callback that reports "(done/total <what>)  <rate> path-steps/s" on `line`.
 std::function<void(const Progress&)> path_progress(ProgressLine& line, const std::string& what);
@@ -120,16 +127,18 @@ void print_performance(const PerformanceSummary& p);
 // --quiet, and running the engine with progress on stderr and the command line in the result.
 class RunConfigCommand : public Command {
  public:
-  // The subcommand with CONFIG, --paths (only when paths_help is given), --steps, --seed, --backend
-  // and --quiet, then the command's own options (add_options).
+  // The subcommand with CONFIG, --paths (only when paths_help is given), --steps, --seed,
+  // --backend, --threads, --scheme, --set, --allow-nonfinite, --print-config and --quiet, then the
+  // command's own options (add_options).
   CLI::App* add_to(CLI::App& app) final;
+  // Loads the config; with --print-config writes the validated config to stdout, else run_loaded.
+  int execute() final;
 
  protected:
   RunConfigCommand(std::string name, std::string description, const char* paths_help)
       : name_(std::move(name)), description_(std::move(description)), paths_help_(paths_help) {}
   virtual void add_options(CLI::App& cmd) = 0;
-  // CONFIG (or the built-in default) with the given flags applied, validated, into config_.
-  Problem load_config();
+  virtual int run_loaded(const Problem& problem) = 0;
   // f(options) with progress reported as "(done/total <what>)"; the progress line ends before the
   // result is returned.
   template <class F>
@@ -149,10 +158,11 @@ class RunConfigCommand : public Command {
  private:
   std::string name_, description_;
   const char* paths_help_;
-  std::string config_path_, backend_;
+  std::string config_path_, backend_, scheme_;
+  std::vector<std::string> sets_;
   std::uint64_t paths_ = 0, seed_ = 0;
-  int steps_ = 0;
-  bool allow_nonfinite_ = false;
+  int steps_ = 0, threads_ = 0;
+  bool allow_nonfinite_ = false, print_config_ = false;
   std::vector<Override> overrides_;
 };
 

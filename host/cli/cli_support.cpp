@@ -10,11 +10,13 @@
 #include <cstdlib>
 #include <csignal>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
 
 #include "cli.hpp"
 #include "host/io/input_file.hpp"
+#include "host/io/json_fields.hpp"
 #include "taep/error.hpp"
 
 namespace taep {
@@ -174,9 +176,48 @@ void validate_with_flags(const std::vector<Override>& overrides, const std::func
   }
 }
 
-Problem load_run_config(const std::string& path, const std::vector<Override>& overrides,
-                        Config& config) {
-  config = path.empty() ? default_config() : parse_config(detail::read_input_file(path, "CONFIG"));
+std::string read_config_text(const std::string& path) {
+  return detail::read_input_file(path == "-" ? "/dev/stdin" : path, "CONFIG");
+}
+
+std::string apply_sets(const std::string& text, const std::vector<std::string>& sets) {
+  if (sets.empty()) return text;
+  nlohmann::ordered_json root = nlohmann::ordered_json::parse(fields::parse_object(text).dump());
+  for (const std::string& set : sets) {
+    const std::size_t eq = set.find('=');
+    const std::string key = set.substr(0, eq);
+    if (eq == std::string::npos || key.empty() || key.front() == '.' || key.back() == '.' ||
+        key.find("..") != std::string::npos)
+      throw ConfigError("--set", "must be KEY=VALUE with a dotted KEY such as run.paths (got '" +
+                                     fields::shorten(set, 60) + "')");
+    const std::string value = set.substr(eq + 1);
+    nlohmann::ordered_json* at = &root;
+    std::string path;
+    for (std::size_t begin = 0;;) {
+      const std::size_t dot = key.find('.', begin);
+      const std::string part = key.substr(begin, dot - begin);
+      if (!at->is_object())
+        throw ConfigError("--set", "'" + path + "' is not an object, so '" + key + "' cannot be set");
+      at = &(*at)[part];
+      path += (path.empty() ? "" : ".") + part;
+      if (dot == std::string::npos) break;
+      begin = dot + 1;
+    }
+    // JSON when it is JSON (numbers, booleans, null, arrays, objects, quoted strings), else text.
+    nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(value, nullptr, false);
+    *at = parsed.is_discarded() ? nlohmann::ordered_json(value) : parsed;
+  }
+  return root.dump();
+}
+
+Problem load_run_config(const std::string& path, const std::vector<std::string>& sets,
+                        const std::vector<Override>& overrides, Config& config) {
+  if (path.empty() && sets.empty())
+    config = default_config();
+  else
+    config = parse_config(apply_sets(path.empty() ? config_to_json(default_config())
+                                                  : read_config_text(path),
+                                     sets));
   apply_overrides(overrides);
   std::optional<Problem> problem;
   validate_with_flags(overrides, [&] { problem = build_problem(config); });
@@ -255,18 +296,34 @@ CLI::App* RunConfigCommand::add_to(CLI::App& app) {
   overrides_.push_back({cmd->add_option("--backend", backend_, "Backend (run.backend)")
                             ->check(CLI::IsMember(backend_names())),
                         "run.backend", [this] { config_.run.backend = parse_backend(backend_); }});
+  overrides_.push_back({cmd->add_option("--threads", threads_, "CPU threads, 0: all (run.threads)")
+                            ->check(CLI::Range(0, 1024)),
+                        "run.threads", [this] { config_.run.threads = threads_; }});
+  overrides_.push_back({cmd->add_option("--scheme", scheme_, "euler or milstein (schedule.scheme)")
+                            ->check(CLI::IsMember({"euler", "milstein"})),
+                        "schedule.scheme", [this] {
+                          config_.schedule.scheme = scheme_ == "milstein" ? Scheme::milstein
+                                                                          : Scheme::euler;
+                        }});
   overrides_.push_back({cmd->add_flag("--allow-nonfinite", allow_nonfinite_,
                                       "Write the result even when every path is non-finite "
                                       "(run.allow_nonfinite)"),
                         "run.allow_nonfinite", [this] { config_.run.allow_nonfinite = true; }});
+  cmd->add_option("--set", sets_, "KEY=VALUE: set any config field (repeatable; VALUE is JSON or text)");
+  cmd->add_flag("--print-config", print_config_, "Print the validated config (JSON) and exit");
   cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr (warnings still show)");
   add_options(*cmd);
   guard_numbers(overrides_);
   return cmd;
 }
 
-Problem RunConfigCommand::load_config() {
-  return load_run_config(config_path_, overrides_, config_);
+int RunConfigCommand::execute() {
+  const Problem problem = load_run_config(config_path_, sets_, overrides_, config_);
+  if (print_config_) {
+    write_stdout(config_to_json(problem.config()) + "\n");
+    return 0;
+  }
+  return run_loaded(problem);
 }
 
 }  // namespace cli

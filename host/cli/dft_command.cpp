@@ -54,10 +54,9 @@ class DftCommand final : public RunConfigCommand {
         ->check(nonempty_path());
   }
 
-  int execute() override {
+  int run_loaded(const Problem& problem) override {
     if (min_count_ < 1)
       throw ConfigError("--min-count", "must be at least 1 (got " + std::to_string(min_count_) + ")");
-    const Problem problem = load_config();
     const auto out = optional_output(out_path_, "--out");
     const DetailedFtResult result =
         with_progress("forward + reverse paths", [&](const RunOptions& options) {

@@ -2,6 +2,7 @@
 // executable"). Each subcommand lives in host/cli/<name>_command.cpp; exit codes and error format
 // are in host/cli/cli.hpp.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <new>
 #include <memory>
@@ -27,6 +28,51 @@ std::string one_line(std::string s) {
 int report_error(const std::string& message, int code) {
   std::fprintf(stderr, "taep: error: %s\n", one_line(taep::fields::escape_bytes(message)).c_str());
   return code;
+}
+
+// Levenshtein distance, for suggesting the flag a mistyped one meant.
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean --paths?)" for an unexpected argument close to a flag of the command it was
+// given to (or of the top level), else "".
+std::string suggestion(const CLI::App& app, const std::string& what) {
+  std::string arg;
+  for (const std::string prefix : {"The following argument was not expected: ",
+                                   "The following arguments were not expected: "})
+    if (what.rfind(prefix, 0) == 0) arg = what.substr(prefix.size());
+  arg = arg.substr(0, std::min(arg.find('='), arg.find(' ')));
+  if (arg.rfind("-", 0) != 0) return "";
+  const CLI::App* where = &app;
+  for (const CLI::App* sub = &app; sub;) {
+    where = sub;
+    const auto parsed = sub->get_subcommands();
+    sub = parsed.empty() ? nullptr : parsed.front();
+  }
+  std::string best;
+  std::size_t best_d = 3;  // at most two edits
+  for (const CLI::Option* o : where->get_options())
+    for (const std::string& name : o->get_lnames()) {
+      const std::string flag = "--" + name;
+      const std::size_t d = edit_distance(arg, flag);
+      if (d < best_d) {
+        best_d = d;
+        best = flag;
+      }
+    }
+  return best.empty() ? "" : " (did you mean " + best + "?)";
 }
 
 // CLI11's messages in the `<flag>: <message>` form of every other error line; "command line" names
@@ -81,7 +127,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return report_error(cli_message(e) + " (see 'taep --help')", 2);
+    const std::string hint = suggestion(app, e.what());
+    return report_error(cli_message(e) + (hint.empty() ? " (see 'taep --help')" : hint), 2);
   } catch (const taep::ConfigError& e) {  // a flag's value refused while parsing (cli.hpp)
     return report_error(e.what(), 2);
   }

@@ -36,8 +36,7 @@ class RunCommand final : public RunConfigCommand {
         ->check(nonempty_path());
   }
 
-  int execute() override {
-    const Problem problem = load_config();
+  int run_loaded(const Problem& problem) override {
     const auto out = optional_output(out_path_, "--out");
     const RunResult result =
         with_progress("paths", [&](const RunOptions& options) { return run(problem, options); });

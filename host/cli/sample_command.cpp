@@ -53,20 +53,22 @@ class SampleCommand final : public RunConfigCommand {
                          nullptr) {}
 
   void add_options(CLI::App& cmd) override {
-    guard_number(
-        cmd.add_option("--count", count_, "Number of samples")->required()->check(CLI::NonNegativeNumber));
-    cmd.add_option("--out", out_path_, "Write the samples to this CSV file")
-        ->required()
+    // Required unless --print-config (checked in run_loaded).
+    count_option_ = cmd.add_option("--count", count_, "Number of samples (required)")
+                        ->check(CLI::NonNegativeNumber);
+    guard_number(count_option_);
+    cmd.add_option("--out", out_path_, "Write the samples to this CSV file (required)")
         ->check(nonempty_path());
     cmd.add_option("--result", result_path_, "Write the result JSON (occupancy) to this file")
         ->check(nonempty_path());
   }
 
-  int execute() override {
+  int run_loaded(const Problem& problem) override {
+    if (count_option_->count() == 0) throw ConfigError("--count", "is required");
+    if (out_path_.empty()) throw ConfigError("--out", "is required");
     if (count_ < 1 || count_ >= rng::kMaxPaths)
       throw ConfigError("--count", "must be an integer in [1, 2^40) (got " +
                                        std::to_string(count_) + ")");
-    const Problem problem = load_config();
     AtomicFile out(out_path_, "--out");
     const auto result_file = optional_output(result_path_, "--result");
     const SampleResult result = with_progress("samples", [&](const RunOptions& options) {
@@ -87,6 +89,7 @@ class SampleCommand final : public RunConfigCommand {
  private:
   std::string out_path_, result_path_;
   std::uint64_t count_ = 0;
+  CLI::Option* count_option_ = nullptr;
 };
 
 }  // namespace

@@ -37,8 +37,8 @@ class TrainCommand final : public Command {
     CLI::App* cmd = app.add_subcommand(
         "train", "Train an MLP score model by denoising score matching and write its weights");
     cmd->add_option("CONFIG", config_path_, "Train config JSON file (default: the built-in config)");
-    cmd->add_option("--out", out_path_, "Write the trained (EMA) weights here, as safetensors")
-        ->required()
+    cmd->add_option("--out", out_path_,
+                    "Write the trained (EMA) weights here, as safetensors (required)")
         ->check(nonempty_path());
     cmd->add_option("--result", result_path_, "Write the result JSON (loss log, timing) here")
         ->check(nonempty_path());
@@ -84,14 +84,20 @@ class TrainCommand final : public Command {
     for (int i : {0, 1, 2, 4, 5, 8}) overrides_[std::size_t(i)].option->check(CLI::NonNegativeNumber);
     overrides_[3].option->check(CLI::IsMember(backend_names()));
     guard_numbers(overrides_);
+    cmd->add_option("--set", sets_, "KEY=VALUE: set any config field (repeatable; VALUE is JSON or text)");
+    cmd->add_flag("--print-config", print_config_, "Print the validated config (JSON) and exit");
     cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
     return cmd;
   }
 
   int execute() override {
-    config_ = config_path_.empty()
-                  ? default_train_config()
-                  : parse_train_config(detail::read_input_file(config_path_, "CONFIG"));
+    if (config_path_.empty() && sets_.empty())
+      config_ = default_train_config();
+    else
+      config_ = parse_train_config(apply_sets(
+          config_path_.empty() ? train_config_to_json(default_train_config())
+                               : read_config_text(config_path_),
+          sets_));
     narrow("--batch", "optimizer.batch", batch_);
     narrow("--threads", "run.threads", threads_);
     narrow("--collapse-modes", "data.collapse.modes", collapse_modes_);
@@ -99,6 +105,11 @@ class TrainCommand final : public Command {
     // Validated and its samples file read once; errors named after the flags that set the field.
     std::optional<TrainProblem> problem;
     validate_with_flags(overrides_, [&] { problem = build_train_problem(config_); });
+    if (print_config_) {
+      write_stdout(train_config_to_json(problem->config()) + "\n");
+      return 0;
+    }
+    if (out_path_.empty()) throw ConfigError("--out", "is required");
     AtomicFile out(out_path_, "--out");
     std::unique_ptr<AtomicFile> result_file;
     if (!result_path_.empty()) result_file = std::make_unique<AtomicFile>(result_path_, "--result");
@@ -134,7 +145,8 @@ class TrainCommand final : public Command {
   std::uint64_t steps_ = 0, batch_ = 0, seed_ = 0, threads_ = 0, collapse_modes_ = 0,
                 log_every_ = 0;
   double collapse_eps_ = 0;
-  bool quiet_ = false;
+  bool quiet_ = false, print_config_ = false;
+  std::vector<std::string> sets_;
   TrainConfig config_;
   std::vector<Override> overrides_;
 };

@@ -110,7 +110,17 @@ ChunkDriver::ChunkDriver(std::unique_ptr<Backend> backend, const Config& config,
       paths_(paths),
       work_paths_(work_paths),
       chunk_(chunk_size(config, *backend_, paths)),
+      automatic_chunks_(config.run.chunk_paths == 0),
       start_(start) {}
+
+std::uint64_t ChunkDriver::next_chunk(std::uint64_t chunk, double seconds) const {
+  constexpr std::uint64_t B = physics::kReduceBlock;
+  // At most 4x larger at a time (a fast first chunk says little), never below one block.
+  const double want = seconds > 0 ? double(chunk) * kChunkSeconds / seconds : 4.0 * double(chunk);
+  const double capped = std::min(want, 4.0 * double(chunk));
+  const std::uint64_t blocks = std::uint64_t(std::max(1.0, std::floor(capped / double(B))));
+  return std::min(chunk_, blocks * B);
+}
 
 bool ChunkDriver::automatic_range() const { return !(config_.histogram.lo && config_.histogram.hi); }
 
@@ -162,7 +172,7 @@ PerformanceSummary ChunkDriver::performance() const {
   perf.backend = backend_->name();
   perf.device = backend_->device();
   perf.threads = backend_->threads();
-  perf.chunk_paths = chunk_;
+  perf.chunk_paths = largest_chunk_ ? largest_chunk_ : chunk_;
   perf.wall_seconds = std::chrono::duration<double>(Clock::now() - start_).count();
   const double path_steps = double(work_paths_) * steps_;
   perf.path_steps_per_second = perf.wall_seconds > 0 ? path_steps / perf.wall_seconds : 0.0;

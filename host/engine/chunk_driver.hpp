@@ -66,6 +66,7 @@ class ChunkDriver {
               Clock::time_point start);
 
   Backend& backend() { return *backend_; }
+  // The largest chunk a run may take (run.chunk_paths or the backend's limit).
   std::uint64_t chunk_paths() const { return chunk_; }
   // Whether config.histogram leaves the range to the pilot.
   bool automatic_range() const;
@@ -75,13 +76,22 @@ class ChunkDriver {
   HistogramSpec fixed_range() const;
 
   // Calls body(first, n) for paths [from, paths) in chunks, in path order, reporting progress after
-  // each chunk.
+  // each chunk. With an automatic chunk size (run.chunk_paths 0) the chunks start small and are
+  // sized to take about kChunkSeconds each, up to the backend's limit, so progress comes at least
+  // about once a second however slow a path is; every chunk is whole reduce blocks, so no
+  // statistic depends on the sizes.
   template <class Body>
   void for_each_chunk(std::uint64_t from, Body&& body) {
-    for (std::uint64_t first = from; first < paths_; first += chunk_) {
-      const std::uint64_t n = std::min(chunk_, paths_ - first);
+    std::uint64_t chunk = automatic_chunks_ ? std::min(chunk_, kFirstChunk) : chunk_;
+    for (std::uint64_t first = from; first < paths_;) {
+      const std::uint64_t n = std::min(chunk, paths_ - first);
+      const Clock::time_point t0 = Clock::now();
       body(first, n);
       advance(n);
+      largest_chunk_ = std::max(largest_chunk_, n);
+      first += n;
+      if (automatic_chunks_)
+        chunk = next_chunk(chunk, std::chrono::duration<double>(Clock::now() - t0).count());
     }
   }
   // `n` more paths done: reports progress.
@@ -102,7 +112,13 @@ class ChunkDriver {
   const Config& config_;
   int steps_;
   const RunOptions& options_;
-  std::uint64_t paths_, work_paths_, chunk_, done_ = 0;
+  // The next automatic chunk after one of `chunk` paths took `seconds`.
+  std::uint64_t next_chunk(std::uint64_t chunk, double seconds) const;
+  static constexpr std::uint64_t kFirstChunk = 16 * physics::kReduceBlock;
+  static constexpr double kChunkSeconds = 0.5;
+
+  std::uint64_t paths_, work_paths_, chunk_, done_ = 0, largest_chunk_ = 0;
+  bool automatic_chunks_;
   Clock::time_point start_;
 };
 
