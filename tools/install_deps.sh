@@ -2,7 +2,7 @@
 # Installs what taep needs to build and test on Debian/Ubuntu (run as root or with sudo available).
 # The CUDA toolkit is not installed here: taep builds its CUDA backend when nvcc is found.
 set -euo pipefail
-packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev python3-numpy python3-matplotlib
+packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev zlib1g-dev python3-numpy python3-matplotlib
           python3-dev python3-pip)
 missing=()
 for p in "${packages[@]}"; do

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "host/io/npy.hpp"
 #include "taep/taep.hpp"
 
 namespace taep {
@@ -34,12 +35,20 @@ class RunCommand final : public RunConfigCommand {
   void add_options(CLI::App& cmd) override {
     cmd.add_option("--out", out_path_, "Write the result JSON to this file (default: stdout)")
         ->check(nonempty_path());
+    cmd.add_option("--per-path", per_path_path_,
+                   "Write every path's S (and R, S_minus_R for exact models) to this .npz file")
+        ->check(nonempty_path());
   }
 
   int run_loaded(const Problem& problem) override {
     const auto out = optional_output(out_path_, "--out");
-    const RunResult result =
-        with_progress("paths", [&](const RunOptions& options) { return run(problem, options); });
+    const auto per_path = optional_output(per_path_path_, "--per-path");
+    PathValues values;
+    const RunResult result = with_progress("paths", [&](RunOptions options) {
+      if (per_path) options.per_path = &values;
+      return run(problem, options);
+    });
+    if (per_path) per_path->commit(per_path_npz(values));
     write_result(out.get(), result_to_json(result));
     print_warnings(result.warnings);
     if (!quiet_) print_summary(result);
@@ -47,7 +56,21 @@ class RunCommand final : public RunConfigCommand {
   }
 
  private:
-  std::string out_path_;
+  // The arrays of `taep.paths` (docs/python.md): S, and R and S_minus_R for exact models.
+  static std::string per_path_npz(const PathValues& v) {
+    const std::uint64_t n = v.taep.size();
+    std::vector<detail::NpyArray> arrays{{"S", {n}, v.taep.data(), false}};
+    std::vector<double> error;
+    if (!v.reference.empty()) {
+      error.resize(n);
+      for (std::uint64_t i = 0; i < n; ++i) error[i] = v.taep[i] - v.reference[i];
+      arrays.push_back({"R", {n}, v.reference.data(), false});
+      arrays.push_back({"S_minus_R", {n}, error.data(), false});
+    }
+    return detail::npz_bytes(arrays);
+  }
+
+  std::string out_path_, per_path_path_;
 };
 
 }  // namespace

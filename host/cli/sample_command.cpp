@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "host/io/npy.hpp"
 #include "taep/physics/rng_streams.hpp"
 #include "taep/sample.hpp"
 #include "taep/taep.hpp"
@@ -57,7 +58,8 @@ class SampleCommand final : public RunConfigCommand {
     count_option_ = cmd.add_option("--count", count_, "Number of samples (required)")
                         ->check(CLI::NonNegativeNumber);
     guard_number(count_option_);
-    cmd.add_option("--out", out_path_, "Write the samples to this CSV file (required)")
+    cmd.add_option("--out", out_path_,
+                   "Write the samples to this file (required): .npy (float32, count x d) or CSV")
         ->check(nonempty_path());
     cmd.add_option("--result", result_path_, "Write the result JSON (occupancy) to this file")
         ->check(nonempty_path());
@@ -80,7 +82,10 @@ class SampleCommand final : public RunConfigCommand {
       }
     });
     if (result_file) result_file->commit(sample_result_to_json(result));
-    out.commit(samples_csv(result));
+    const bool npy = out_path_.size() >= 4 && out_path_.compare(out_path_.size() - 4, 4, ".npy") == 0;
+    out.commit(npy ? detail::npy_bytes({"samples", {result.count, std::uint64_t(result.d)},
+                                        result.samples.data(), true})
+                   : samples_csv(result));
     print_warnings(result.warnings);
     if (!quiet_) print_summary(result);
     return 0;

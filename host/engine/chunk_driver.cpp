@@ -147,19 +147,37 @@ void ChunkDriver::advance(std::uint64_t n) {
   options_.on_progress(p);
 }
 
-ForwardTotals ChunkDriver::run_forward(bool with_aux) {
+ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
   ForwardTotals t;
   std::vector<double> taep, reference, aux;
+  if (keep) {
+    check_fits_in_memory(paths_ * 2 * sizeof(double), "run.paths",
+                         "the per-path values of " + std::to_string(paths_) + " paths");
+    keep->taep.clear();
+    keep->reference.clear();
+  }
+  const auto kept = [&] {
+    if (!keep) return;
+    keep->taep.insert(keep->taep.end(), taep.begin(), taep.end());
+    keep->reference.insert(keep->reference.end(), reference.begin(), reference.end());
+  };
   const std::uint64_t pilot = pilot_paths();
   if (pilot > 0) backend_->simulate(0, pilot, taep, reference, with_aux ? &aux : nullptr);
   t.hist = pilot > 0 ? padded_range(config_.histogram.bins, taep) : fixed_range();
   t.counts.assign(std::size_t(t.hist.bins) + 2, 0);
   if (pilot > 0) {
     reduce_on_host(taep, reference, with_aux ? &aux : nullptr, t.hist, t.stats, t.counts);
+    kept();
     advance(pilot);
   }
   ChunkStats cs;
   for_each_chunk(pilot, [&](std::uint64_t first, std::uint64_t n) {
+    if (keep) {
+      backend_->simulate(first, n, taep, reference, with_aux ? &aux : nullptr);
+      reduce_on_host(taep, reference, with_aux ? &aux : nullptr, t.hist, t.stats, t.counts);
+      kept();
+      return;
+    }
     backend_->run_chunk(first, n, t.hist, cs);
     for (const auto& b : cs.blocks) t.stats.merge(b);  // fixed order: path order
     for (std::size_t i = 0; i < t.counts.size(); ++i) t.counts[i] += cs.histogram[i];

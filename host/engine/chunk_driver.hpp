@@ -99,8 +99,9 @@ class ChunkDriver {
 
   // Forward paths 0 .. paths-1: the pilot (with an automatic range) through Backend::simulate and
   // reduce_on_host, the rest through Backend::run_chunk; with_aux reduces the backend's per-path
-  // side value (the Hutchinson probe-noise variance).
-  ForwardTotals run_forward(bool with_aux);
+  // side value (the Hutchinson probe-noise variance). With `keep`, every chunk goes the pilot's way
+  // (the same reduction, so the same bits) and keep gets every path's values.
+  ForwardTotals run_forward(bool with_aux, PathValues* keep = nullptr);
 
   // The backend, device, chunk size and timing so far; work_paths * steps path-steps.
   PerformanceSummary performance() const;

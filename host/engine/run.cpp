@@ -35,7 +35,7 @@ void run_forward(const detail::ForwardProblem& P, std::unique_ptr<detail::Backen
   detail::ChunkDriver driver(std::move(backend), c, P.steps, options, c.run.paths, c.run.paths,
                              start);
   const bool with_aux = P.mlp && P.mlp->hutchinson() && P.mlp->probes >= 2;
-  const detail::ForwardTotals t = driver.run_forward(with_aux);
+  const detail::ForwardTotals t = driver.run_forward(with_aux, options.per_path);
 
   result.taep = detail::summarize(t.stats.taep, t.stats.nonfinite);
   detail::check_nonfinite(c, "paths", result.taep.nonfinite, c.run.paths, result.warnings);

@@ -18,11 +18,21 @@ struct Progress {
   double path_steps_per_second = 0;
 };
 
+// Per-path values: S (`taep`) and, for exact-score models, the closed form R (`reference`), in
+// path order.
+struct PathValues {
+  std::vector<double> taep;
+  std::vector<double> reference;  // empty unless the model is an exact score
+};
+
 struct RunOptions {
   // Called after every chunk (from the calling thread).
   std::function<void(const Progress&)> on_progress;
   // The result's provenance.command (the CLI passes its command line).
   std::string command;
+  // run(): when set, filled with every path's values in path order (`taep run --per-path`). The
+  // statistics are the same bitwise; the chunks then bring every path's S back to the host.
+  PathValues* per_path = nullptr;
 };
 
 // Runs a built problem end to end. Throws BackendUnavailable, CudaError.
@@ -31,10 +41,6 @@ RunResult run(const Problem& problem, const RunOptions& options = {});
 RunResult run(const Config& config, const RunOptions& options = {});
 
 // Per-path values for paths [first, first + count) on one backend (for tests and tools).
-struct PathValues {
-  std::vector<double> taep;
-  std::vector<double> reference;  // empty unless the model is an exact score
-};
 PathValues simulate_paths(const Problem& problem, Backend backend, std::uint64_t first,
                           std::uint64_t count);
 PathValues simulate_paths(const Config& config, Backend backend, std::uint64_t first,
