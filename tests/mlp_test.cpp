@@ -20,6 +20,7 @@
 
 #include "support/safetensors_support.hpp"
 #include "taep/error.hpp"
+#include "taep/taep.hpp"
 
 namespace {
 
@@ -437,5 +438,45 @@ INSTANTIATE_TEST_SUITE_P(Mlp, DivergenceTest,
                                   (info.param.parameterization == Parameterization::eps ? "Eps"
                                                                                         : "Score");
                          });
+
+// An eps model's file records the schedule it was trained with; a run on another schedule is
+// refused naming both (the eps-to-score conversion depends on it). A file without the record (older
+// files, hand-made ones) is accepted as before.
+TEST(Mlp, EpsModelsRunOnlyOnTheScheduleTheyWereTrainedWith) {
+  MlpModel m = random_mlp(2, 4, {8}, Parameterization::eps, 7);
+  m.trained_beta_min = 0.1;
+  m.trained_beta_max = 12.5;
+  const std::string path = temp_path("eps_schedule.safetensors");
+  taep::save_mlp(m, path);
+  const MlpModel back = taep::load_mlp(path);
+  EXPECT_EQ(back.trained_beta_min, 0.1);
+  EXPECT_EQ(back.trained_beta_max, 12.5);
+
+  taep::Config c = taep::default_config();
+  c.model = taep::ModelConfig{};
+  c.model.type = "mlp";
+  c.model.weights = path;
+  c.schedule.beta_max = 12.5;
+  EXPECT_NO_THROW(taep::build_problem(c));
+  c.schedule.beta_max = 20.0;
+  try {
+    taep::build_problem(c);
+    ADD_FAILURE() << "an eps model ran on another schedule";
+  } catch (const taep::ConfigError& e) {
+    EXPECT_EQ(e.field(), "model.weights");
+    const std::string what = e.what();
+    EXPECT_NE(what.find("schedule.beta_max = 12.5"), std::string::npos) << what;
+    EXPECT_NE(what.find("schedule.beta_max = 20"), std::string::npos) << what;
+  }
+  m.trained_beta_min = m.trained_beta_max = 0;  // not recorded
+  taep::save_mlp(m, path);
+  EXPECT_NO_THROW(taep::build_problem(c));
+  m.parameterization = Parameterization::score;  // a score model carries no conversion
+  m.trained_beta_min = 0.1;
+  m.trained_beta_max = 12.5;
+  taep::save_mlp(m, path);
+  EXPECT_NO_THROW(taep::build_problem(c));
+  std::remove(path.c_str());
+}
 
 }  // namespace

@@ -63,6 +63,8 @@ MlpModel TrainProblem::to_model(const std::vector<float>& flat) const {
   m.max_period = max_period;
   m.parameterization = parameterization;
   m.activation = "silu";
+  m.trained_beta_min = schedule.beta_min;
+  m.trained_beta_max = schedule.beta_max;
   for (const TrainLayer& l : layers) {
     MlpLayer layer;
     layer.in = l.in;

@@ -179,6 +179,10 @@ SafetensorsFile to_file(const MlpModel& m) {
                 {"max_period", shortest(m.max_period)},
                 {"parameterization", name_of(m.parameterization)},
                 {"activation", m.activation}};
+  if (m.trained_beta_max > 0) {
+    f.metadata["schedule.beta_min"] = shortest(m.trained_beta_min);
+    f.metadata["schedule.beta_max"] = shortest(m.trained_beta_max);
+  }
   for (std::size_t i = 0; i < m.layers.size(); ++i) {
     const MlpLayer& l = m.layers[i];
     f.tensors[layer_tensor(i, "weight")] = {"F32", {l.out, l.in}, l.weight};
@@ -207,6 +211,10 @@ MlpModel mlp_from_safetensors(const SafetensorsFile& file, const std::string& wh
                            ? Parameterization::eps
                            : Parameterization::score;
   m.activation = metadata_one_of(file, "activation", kActivations, what);
+  if (file.metadata.count("schedule.beta_min") || file.metadata.count("schedule.beta_max")) {
+    m.trained_beta_min = metadata_real_above(file, "schedule.beta_min", 0, what);
+    m.trained_beta_max = metadata_real_above(file, "schedule.beta_max", 0, what);
+  }
 
   // Layer index -> (weight, bias); every index must be present in 0..L with L >= 1.
   std::map<std::size_t, std::pair<const SafetensorsTensor*, const SafetensorsTensor*>> found;

@@ -37,6 +37,10 @@ struct MlpModel {
   double max_period = 10000.0;
   Parameterization parameterization = Parameterization::score;
   std::string activation = "silu";
+  // The VP schedule the model was trained with (metadata "schedule.beta_min", "schedule.beta_max"),
+  // 0 when the file does not record it. An eps model's noise prediction becomes a score through
+  // this schedule, so a run on another one is refused (build_problem).
+  double trained_beta_min = 0, trained_beta_max = 0;
   std::vector<MlpLayer> layers;  // hidden layers then the linear output layer
 };
 
