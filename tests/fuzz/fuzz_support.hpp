@@ -32,13 +32,43 @@ namespace taep_fuzz {
     if (!(cond)) ::taep_fuzz::finding(std::string(#cond ": ") + (what)); \
   } while (0)
 
-// Runs f; a taep::Error is an accepted outcome (returns false), anything else escapes.
+// The longest error message a reader may print: values in messages are short excerpts (README.md,
+// "Command line"), so a long one is an input echoed whole.
+constexpr std::size_t kMaxMessageBytes = 1000;
+
+// True for valid UTF-8 with no control characters: the CLI prints a message as one line of text.
+inline bool printable_line(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    if (n == 1 && c < 0x20) return false;  // (DEL, 0x7F, is shown as it is, like JSON does)
+    std::uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+      const unsigned char t = static_cast<unsigned char>(s[i + k]);
+      if ((t >> 6) != 0x2) return false;
+      cp = (cp << 6) | (t & 0x3F);
+    }
+    const std::uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
+}
+
+// Runs f; a taep::Error is an accepted outcome (returns false), anything else escapes. The error's
+// message must be one bounded line of valid UTF-8 whatever bytes the input held.
 template <class F>
 bool accepted(F&& f) {
   try {
     f();
     return true;
-  } catch (const taep::Error&) {
+  } catch (const taep::Error& e) {
+    const std::string m = e.what();
+    TAEP_FUZZ_CHECK(m.size() <= kMaxMessageBytes, "an error message of " +
+                                                      std::to_string(m.size()) + " bytes: " +
+                                                      m.substr(0, 300) + "...");
+    TAEP_FUZZ_CHECK(printable_line(m), "an error message that is not one line of UTF-8: " + m);
     return false;
   }
 }

@@ -49,7 +49,7 @@ for t in "${targets[@]}"; do
   if [ $rc -ne 0 ] || compgen -G "$findings/*" >/dev/null; then
     failed=1
     echo "fuzz: FINDING in target $t; the fuzzer's report:" >&2
-    grep -vE '^(#[0-9]+|\s*"|INFO:|MS:|\*\*\*)' "$log" | tail -60 >&2
+    grep -avE '^(#[0-9]+|\s*"|INFO:|MS:|\*\*\*)' "$log" | tail -60 >&2
     for f in "$findings"/*; do
       [ -e "$f" ] || continue
       echo "fuzz: reproducer $f ($(stat -c %s "$f") bytes), base64:" >&2
