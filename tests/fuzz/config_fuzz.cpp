@@ -18,17 +18,25 @@ namespace {
 // fuzzer's per-input timeout (schedule.steps alone may be 10^7).
 constexpr std::uint64_t kMaxTableEntries = 200000;
 
+// Parses text into c; an accepted config's canonical JSON must be accepted back and be a fixed
+// point (README.md, "Result reference": the result's config is accepted by taep run).
+template <class C, class Parse, class Dump>
+bool parse_and_round_trip(const std::string& text, C& c, Parse parse, Dump dump, const char* kind) {
+  if (!taep_fuzz::accepted([&] { c = parse(text); })) return false;
+  const std::string canonical = dump(c);
+  C again;
+  TAEP_FUZZ_CHECK(taep_fuzz::accepted([&] { again = parse(canonical); }),
+                  std::string("the canonical form of an accepted ") + kind + " is refused:\n" + canonical);
+  TAEP_FUZZ_CHECK(dump(again) == canonical,
+                  std::string("the canonical ") + kind + " is not a fixed point:\n" + canonical);
+  return true;
+}
+
 void run_config(const std::string& text) {
   taep::Config c;
-  if (!taep_fuzz::accepted([&] { c = taep::parse_config(text); })) return;
-  // README.md ("Result reference"): the canonical form is accepted back, and is a fixed point.
-  const std::string canonical = taep::config_to_json(c);
-  taep::Config again;
-  TAEP_FUZZ_CHECK(taep_fuzz::accepted([&] { again = taep::parse_config(canonical); }),
-                  "the canonical form of an accepted config is refused:\n" + canonical);
-  TAEP_FUZZ_CHECK(taep::config_to_json(again) == canonical,
-                  "the canonical form is not a fixed point:\n" + canonical);
-
+  if (!parse_and_round_trip(text, c, taep::parse_config,
+                            [](const taep::Config& x) { return taep::config_to_json(x); }, "config"))
+    return;
   if (c.model.type == "mlp") return;  // its tables need the weight file (the weights target)
   const std::uint64_t K = std::uint64_t(c.target.mixture.components()) +
                           (c.model.mixture ? std::uint64_t(c.model.mixture->components()) : 0);
@@ -42,13 +50,10 @@ void run_config(const std::string& text) {
 
 void run_train_config(const std::string& text) {
   taep::TrainConfig c;
-  if (!taep_fuzz::accepted([&] { c = taep::parse_train_config(text); })) return;
-  const std::string canonical = taep::train_config_to_json(c);
-  taep::TrainConfig again;
-  TAEP_FUZZ_CHECK(taep_fuzz::accepted([&] { again = taep::parse_train_config(canonical); }),
-                  "the canonical form of an accepted training config is refused:\n" + canonical);
-  TAEP_FUZZ_CHECK(taep::train_config_to_json(again) == canonical,
-                  "the canonical training config is not a fixed point:\n" + canonical);
+  if (!parse_and_round_trip(text, c, taep::parse_train_config,
+                            [](const taep::TrainConfig& x) { return taep::train_config_to_json(x); },
+                            "training config"))
+    return;
   // A named samples file would be opened (the samples target reads files); mixture data opens none.
   if (!c.data.samples.empty()) return;
   taep_fuzz::accepted([&] {
