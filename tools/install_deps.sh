@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what taep needs to build and test on Debian/Ubuntu (run as root or with sudo available).
 # The CUDA toolkit is not installed here: taep builds its CUDA backend when nvcc is found.
+# With --fuzz it also installs what the fuzz targets need (tests/fuzz, TAEP_BUILD_FUZZERS): clang,
+# its libFuzzer and sanitizer runtimes, and its OpenMP (configure finds OpenMP for the compiler).
 set -euo pipefail
 packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev zlib1g-dev python3-numpy python3-matplotlib
           python3-dev python3-pip)
+if [ "${1:-}" = --fuzz ]; then
+  packages+=(clang-14 libclang-rt-14-dev libomp-14-dev)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

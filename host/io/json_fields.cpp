@@ -45,7 +45,11 @@ const Named<Backend> kBackends[3] = {
 void fail(const std::string& field, const std::string& message) { throw ConfigError(field, message); }
 
 std::string shorten(std::string s, std::size_t max) {
-  return s.size() > max ? s.substr(0, max - 3) + "..." : s;
+  if (s.size() <= max) return s;
+  // Cut before a character, never inside one, so that valid UTF-8 stays valid.
+  std::size_t cut = max - 3;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut) + "...";
 }
 
 namespace {
@@ -165,8 +169,12 @@ std::string index(const std::string& field, std::size_t i) {
   return field + "[" + std::to_string(i) + "]";
 }
 std::string child(const std::string& path, const char* key) {
-  // Keys come from the input: escaped and bounded like any value shown in a message.
-  const std::string k = shorten(escape_bytes(key), 80);
+  // Keys come from the input: escaped and bounded like any value shown in a message (control
+  // characters too, so that a key cannot break the message's line or reach the terminal raw).
+  std::string text;
+  for (const char* p = key; *p; ++p)
+    text += static_cast<unsigned char>(*p) < 0x20 ? hex_byte(static_cast<unsigned char>(*p)) : std::string(1, *p);
+  const std::string k = shorten(escape_bytes(text), 80);
   return path.empty() ? k : path + "." + k;
 }
 

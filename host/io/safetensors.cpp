@@ -146,7 +146,8 @@ class HeaderBuilder {
     std::string reason = e.what();
     const std::size_t prefix_end = reason.find("] ");
     if (prefix_end != std::string::npos) reason.erase(0, prefix_end + 2);
-    fail(what_, "header must be valid JSON (" + shorten(reason, 200) + ")");
+    // The reason quotes the bytes last read, which need not be UTF-8 (as parse_object does).
+    fail(what_, "header must be valid JSON (" + shorten(fields::escape_bytes(reason), 200) + ")");
   }
 
  private:
