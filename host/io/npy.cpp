@@ -22,6 +22,21 @@ std::uint64_t count_of(const NpyArray& a) {
   return n;
 }
 
+// What a local header and a central directory entry share, from "version needed" to the extra
+// field's length: stored, no flags, 1980-01-01, sizes 0xffffffff (they are in the zip64 extra).
+void put_entry_fields(std::string& out, std::uint32_t crc, std::size_t name_size, int extra_size) {
+  put(out, 45, 2);    // version needed: 4.5, zip64
+  put(out, 0, 2);     // flags
+  put(out, 0, 2);     // stored
+  put(out, 0, 2);     // time
+  put(out, 0x21, 2);  // date
+  put(out, crc, 4);
+  put(out, 0xffffffff, 4);
+  put(out, 0xffffffff, 4);
+  put(out, name_size, 2);
+  put(out, std::uint64_t(extra_size), 2);
+}
+
 std::uint32_t crc_of(const std::string& bytes) {
   uLong crc = crc32(0L, Z_NULL, 0);
   for (std::size_t off = 0; off < bytes.size();) {
@@ -64,16 +79,7 @@ std::string npz_bytes(const std::vector<NpyArray>& arrays) {
     const std::uint64_t offset = out.size(), size = member.size();
     // Local file header (version 4.5: zip64), sizes in the zip64 extra field.
     put(out, 0x04034b50, 4);
-    put(out, 45, 2);
-    put(out, 0, 2);  // flags
-    put(out, 0, 2);  // stored
-    put(out, 0, 2);  // time
-    put(out, 0x21, 2);  // date: 1980-01-01
-    put(out, crc, 4);
-    put(out, 0xffffffff, 4);
-    put(out, 0xffffffff, 4);
-    put(out, name.size(), 2);
-    put(out, 20, 2);
+    put_entry_fields(out, crc, name.size(), 20);
     out += name;
     put(out, 0x0001, 2);
     put(out, 16, 2);
@@ -82,17 +88,8 @@ std::string npz_bytes(const std::vector<NpyArray>& arrays) {
     out += member;
     // Its central directory entry, with the offset in the zip64 extra field too.
     put(central, 0x02014b50, 4);
-    put(central, 45, 2);
-    put(central, 45, 2);
-    put(central, 0, 2);
-    put(central, 0, 2);
-    put(central, 0, 2);
-    put(central, 0x21, 2);
-    put(central, crc, 4);
-    put(central, 0xffffffff, 4);
-    put(central, 0xffffffff, 4);
-    put(central, name.size(), 2);
-    put(central, 28, 2);
+    put(central, 45, 2);  // made by
+    put_entry_fields(central, crc, name.size(), 28);
     put(central, 0, 2);  // comment
     put(central, 0, 2);  // disk
     put(central, 0, 2);  // internal attributes
