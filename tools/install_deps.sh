@@ -2,8 +2,12 @@
 # Installs what taep needs to build and test on Debian/Ubuntu (run as root or with sudo available).
 # The CUDA toolkit is not installed here: taep builds its CUDA backend when nvcc is found.
 set -euo pipefail
+# python3-torch (1.13, CPU) is for the Python suite's taep.torch test (tests/python/test_torch.py,
+# which skips without it) and tools/taep_mlp.py: about 77 MB to fetch, 68 s to install on a Debian 12
+# machine that has the rest (765 MB on disk). Debian's python3 imports it; another python3 on PATH
+# (a pyenv or venv) does not, and the test then skips.
 packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev python3-numpy python3-matplotlib
-          python3-dev python3-pip)
+          python3-dev python3-pip python3-torch)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
