@@ -181,6 +181,33 @@ TEST(ScoreCallback, HutchinsonProbesComeFromTaepsStream) {
   EXPECT_EQ(r.taep.count, 4096u);
 }
 
+TEST(ScoreCallback, AReferenceFunctionStandsInForTheTargetsScore) {
+  const taep::Config c = exact_config();
+  const MixtureScore target{taep::ring8(), c.schedule.beta_min, c.schedule.beta_max, 1.0, false};
+  const auto plain = taep::simulate_paths(taep::build_problem(callback_config(), mixture_callback()),
+                                          taep::Backend::cpu, 0, 3000);
+  for (bool eps : {false, true}) {
+    taep::ScoreCallback cb = mixture_callback();
+    MixtureScore ref = target;
+    ref.eps = eps;
+    int calls = 0;
+    cb.reference = [&](const taep::ScoreRequest& r) {
+      ++calls;
+      EXPECT_TRUE(r.divergence && r.probes == 0);
+      ref(r);
+    };
+    cb.reference_parameterization = eps ? taep::Parameterization::eps : taep::Parameterization::score;
+    const auto with_ref = taep::simulate_paths(taep::build_problem(callback_config(), cb),
+                                               taep::Backend::cpu, 0, 3000);
+    EXPECT_EQ(calls, c.schedule.steps);
+    double worst = 0;
+    for (std::size_t i = 0; i < 3000; ++i)
+      worst = std::max(worst, std::abs(with_ref.taep[i] - plain.taep[i]));
+    EXPECT_LT(worst, kPathTolerance);
+    EXPECT_GT(worst, 0.0);
+  }
+}
+
 void expect_refused(const std::function<void()>& f, const std::string& field) {
   try {
     f();

@@ -143,7 +143,9 @@ class CpuCallbackBackend final : public Backend {
       request.t = t;
       setup_.callback.evaluate(request);
       // An eps-prediction's output and its divergence both scale into the score's (mlp.hpp).
-      const float scale = physics::output_scale(eps, problem_.schedule.abar(t));
+      const double abar = problem_.schedule.abar(t);
+      const float scale = physics::output_scale(eps, abar);
+      if (setup_.callback.reference) reference(request, abar, b);
 
       for (int p = 0; p < n; ++p) {
         const std::size_t o = std::size_t(p) * d, q = std::size_t(p) * std::size_t(std::max(1, P));
@@ -158,6 +160,26 @@ class CpuCallbackBackend final : public Backend {
         physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
       }
     }
+  }
+
+  // s* and its divergence from the reference function, in place of the mixture's (the mixture's
+  // were computed by prepare_learned_path and are overwritten).
+  void reference(const ScoreRequest& model, double abar, CallbackBatch& b) const {
+    ScoreRequest r;
+    r.n = model.n;
+    r.d = model.d;
+    r.step = model.step;
+    r.t = model.t;
+    r.first_path = model.first_path;
+    r.x = model.x;
+    r.output = b.s_target.data();
+    r.divergence = b.div_target.data();
+    setup_.callback.reference(r);
+    const ScoreCallback& cb = setup_.callback;
+    if (cb.reference_parameterization != Parameterization::eps) return;
+    const float scale = physics::output_scale(true, abar);
+    for (std::size_t i = 0; i < std::size_t(r.n) * std::size_t(r.d); ++i) b.s_target[i] *= scale;
+    for (int p = 0; p < r.n; ++p) b.div_target[std::size_t(p)] *= scale;
   }
 
   ForwardProblem problem_;

@@ -49,6 +49,13 @@ struct ScoreCallback {
   // numbers never depend on the batching; a callback whose rows do not depend on each other gives
   // results bitwise independent of the batch and chunk sizes.
   int batch = 4096;
+  // Optional: the target's score s* as a function too (a trained reference network standing in for
+  // the optimal score), called right after `evaluate` with the same x, writing s* into `output` and
+  // its divergence into `divergence` (always the exact trace; probes 0); converted like the model's
+  // by reference_parameterization. Without it s* is the target mixture's analytic score. The paths
+  // still start from the config's target.
+  std::function<void(const ScoreRequest&)> reference;
+  Parameterization reference_parameterization = Parameterization::score;
 };
 
 // Validates the config, whose model.type must be "callback" (else ConfigError("model.type")), and

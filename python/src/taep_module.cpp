@@ -151,19 +151,17 @@ struct PyScore {
   nb::handle evaluate;
   std::string parameterization = "score";
   int batch = 4096;
+  nb::handle reference;  // the target's score the same way (exact divergence), or None
+  std::string reference_parameterization = "score";
 };
 
-// The problem of a config, with the Python score model when one is given (then the config's model
-// is "callback"; taep/__init__.py sets it).
-taep::Problem problem_from(const std::string& config_json, const std::optional<PyScore>& score,
-                           CallState& state) {
-  if (!score) return problem_from(config_json);
-  taep::ScoreCallback cb;
-  cb.parameterization =
-      score->parameterization == "eps" ? taep::Parameterization::eps : taep::Parameterization::score;
-  cb.batch = score->batch;
-  nb::handle fn = score->evaluate;
-  cb.evaluate = [fn, &state](const taep::ScoreRequest& r) {
+taep::Parameterization parameterization_of(const std::string& name) {
+  return name == "eps" ? taep::Parameterization::eps : taep::Parameterization::score;
+}
+
+// The engine's side of a Python evaluate function (see PyScore).
+std::function<void(const taep::ScoreRequest&)> python_call(nb::handle fn, CallState& state) {
+  return [fn, &state](const taep::ScoreRequest& r) {
     const std::size_t n = std::size_t(r.n), d = std::size_t(r.d), P = std::size_t(r.probes);
     state.call([&] {
       nb::object none = nb::none();
@@ -173,12 +171,28 @@ taep::Problem problem_from(const std::string& config_json, const std::optional<P
          r.probe_estimates ? view(r.probe_estimates, {n, P}) : none);
     });
   };
+}
+
+// The problem of a config, with the Python score model when one is given (then the config's model
+// is "callback"; taep/__init__.py sets it).
+taep::Problem problem_from(const std::string& config_json, const std::optional<PyScore>& score,
+                           CallState& state) {
+  if (!score) return problem_from(config_json);
+  taep::ScoreCallback cb;
+  cb.parameterization = parameterization_of(score->parameterization);
+  cb.batch = score->batch;
+  cb.evaluate = python_call(score->evaluate, state);
+  if (!score->reference.is_none()) {
+    cb.reference = python_call(score->reference, state);
+    cb.reference_parameterization = parameterization_of(score->reference_parameterization);
+  }
   return taep::build_problem(taep::parse_config(config_json), std::move(cb));
 }
 
-std::optional<PyScore> py_score(nb::object evaluate, const std::string& parameterization, int batch) {
+std::optional<PyScore> py_score(nb::object evaluate, const std::string& parameterization, int batch,
+                                nb::object reference, const std::string& reference_parameterization) {
   if (evaluate.is_none()) return std::nullopt;
-  return PyScore{evaluate, parameterization, batch};
+  return PyScore{evaluate, parameterization, batch, reference, reference_parameterization};
 }
 
 // The Python exception classes live in taep.errors (plain Python, with .field and .message).
@@ -207,9 +221,11 @@ void translate_errors(const std::exception_ptr& p, void*) {
 // ---- the calls ----------------------------------------------------------------------------------
 
 std::string run_json(const std::string& config_json, nb::object progress, nb::object score,
-                     const std::string& parameterization, int batch) {
+                     const std::string& parameterization, int batch, nb::object reference,
+                     const std::string& reference_parameterization) {
   CallState state(std::move(progress));
-  const std::optional<PyScore> model = py_score(score, parameterization, batch);
+  const std::optional<PyScore> model =
+      py_score(score, parameterization, batch, reference, reference_parameterization);
   return state.released([&] {
     const taep::Problem problem = problem_from(config_json, model, state);
     return taep::result_to_json(taep::run(problem, state.run_options()));
@@ -220,9 +236,10 @@ std::string run_json(const std::string& config_json, nb::object progress, nb::ob
 // seen between pieces; a path's values depend only on its index, never on the piece it is in.
 nb::dict paths(const std::string& config_json, std::uint64_t first, std::optional<std::uint64_t> count,
                nb::object progress, nb::object score, const std::string& parameterization,
-               int batch) {
+               int batch, nb::object reference, const std::string& reference_parameterization) {
   CallState state(std::move(progress));
-  const std::optional<PyScore> model = py_score(score, parameterization, batch);
+  const std::optional<PyScore> model =
+      py_score(score, parameterization, batch, reference, reference_parameterization);
   taep::PathValues all = state.released([&] {
     const taep::Problem problem = problem_from(config_json, model, state);
     const taep::Config& c = problem.config();
@@ -379,10 +396,12 @@ NB_MODULE(_taep, m) {
 
   m.def("run", &run_json, nb::arg("config_json"), nb::arg("progress").none(),
         nb::arg("score").none() = nb::none(), nb::arg("parameterization") = "score",
-        nb::arg("batch") = 4096);
+        nb::arg("batch") = 4096, nb::arg("reference").none() = nb::none(),
+        nb::arg("reference_parameterization") = "score");
   m.def("paths", &paths, nb::arg("config_json"), nb::arg("first"), nb::arg("count").none(),
         nb::arg("progress").none(), nb::arg("score").none() = nb::none(),
-        nb::arg("parameterization") = "score", nb::arg("batch") = 4096);
+        nb::arg("parameterization") = "score", nb::arg("batch") = 4096,
+        nb::arg("reference").none() = nb::none(), nb::arg("reference_parameterization") = "score");
   m.def("sample", &sample, nb::arg("config_json"), nb::arg("count"), nb::arg("progress").none());
   m.def("detailed_ft", &detailed_ft_json, nb::arg("config_json"), nb::arg("min_count"),
         nb::arg("progress").none());

@@ -163,63 +163,87 @@ def _checked(name: str, value: Any, shape: Tuple[int, ...], t: float):
 class _ScoreCall:
     """The one function the engine calls per batch and grid point (python/src/taep_module.cpp,
     PyScore): the user's score (and divergence) functions, or a score object's taep_evaluate, with
-    the results checked and copied into taep's buffers."""
+    the results checked (errors naming `names`, the arguments they came from) and copied into
+    taep's buffers."""
 
-    def __init__(self, score: Any, divergence: Optional[Callable[[Any, float], Any]]):
+    def __init__(self, score: Any, divergence: Optional[Callable[[Any, float], Any]],
+                 names: Tuple[str, str] = ("score", "divergence")):
         self.score = score
         self.divergence = divergence
         self.evaluate = getattr(score, "taep_evaluate", None)
+        self.names = names
 
     def __call__(self, x, t, step, out, div, vectors, estimates):
         n, d = x.shape
+        name, div_name = self.names
         if self.evaluate is not None:
             s, extra = self.evaluate(x, t, vectors)
-            out[...] = _checked("score", s, (n, d), t)
+            out[...] = _checked(name, s, (n, d), t)
             if estimates is not None:
-                estimates[...] = _checked("score", extra, estimates.shape, t)
+                estimates[...] = _checked(name, extra, estimates.shape, t)
             else:
-                div[...] = _checked("divergence", extra, (n,), t)
+                div[...] = _checked(div_name, extra, (n,), t)
             return
-        out[...] = _checked("score", self.score(x, t), (n, d), t)
-        div[...] = _checked("divergence", self.divergence(x, t), (n,), t)
+        out[...] = _checked(name, self.score(x, t), (n, d), t)
+        div[...] = _checked(div_name, self.divergence(x, t), (n,), t)
 
 
-def _score_model(score: Any, divergence: Any, parameterization: Any, batch: Any):
-    """(the model section of the config, the engine's callable, its parameterization, batch) of the
-    score arguments, or (None, None, "score", 4096) when no score is given."""
-    if score is None:
-        if divergence is not None:
-            raise ConfigError("divergence", "is the divergence of a score function: give score= too")
-        return None, None, "score", 4096
+def _function_model(score: Any, divergence: Any, parameterization: Any, names: Tuple[str, str]):
+    """(the config's model section, the engine's callable, the parameterization) of a score
+    function and its divergence function, or of a score object (taep.torch.ScoreModule)."""
+    name, div_name = names
     if not callable(score):
-        raise TypeError(f"score must be a function (x, t) -> (n, d) or a taep.torch.ScoreModule, not "
+        raise TypeError(f"{name} must be a function (x, t) -> (n, d) or a taep.torch.ScoreModule, not "
                         f"{type(score).__name__}")
     model_section = getattr(score, "taep_model", None)
     if model_section is not None:  # a score object: its own divergence and parameterization
         if divergence is not None:
-            raise ConfigError("divergence", "a ScoreModule computes its own divergence (got divergence= too)")
+            raise ConfigError(div_name, f"a ScoreModule computes its own divergence (got {div_name}= too)")
         model = dict(model_section)
         parameterization = getattr(score, "parameterization", "score")
     else:
         if divergence is None:
-            raise ConfigError("divergence", "a score function needs its divergence: pass divergence=fn "
-                                            "(x, t) -> (n,), or use taep.torch.ScoreModule, which "
-                                            "computes it by forward-mode autodiff")
+            raise ConfigError(div_name, f"a score function needs its divergence: pass {div_name}=fn "
+                                        "(x, t) -> (n,), or use taep.torch.ScoreModule, which "
+                                        "computes it by forward-mode autodiff")
         if not callable(divergence):
-            raise TypeError(f"divergence must be a function (x, t) -> (n,), not {type(divergence).__name__}")
+            raise TypeError(f"{div_name} must be a function (x, t) -> (n,), not {type(divergence).__name__}")
         model = {"type": "callback", "divergence": "exact"}
     if parameterization not in ("score", "eps"):
         raise ConfigError("parameterization", f'must be "score" or "eps" (got {parameterization!r})')
+    return model, _ScoreCall(score, divergence, names), parameterization
+
+
+def _score_model(score: Any, divergence: Any, parameterization: Any, batch: Any,
+                 reference: Any = None, reference_divergence: Any = None):
+    """The engine's arguments for the score arguments of run() and paths(): (the config's model
+    section or None, then the extension's score, parameterization, batch, reference and
+    reference_parameterization)."""
+    if score is None:
+        for name, value in (("divergence", divergence), ("reference", reference),
+                            ("reference_divergence", reference_divergence)):
+            if value is not None:
+                raise ConfigError(name, "is for a score model given as a function: give score= too")
+        return None, None, "score", 4096, None, "score"
+    model, call, parameterization = _function_model(score, divergence, parameterization,
+                                                    ("score", "divergence"))
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 2**20:
         raise ConfigError("batch", f"must be an integer 1 .. 1048576 (paths per call; got {batch!r})")
-    return model, _ScoreCall(score, divergence), parameterization, batch
-
-
-# ---- the engine ------------------------------------------------------------------------------
+    ref_call, ref_param = None, "score"
+    if reference is not None:
+        section, ref_call, ref_param = _function_model(reference, reference_divergence, "score",
+                                                       ("reference", "reference_divergence"))
+        if section["divergence"] != "exact":
+            raise ConfigError("reference", "the target's score needs the exact divergence "
+                                           "(a ScoreModule with divergence=\"exact\")")
+    elif reference_divergence is not None:
+        raise ConfigError("reference_divergence", "is the divergence of reference=: give reference= too")
+    return model, call, parameterization, batch, ref_call, ref_param
 
 
 def run(config: Any = None, *, score: Any = None, divergence: Optional[ScoreFunction] = None,
-        parameterization: str = "score", batch: int = 4096,
+        parameterization: str = "score", batch: int = 4096, reference: Any = None,
+        reference_divergence: Optional[ScoreFunction] = None,
         overrides: Optional[Mapping[str, Any]] = None,
         progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]:
     """Run a config's forward paths and return the result document.
@@ -239,6 +263,9 @@ def run(config: Any = None, *, score: Any = None, divergence: Optional[ScoreFunc
         parameterization: "score", or "eps" when score returns the noise prediction (taep
             converts it, and the divergence, with score = -eps / sqrt(1 - abar(t))).
         batch: paths per call of score, 1 .. 2^20.
+        reference, reference_divergence: with score, the target's score s* as a function (and its
+            divergence) or a ScoreModule with the exact divergence, in place of the target
+            mixture's analytic score (the paths still start from the config's target).
         overrides: config fields to set, by dotted key ({"run.paths": 1e6}).
         progress: called as progress(info) after every chunk, info having the keys done and total
             (paths), seconds and path_steps_per_second.
@@ -249,13 +276,15 @@ def run(config: Any = None, *, score: Any = None, divergence: Optional[ScoreFunc
         BackendUnavailable: run.backend "cuda" where CUDA cannot run.
         KeyboardInterrupt: Ctrl-C (at the next chunk boundary).
     """
-    model, call, param, batch = _score_model(score, divergence, parameterization, batch)
-    return json.loads(_taep.run(_run_config(config, overrides, dotted, model), progress, call, param, batch))
+    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+                                  reference_divergence)
+    return json.loads(_taep.run(_run_config(config, overrides, dotted, model), progress, *engine))
 
 
 def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, score: Any = None,
           divergence: Optional[ScoreFunction] = None, parameterization: str = "score",
-          batch: int = 4096, overrides: Optional[Mapping[str, Any]] = None,
+          batch: int = 4096, reference: Any = None, reference_divergence: Optional[ScoreFunction] = None,
+          overrides: Optional[Mapping[str, Any]] = None,
           progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]:
     """Per-path values of forward paths first .. first + count - 1, as numpy arrays.
 
@@ -270,14 +299,15 @@ def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, sc
         S_minus_R: exact-score models only: S - R, the per-path integration error.
 
     Args:
-        config, score, divergence, parameterization, batch, overrides, progress, **dotted: as for
-            run(). With a score model only S is returned (there is no closed form).
+        config, score, divergence, parameterization, batch, reference, reference_divergence,
+            overrides, progress, **dotted: as for run(). With a score model only S is returned (there is no closed form).
         first: the first path index.
         count: the number of paths; None means the rest of the run, run.paths - first.
     """
-    model, call, param, batch = _score_model(score, divergence, parameterization, batch)
+    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+                                  reference_divergence)
     return _taep.paths(_run_config(config, overrides, dotted, model), int(first),
-                       None if count is None else int(count), progress, call, param, batch)
+                       None if count is None else int(count), progress, *engine)
 
 
 def sample(config: Any, n: int, *, overrides: Optional[Mapping[str, Any]] = None,

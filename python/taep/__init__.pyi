@@ -20,12 +20,14 @@ ProgressCallback = Callable[[Dict[str, Any]], None]
 # taep.torch.ScoreModule as score (docs/python.md, "Score models as functions").
 ScoreFunction = Callable[[npt.NDArray[np.float32], float], Any]
 def run(config: Config = None, *, score: Any = None, divergence: Optional[ScoreFunction] = None,
-        parameterization: str = "score", batch: int = 4096, overrides: Overrides = None,
+        parameterization: str = "score", batch: int = 4096, reference: Any = None,
+        reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
         progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]: ...
 def paths(config: Config = None, first: int = 0, count: Optional[int] = None, *,
           score: Any = None, divergence: Optional[ScoreFunction] = None,
-          parameterization: str = "score", batch: int = 4096,
-          overrides: Overrides = None, progress: Optional[ProgressCallback] = None,
+          parameterization: str = "score", batch: int = 4096, reference: Any = None,
+          reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
+          progress: Optional[ProgressCallback] = None,
           **dotted: Any) -> Dict[str, npt.NDArray[np.float64]]: ...
 def sample(config: Config, n: int, *, overrides: Overrides = None,
            progress: Optional[ProgressCallback] = None, **dotted: Any) -> npt.NDArray[np.float32]: ...

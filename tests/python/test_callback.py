@@ -115,6 +115,28 @@ def test_eps_parameterization():
     assert np.abs(a["S"] - b["S"]).max() < PATH_TOL
 
 
+def test_reference_function_stands_in_for_the_targets_score():
+    m = model_of(SMALL)
+    target = MixtureScore(np.ones(8), ring8())
+    plain = taep.paths(SMALL, 0, 2000, score=m.score, divergence=m.divergence)["S"]
+    mine = taep.paths(SMALL, 0, 2000, score=m.score, divergence=m.divergence,
+                      reference=target.score, reference_divergence=target.divergence)["S"]
+    assert 0 < np.abs(mine - plain).max() < PATH_TOL
+    # the model as its own reference: every TAEP increment is exactly zero
+    same = taep.paths(SMALL, 0, 100, score=m.score, divergence=m.divergence, reference=m.score,
+                      reference_divergence=m.divergence)["S"]
+    assert np.array_equal(same, np.zeros(100))
+    for field, kw in [("reference_divergence", dict(reference=m.score)),
+                      ("reference_divergence", dict(reference_divergence=m.divergence)),
+                      ("reference", dict(reference=lambda x, t: x[:, :1], reference_divergence=m.divergence))]:
+        with pytest.raises(taep.ConfigError) as e:
+            taep.paths(SMALL, 0, 10, score=m.score, divergence=m.divergence, **kw)
+        assert e.value.field == field
+    with pytest.raises(taep.ConfigError) as e:
+        taep.paths(SMALL, 0, 10, reference=m.score, reference_divergence=m.divergence)
+    assert e.value.field == "reference"
+
+
 def test_bad_outputs_raise_config_error():
     m = model_of(SMALL)
     cases = [

@@ -49,6 +49,16 @@ def test_hutchinson_uses_taeps_probes(net):
     assert np.abs(exact - native).max() > 10 * PATH_TOL  # the probes matter, and are the same
 
 
+def test_a_module_as_the_reference(net):
+    model = taep.torch.ScoreModule(net)
+    same = taep.paths(MLP, 0, 50, score=model, reference=model)["S"]
+    assert np.array_equal(same, np.zeros(50))  # s_theta = s*: every increment is exactly zero
+    with pytest.raises(taep.ConfigError) as e:
+        taep.paths(MLP, 0, 10, score=model,
+                   reference=taep.torch.ScoreModule(net, divergence="hutchinson"))
+    assert e.value.field == "reference"
+
+
 def test_bad_arguments():
     for kw, field in [({"divergence": "trace"}, "divergence"), ({"probes": 0}, "probes"),
                       ({"parameterization": "x0"}, "parameterization")]:
