@@ -165,15 +165,12 @@ class CpuCallbackBackend final : public Backend {
   // s* and its divergence from the reference function, in place of the mixture's (the mixture's
   // were computed by prepare_learned_path and are overwritten).
   void reference(const ScoreRequest& model, double abar, CallbackBatch& b) const {
-    ScoreRequest r;
-    r.n = model.n;
-    r.d = model.d;
-    r.step = model.step;
-    r.t = model.t;
-    r.first_path = model.first_path;
-    r.x = model.x;
+    ScoreRequest r = model;  // the same batch, step and x; s* and its exact divergence out
     r.output = b.s_target.data();
     r.divergence = b.div_target.data();
+    r.probes = 0;
+    r.probe_vectors = nullptr;
+    r.probe_estimates = nullptr;
     setup_.callback.reference(r);
     const ScoreCallback& cb = setup_.callback;
     if (cb.reference_parameterization != Parameterization::eps) return;
