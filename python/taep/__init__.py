@@ -200,7 +200,10 @@ def _function_model(score: Any, divergence: Any, parameterization: Any, names: T
         if divergence is not None:
             raise ConfigError(div_name, f"a ScoreModule computes its own divergence (got {div_name}= too)")
         model = dict(model_section)
-        parameterization = getattr(score, "parameterization", "score")
+        own = getattr(score, "parameterization", "score")
+        if parameterization not in ("score", own):
+            raise ConfigError("parameterization", f"is the ScoreModule's own ({own!r}; got {parameterization!r})")
+        parameterization = own
     else:
         if divergence is None:
             raise ConfigError(div_name, f"a score function needs its divergence: pass {div_name}=fn "

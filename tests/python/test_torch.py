@@ -69,3 +69,7 @@ def test_bad_arguments():
         taep.paths(MLP, 0, 10, score=taep.torch.ScoreModule(torch.nn.Linear(2, 2)),
                    divergence=lambda x, t: np.zeros(len(x)))
     assert e.value.field == "divergence"
+    with pytest.raises(taep.ConfigError) as e:
+        taep.paths(MLP, 0, 10, score=taep.torch.ScoreModule(torch.nn.Linear(2, 2)),
+                   parameterization="eps")
+    assert e.value.field == "parameterization"
