@@ -7,9 +7,9 @@
 
 #include "taep/config.hpp"
 #include "taep/mlp.hpp"
-#include "taep/score_callback.hpp"
 #include "taep/physics/forward_taep.hpp"
 #include "taep/physics/schedule.hpp"
+#include "taep/score_callback.hpp"
 
 namespace taep {
 namespace detail {
