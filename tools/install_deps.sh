@@ -4,11 +4,19 @@
 # With --fuzz it also installs what the fuzz targets need (tests/fuzz, TAEP_BUILD_FUZZERS): clang,
 # its libFuzzer and sanitizer runtimes, and its OpenMP (configure finds OpenMP for the compiler).
 set -euo pipefail
+# With --torch it also installs Debian's python3-torch (1.13, CPU; about 77 MB to fetch, 68 s to
+# install, 765 MB on disk) for the Python suite's taep.torch test (tests/python/test_torch.py), which
+# runs when the interpreter the extension is built for imports torch (Debian's python3 does; a pyenv
+# or venv python3 first on PATH does not, and the test then skips). CI does not pass it.
 packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev zlib1g-dev python3-numpy python3-matplotlib
           python3-dev python3-pip)
-if [ "${1:-}" = --fuzz ]; then
-  packages+=(clang-14 libclang-rt-14-dev libomp-14-dev)
-fi
+for flag in "$@"; do
+  case "$flag" in
+    --fuzz) packages+=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
+    --torch) packages+=(python3-torch) ;;
+    *) echo "install_deps.sh: unknown option $flag (allowed: --fuzz, --torch)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

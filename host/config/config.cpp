@@ -38,7 +38,7 @@ constexpr Named<Divergence> kDivergences[] = {{"exact", Divergence::exact},
 constexpr Named<ProbeDistribution> kProbeDistributions[] = {
     {"rademacher", ProbeDistribution::rademacher}, {"gaussian", ProbeDistribution::gaussian}};
 constexpr Named<MathMode> kMathModes[] = {{"fp32", MathMode::fp32}, {"tf32", MathMode::tf32}};
-constexpr const char* kModelTypes[] = {"exact", "mlp"};
+constexpr const char* kModelTypes[] = {"exact", "mlp", "callback"};
 constexpr IntRange kProbesRange{1, 64};
 
 template <std::size_t N>
@@ -61,6 +61,18 @@ void validate_mlp_model(const ModelConfig& m, Scheme scheme) {
                             "correction's quadratic form comes from the d exact tangents)");
 }
 
+// A score function given in code (taep/score_callback.hpp): the config holds only how its divergence
+// is taken; build_problem(config) refuses it without the function.
+void validate_callback_model(const ModelConfig& m, Scheme scheme) {
+  if (m.mixture || m.collapse || !m.weights.empty())
+    fail("model", "a callback model takes no mixture, collapse or weights (the score is a function "
+                  "given with the call)");
+  check_int("model.probes", m.probes, kProbesRange);
+  if (scheme == Scheme::milstein)
+    fail("schedule.scheme", "\"milstein\" is not available for a callback model (its correction "
+                            "needs the model's Jacobian along dW); use \"euler\"");
+}
+
 // ---- JSON reader --------------------------------------------------------------------------------
 
 void read_mlp_model(const json& m, ModelConfig& out) {
@@ -76,6 +88,13 @@ void read_model(const json& m, ModelConfig& out) {
   out = ModelConfig{};
   read_string(m, "type", "model", out.type);
   if (out.type == "mlp") return read_mlp_model(m, out);
+  if (out.type == "callback") {
+    check_keys(m, "model", {"type", "divergence", "probes", "probe_distribution"});
+    read_enum(m, "divergence", "model", out.divergence, kDivergences);
+    read_int(m, "probes", "model", out.probes, kProbesRange);
+    read_enum(m, "probe_distribution", "model", out.probe_distribution, kProbeDistributions);
+    return;
+  }
   check_keys(m, "model", {"type", "mixture", "collapse"});
   const json* mixture = section(m, "mixture", "model");
   const json* collapse = section(m, "collapse", "model");
@@ -174,6 +193,8 @@ void validate(const Config& c) {
     fail("model.type", "must be one of " + join(kModelTypes) + " (got " + show(m.type) + ")");
   if (m.type == "mlp") {
     validate_mlp_model(m, c.schedule.scheme);
+  } else if (m.type == "callback") {
+    validate_callback_model(m, c.schedule.scheme);
   } else if (m.mixture.has_value() == m.collapse.has_value()) {
     fail("model", std::string("must have exactly one of mixture or collapse (got ") +
                       (m.mixture ? "both" : "neither") + ")");
@@ -241,6 +262,11 @@ nlohmann::ordered_json detail::config_json(const Config& c) {
     model["probes"] = c.model.probes;
     model["probe_distribution"] = to_string(c.model.probe_distribution);
     model["math"] = to_string(c.model.math);
+  }
+  if (c.model.type == "callback") {
+    model["divergence"] = to_string(c.model.divergence);
+    model["probes"] = c.model.probes;
+    model["probe_distribution"] = to_string(c.model.probe_distribution);
   }
   if (c.model.mixture) model["mixture"] = mixture_json(*c.model.mixture);
   if (c.model.collapse)

@@ -14,6 +14,7 @@
 #include "host/engine/dispatch.hpp"
 #include "host/cpu/cpu_simd.hpp"
 #include "host/cpu/mlp_cpu.hpp"
+#include "host/cpu/path_streams.hpp"
 #include "taep/physics/mlp_path.hpp"
 #include "taep/physics/reverse_path.hpp"
 #include "taep/physics/rng_streams.hpp"
@@ -34,28 +35,6 @@ struct BatchBuffers {
   std::vector<float> x, dw, probes, s_model, div_model, s_target, div_target, work;
   std::vector<float> quad_target, r2;  // Milstein: the target's dW.(grad s_*).dW and |dW|^2
   std::vector<float> x_next;  // reverse paths: x_{k+1}
-};
-
-// The streams of a batch's paths [first, first + n), each path's read in step order: its noise
-// (stream noise_id: the forward dW or the reverse xi) and its Hutchinson probes.
-struct PathStreams {
-  std::vector<rng::PhiloxHostStream> noise_streams, probe_streams;
-  std::vector<physics::NormalSource<rng::PhiloxHostStream>> noise;
-  std::vector<physics::ProbeSource<rng::PhiloxHostStream>> probes;
-  PathStreams(std::uint64_t seed, std::uint64_t first, int n, rng::Stream noise_id, bool rademacher) {
-    noise_streams.reserve(std::size_t(n));  // the sources keep references: no reallocation
-    probe_streams.reserve(std::size_t(n));
-    noise.reserve(std::size_t(n));
-    probes.reserve(std::size_t(n));
-    for (int p = 0; p < n; ++p) {
-      noise_streams.emplace_back(seed, rng::subsequence(noise_id, first + p));
-      probe_streams.emplace_back(seed, rng::subsequence(rng::kHutchinson, first + p));
-      noise.emplace_back(noise_streams.back());
-      probes.emplace_back(probe_streams.back(), rademacher);
-    }
-  }
-  PathStreams(const PathStreams&) = delete;
-  PathStreams& operator=(const PathStreams&) = delete;
 };
 
 class CpuMlpBackend final : public Backend {
@@ -213,16 +192,10 @@ class CpuMlpBackend final : public Backend {
   void prepare_path(int p, int k, const physics::StepScalars& c, const physics::MlpTangentPlan& t,
                     BatchBuffers& b, PathStreams& st) const {
     const int d = problem_.d;
-    const std::size_t o = std::size_t(p) * d;
-    physics::PathTangents tan{b.probes.data() + o * std::size_t(t.count)};
-    physics::ScoreEval<D, float> target;
-    b.r2[std::size_t(p)] = physics::mlp_prepare<D>(
-        view_, k, c.sqrt_abar, t, &b.x[o], &b.dw[o],
-        [&]() -> physics::ProbeSource<rng::PhiloxHostStream>& { return st.probes[std::size_t(p)]; },
-        tan, target);
-    for (int i = 0; i < d; ++i) b.s_target[o + i] = target.s[i];
-    b.div_target[std::size_t(p)] = target.div;
-    b.quad_target[std::size_t(p)] = target.quad;
+    const std::size_t o = std::size_t(p) * d, q = std::size_t(p);
+    b.r2[q] = prepare_learned_path<D>(view_, k, c.sqrt_abar, t, &b.x[o], &b.dw[o],
+                                      b.probes.data() + o * std::size_t(t.count), st.probes[q],
+                                      &b.s_target[o], &b.div_target[q], &b.quad_target[q]);
   }
 
   // Path p's TAEP increment after the network ran (physics::mlp_increment).

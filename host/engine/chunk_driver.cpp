@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "host/cpu/cpu_callback_backend.hpp"
 #include "taep/error.hpp"
 
 namespace taep {
@@ -15,6 +16,7 @@ namespace detail {
 
 std::unique_ptr<Backend> make_backend(const ForwardProblem& problem, taep::Backend requested,
                                       int threads) {
+  if (problem.callback) return make_callback_backend(problem, requested);
   if (resolve_backend(requested) == taep::Backend::cuda) return make_cuda_backend(problem);
   return make_cpu_backend(problem, threads);
 }

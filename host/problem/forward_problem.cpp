@@ -56,11 +56,12 @@ ForwardProblem build_forward_problem(const Config& config, MlpModel network) {
   ForwardProblem P;
   const MixtureSpec target = normalized(config.target.mixture);
   const bool mlp = config.model.type == "mlp";
+  const bool callback = config.model.type == "callback";  // build_problem sets P.callback
   P.d = target.dim();
   TAEP_EXPECTS(P.d >= 1 && P.d <= physics::kMaxDim, "dimension out of range");
   P.steps = config.schedule.steps;
   P.milstein = config.schedule.scheme == Scheme::milstein;
-  P.reference = !mlp;  // exact-score models have the closed form of docs/physics.md section 5
+  P.reference = !mlp && !callback;  // exact-score models have the closed form of docs/physics.md section 5
   P.seed = config.run.seed;
   P.schedule = {config.schedule.beta_min, config.schedule.beta_max};
   P.grid = {config.schedule.t_min, config.schedule.t_max, config.schedule.steps};
@@ -75,7 +76,7 @@ ForwardProblem build_forward_problem(const Config& config, MlpModel network) {
     setup->probe_distribution = config.model.probe_distribution;
     setup->math = config.model.math;
     P.mlp = std::move(setup);
-  } else {
+  } else if (!callback) {
     const MixtureSpec model = normalized(
         config.model.collapse ? collapse(config.target.mixture, *config.model.collapse)
                               : *config.model.mixture);

@@ -9,6 +9,7 @@
 #include "taep/mlp.hpp"
 #include "taep/physics/forward_taep.hpp"
 #include "taep/physics/schedule.hpp"
+#include "taep/score_callback.hpp"
 
 namespace taep {
 namespace detail {
@@ -38,6 +39,16 @@ struct MlpSetup {
   int tangents() const { return hutchinson() ? probes : model.dim; }
 };
 
+// A score model given as a function (taep/score_callback.hpp) and how its divergence is taken:
+// exact (the function gives it) or Hutchinson with `probes` probes of taep's stream.
+struct CallbackSetup {
+  ScoreCallback callback;
+  Divergence divergence = Divergence::exact;
+  int probes = 1;
+  ProbeDistribution probe_distribution = ProbeDistribution::rademacher;
+  bool hutchinson() const { return divergence == Divergence::hutchinson; }
+};
+
 struct ForwardProblem {
   int d = 0;
   int steps = 0;
@@ -56,6 +67,8 @@ struct ForwardProblem {
   double abar_start = 1, abar_end = 0;
   // Set for model.type "mlp" (then `model` is empty and there is no closed-form reference).
   std::shared_ptr<const MlpSetup> mlp;
+  // Set for model.type "callback" (then, as for "mlp", `model` is empty and there is no reference).
+  std::shared_ptr<const CallbackSetup> callback;
 
   // `map(vec)` returns the pointer a backend's code should use for a host vector.
   template <class Map>

@@ -11,6 +11,7 @@
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/sample.hpp"
+#include "taep/score_callback.hpp"
 
 namespace taep {
 namespace {
@@ -62,8 +63,31 @@ Problem build_problem(const Config& config, MlpModel model) {
   return Problem(std::move(c), std::move(forward));
 }
 
+Problem build_problem(const Config& config, ScoreCallback callback) {
+  std::shared_ptr<Config> c = resolved(config);
+  if (c->model.type != "callback")
+    fields::fail("model.type", "must be \"callback\" for a score function given in code (got " +
+                                   fields::show(c->model.type) + ")");
+  if (!callback.evaluate) fields::fail("model.type", "\"callback\" needs a score function (got none)");
+  if (callback.batch < 1 || callback.batch > (1 << 20))
+    fields::fail("batch", "must be 1 .. 1048576 paths per call (got " +
+                              std::to_string(callback.batch) + ")");
+  auto forward =
+      std::make_shared<detail::ForwardProblem>(detail::build_forward_problem(*c, MlpModel{}));
+  auto setup = std::make_shared<detail::CallbackSetup>();
+  setup->callback = std::move(callback);
+  setup->divergence = c->model.divergence;
+  setup->probes = c->model.probes;
+  setup->probe_distribution = c->model.probe_distribution;
+  forward->callback = std::move(setup);
+  return Problem(std::move(c), std::move(forward));
+}
+
 Problem build_problem(const Config& config) {
   std::shared_ptr<Config> c = resolved(config);
+  if (c->model.type == "callback")
+    fields::fail("model.type", "\"callback\" needs the score function: build_problem(config, "
+                               "ScoreCallback), or from Python taep.run(config, score=fn)");
   MlpModel model;
   if (c->model.type == "mlp") {
     try {

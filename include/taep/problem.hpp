@@ -11,6 +11,7 @@ namespace taep {
 namespace detail {
 struct ForwardProblem;
 }
+struct ScoreCallback;  // taep/score_callback.hpp
 
 class Problem {
  public:
@@ -25,6 +26,7 @@ class Problem {
   Problem(std::shared_ptr<const Config> config, std::shared_ptr<const detail::ForwardProblem> forward);
   friend Problem build_problem(const Config& config);
   friend Problem build_problem(const Config& config, MlpModel model);
+  friend Problem build_problem(const Config& config, ScoreCallback callback);
   // Immutable and shared: copies of a Problem are cheap and see the same tables.
   std::shared_ptr<const Config> config_;
   std::shared_ptr<const detail::ForwardProblem> forward_;

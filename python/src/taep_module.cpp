@@ -9,8 +9,9 @@
 // chunks; the hook takes the GIL back, checks for signals (Ctrl-C) and calls the user's progress
 // callback. A KeyboardInterrupt or an exception from the callback is kept, the engine is stopped by
 // throwing Abort through it (it holds no state that outlives the call, and writes no file), and the
-// kept Python exception is raised once the GIL is held again. A Python score callback (a later
-// backend) is meant to take the GIL the same way, from the calling thread, through CallState.
+// kept Python exception is raised once the GIL is held again. A Python score callback
+// (taep/score_callback.hpp) takes the GIL the same way, from the calling thread, through
+// CallState::call: once per batch and grid point, with zero-copy numpy views of taep's buffers.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/map.h>
@@ -38,6 +39,7 @@
 #include "taep/problem.hpp"
 #include "taep/result.hpp"
 #include "taep/sample.hpp"
+#include "taep/score_callback.hpp"
 #include "taep/train.hpp"
 #include "taep/version.hpp"
 
@@ -64,6 +66,20 @@ class CallState {
       nb::dict info;
       fill(info);
       progress_(info);
+    } catch (nb::python_error& e) {
+      error_.emplace(std::move(e));
+      throw Abort{};
+    }
+  }
+
+  // f() with the GIL taken back, from an engine call that released it (a score callback): Ctrl-C
+  // and a Python exception stop the engine as in hook().
+  template <class F>
+  void call(F&& f) {
+    nb::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) stop();
+    try {
+      f();
     } catch (nb::python_error& e) {
       error_.emplace(std::move(e));
       throw Abort{};
@@ -121,6 +137,64 @@ taep::Problem problem_from(const std::string& config_json) {
   return taep::build_problem(taep::parse_config(config_json));
 }
 
+// A numpy array over taep's memory, no copy and no owner: valid only during the call it is passed to.
+template <class T>
+nb::object view(T* data, std::initializer_list<std::size_t> shape) {
+  return nb::ndarray<nb::numpy, T>(data, shape, nb::handle()).cast(nb::rv_policy::reference);
+}
+
+// A score model in Python (taep/__init__.py, _ScoreCall): evaluate(x, t, step, out, divergence,
+// probe_vectors, probe_estimates) writes the model's output into the views it is given (None for
+// those the config does not ask for). The handle is not reference-counted here: the caller's
+// argument keeps it alive, and copies of the callback are made with the GIL released.
+struct PyScore {
+  nb::handle evaluate;
+  std::string parameterization = "score";
+  int batch = 4096;
+  nb::handle reference;  // the target's score the same way (exact divergence), or None
+  std::string reference_parameterization = "score";
+};
+
+taep::Parameterization parameterization_of(const std::string& name) {
+  return name == "eps" ? taep::Parameterization::eps : taep::Parameterization::score;
+}
+
+// The engine's side of a Python evaluate function (see PyScore).
+std::function<void(const taep::ScoreRequest&)> python_call(nb::handle fn, CallState& state) {
+  return [fn, &state](const taep::ScoreRequest& r) {
+    const std::size_t n = std::size_t(r.n), d = std::size_t(r.d), P = std::size_t(r.probes);
+    state.call([&] {
+      nb::object none = nb::none();
+      fn(view(r.x, {n, d}), r.t, r.step, view(r.output, {n, d}),
+         r.divergence ? view(r.divergence, {n}) : none,
+         r.probe_vectors ? view(r.probe_vectors, {n, P, d}) : none,
+         r.probe_estimates ? view(r.probe_estimates, {n, P}) : none);
+    });
+  };
+}
+
+// The problem of a config, with the Python score model when one is given (then the config's model
+// is "callback"; taep/__init__.py sets it).
+taep::Problem problem_from(const std::string& config_json, const std::optional<PyScore>& score,
+                           CallState& state) {
+  if (!score) return problem_from(config_json);
+  taep::ScoreCallback cb;
+  cb.parameterization = parameterization_of(score->parameterization);
+  cb.batch = score->batch;
+  cb.evaluate = python_call(score->evaluate, state);
+  if (!score->reference.is_none()) {
+    cb.reference = python_call(score->reference, state);
+    cb.reference_parameterization = parameterization_of(score->reference_parameterization);
+  }
+  return taep::build_problem(taep::parse_config(config_json), std::move(cb));
+}
+
+std::optional<PyScore> py_score(nb::object evaluate, const std::string& parameterization, int batch,
+                                nb::object reference, const std::string& reference_parameterization) {
+  if (evaluate.is_none()) return std::nullopt;
+  return PyScore{evaluate, parameterization, batch, reference, reference_parameterization};
+}
+
 // The Python exception classes live in taep.errors (plain Python, with .field and .message).
 nb::object error_class(const char* name) {
   return nb::module_::import_("taep.errors").attr(name);
@@ -146,10 +220,14 @@ void translate_errors(const std::exception_ptr& p, void*) {
 
 // ---- the calls ----------------------------------------------------------------------------------
 
-std::string run_json(const std::string& config_json, nb::object progress) {
+std::string run_json(const std::string& config_json, nb::object progress, nb::object score,
+                     const std::string& parameterization, int batch, nb::object reference,
+                     const std::string& reference_parameterization) {
   CallState state(std::move(progress));
+  const std::optional<PyScore> model =
+      py_score(score, parameterization, batch, reference, reference_parameterization);
   return state.released([&] {
-    const taep::Problem problem = problem_from(config_json);
+    const taep::Problem problem = problem_from(config_json, model, state);
     return taep::result_to_json(taep::run(problem, state.run_options()));
   });
 }
@@ -157,10 +235,13 @@ std::string run_json(const std::string& config_json, nb::object progress) {
 // Paths [first, first + count) in pieces of the run's chunk size, so that progress and Ctrl-C are
 // seen between pieces; a path's values depend only on its index, never on the piece it is in.
 nb::dict paths(const std::string& config_json, std::uint64_t first, std::optional<std::uint64_t> count,
-               nb::object progress) {
+               nb::object progress, nb::object score, const std::string& parameterization,
+               int batch, nb::object reference, const std::string& reference_parameterization) {
   CallState state(std::move(progress));
+  const std::optional<PyScore> model =
+      py_score(score, parameterization, batch, reference, reference_parameterization);
   taep::PathValues all = state.released([&] {
-    const taep::Problem problem = problem_from(config_json);
+    const taep::Problem problem = problem_from(config_json, model, state);
     const taep::Config& c = problem.config();
     if (first >= c.run.paths && !count)
       throw taep::ConfigError("first", "must be below run.paths (" + std::to_string(c.run.paths) +
@@ -313,9 +394,14 @@ NB_MODULE(_taep, m) {
   m.def("check_config", [](const std::string& text) { taep::parse_config(text); });
   m.def("check_train_config", [](const std::string& text) { taep::parse_train_config(text); });
 
-  m.def("run", &run_json, nb::arg("config_json"), nb::arg("progress").none());
+  m.def("run", &run_json, nb::arg("config_json"), nb::arg("progress").none(),
+        nb::arg("score").none() = nb::none(), nb::arg("parameterization") = "score",
+        nb::arg("batch") = 4096, nb::arg("reference").none() = nb::none(),
+        nb::arg("reference_parameterization") = "score");
   m.def("paths", &paths, nb::arg("config_json"), nb::arg("first"), nb::arg("count").none(),
-        nb::arg("progress").none());
+        nb::arg("progress").none(), nb::arg("score").none() = nb::none(),
+        nb::arg("parameterization") = "score", nb::arg("batch") = 4096,
+        nb::arg("reference").none() = nb::none(), nb::arg("reference_parameterization") = "score");
   m.def("sample", &sample, nb::arg("config_json"), nb::arg("count"), nb::arg("progress").none());
   m.def("detailed_ft", &detailed_ft_json, nb::arg("config_json"), nb::arg("min_count"),
         nb::arg("progress").none());

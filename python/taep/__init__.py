@@ -108,9 +108,10 @@ def _check_json_value(value: Any, path: str) -> Any:
 
 
 def _config_text(config: Any, overrides: Optional[Mapping[str, Any]], dotted: Mapping[str, Any],
-                 check: Callable[[str], None]) -> str:
+                 check: Callable[[str], None], model: Optional[Dict[str, Any]] = None) -> str:
     """The JSON text the engine parses: a file's own text when there are no overrides (the text
-    `taep run FILE` reads), else the document with the overrides set by dotted key."""
+    `taep run FILE` reads), else the document with the overrides set by dotted key. `model`, when
+    given, replaces the model section afterwards (a score callback's {"type": "callback", ...})."""
     changes = _merge_overrides(overrides, dotted)
     if config is None:
         doc: Any = {}
@@ -118,7 +119,7 @@ def _config_text(config: Any, overrides: Optional[Mapping[str, Any]], dotted: Ma
         doc = copy.deepcopy(dict(config))
     elif isinstance(config, (str, os.PathLike)):
         text = _taep.read_config_file(os.fspath(config))
-        if not changes:
+        if not changes and model is None:
             return text
         check(text)  # the reader's own rules (duplicate keys, depth) before Python's json reads it
         doc = json.loads(text)
@@ -128,17 +129,125 @@ def _config_text(config: Any, overrides: Optional[Mapping[str, Any]], dotted: Ma
         raise TypeError(f"config must be a dict, a path or None, not {type(config).__name__}")
     for key, value in changes.items():
         _set_dotted(doc, key, value)
+    if model is not None:
+        doc["model"] = model
     return json.dumps(_check_json_value(doc, ""))
 
 
-def _run_config(config: Any, overrides: Optional[Mapping[str, Any]], dotted: Mapping[str, Any]) -> str:
-    return _config_text(config, overrides, dotted, _taep.check_config)
+def _run_config(config: Any, overrides: Optional[Mapping[str, Any]], dotted: Mapping[str, Any],
+                model: Optional[Dict[str, Any]] = None) -> str:
+    return _config_text(config, overrides, dotted, _taep.check_config, model)
 
 
-# ---- the engine ------------------------------------------------------------------------------
+# ---- score models given as functions ---------------------------------------------------------
+
+ScoreFunction = Callable[[Any, float], Any]
 
 
-def run(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
+def _checked(name: str, value: Any, shape: Tuple[int, ...], t: float):
+    """value as an array of `shape` (float32 or float64, finite), else ConfigError(name)."""
+    import numpy as np
+
+    a = np.asarray(value)
+    if a.shape != shape:
+        raise ConfigError(name, f"must return an array of shape {shape} (got shape {a.shape} at t = {t!r})")
+    if a.dtype not in (np.float32, np.float64):
+        raise ConfigError(name, f"must return float32 or float64 values (got {a.dtype} at t = {t!r})")
+    if not np.isfinite(a).all():
+        bad = np.flatnonzero(~np.isfinite(a.reshape(shape[0], -1)).all(axis=1))
+        raise ConfigError(name, f"returned non-finite values at t = {t!r} (rows {bad[:5].tolist()} "
+                                f"of the batch, {bad.size} in all)")
+    return a
+
+
+class _ScoreCall:
+    """The one function the engine calls per batch and grid point (python/src/taep_module.cpp,
+    PyScore): the user's score (and divergence) functions, or a score object's taep_evaluate, with
+    the results checked (errors naming `names`, the arguments they came from) and copied into
+    taep's buffers."""
+
+    def __init__(self, score: Any, divergence: Optional[Callable[[Any, float], Any]],
+                 names: Tuple[str, str] = ("score", "divergence")):
+        self.score = score
+        self.divergence = divergence
+        self.evaluate = getattr(score, "taep_evaluate", None)
+        self.names = names
+
+    def __call__(self, x, t, step, out, div, vectors, estimates):
+        n, d = x.shape
+        name, div_name = self.names
+        if self.evaluate is not None:
+            s, extra = self.evaluate(x, t, vectors)
+            out[...] = _checked(name, s, (n, d), t)
+            if estimates is not None:
+                estimates[...] = _checked(name, extra, estimates.shape, t)
+            else:
+                div[...] = _checked(div_name, extra, (n,), t)
+            return
+        out[...] = _checked(name, self.score(x, t), (n, d), t)
+        div[...] = _checked(div_name, self.divergence(x, t), (n,), t)
+
+
+def _function_model(score: Any, divergence: Any, parameterization: Any, names: Tuple[str, str]):
+    """(the config's model section, the engine's callable, the parameterization) of a score
+    function and its divergence function, or of a score object (taep.torch.ScoreModule)."""
+    name, div_name = names
+    if not callable(score):
+        raise TypeError(f"{name} must be a function (x, t) -> (n, d) or a taep.torch.ScoreModule, not "
+                        f"{type(score).__name__}")
+    model_section = getattr(score, "taep_model", None)
+    if model_section is not None:  # a score object: its own divergence and parameterization
+        if divergence is not None:
+            raise ConfigError(div_name, f"a ScoreModule computes its own divergence (got {div_name}= too)")
+        model = dict(model_section)
+        own = getattr(score, "parameterization", "score")
+        if parameterization not in ("score", own):
+            raise ConfigError("parameterization", f"is the ScoreModule's own ({own!r}; got {parameterization!r})")
+        parameterization = own
+    else:
+        if divergence is None:
+            raise ConfigError(div_name, f"a score function needs its divergence: pass {div_name}=fn "
+                                        "(x, t) -> (n,), or use taep.torch.ScoreModule, which "
+                                        "computes it by forward-mode autodiff")
+        if not callable(divergence):
+            raise TypeError(f"{div_name} must be a function (x, t) -> (n,), not {type(divergence).__name__}")
+        model = {"type": "callback", "divergence": "exact"}
+    if parameterization not in ("score", "eps"):
+        raise ConfigError("parameterization", f'must be "score" or "eps" (got {parameterization!r})')
+    return model, _ScoreCall(score, divergence, names), parameterization
+
+
+def _score_model(score: Any, divergence: Any, parameterization: Any, batch: Any,
+                 reference: Any = None, reference_divergence: Any = None):
+    """The engine's arguments for the score arguments of run() and paths(): (the config's model
+    section or None, then the extension's score, parameterization, batch, reference and
+    reference_parameterization)."""
+    if score is None:
+        for name, value in (("divergence", divergence), ("reference", reference),
+                            ("reference_divergence", reference_divergence)):
+            if value is not None:
+                raise ConfigError(name, "is for a score model given as a function: give score= too")
+        return None, None, "score", 4096, None, "score"
+    model, call, parameterization = _function_model(score, divergence, parameterization,
+                                                    ("score", "divergence"))
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 2**20:
+        raise ConfigError("batch", f"must be an integer 1 .. 1048576 (paths per call; got {batch!r})")
+    ref_call, ref_param = None, "score"
+    if reference is not None:
+        section, ref_call, ref_param = _function_model(reference, reference_divergence, "score",
+                                                       ("reference", "reference_divergence"))
+        if section["divergence"] != "exact":
+            raise ConfigError("reference", "the target's score needs the exact divergence "
+                                           "(a ScoreModule with divergence=\"exact\")")
+    elif reference_divergence is not None:
+        raise ConfigError("reference_divergence", "is the divergence of reference=: give reference= too")
+    return model, call, parameterization, batch, ref_call, ref_param
+
+
+def run(config: Any = None, *, score: Any = None, divergence: Optional[ScoreFunction] = None,
+        parameterization: str = "score", batch: int = 4096, reference: Any = None,
+        reference_divergence: Optional[ScoreFunction] = None,
+        overrides: Optional[Mapping[str, Any]] = None,
         progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]:
     """Run a config's forward paths and return the result document.
 
@@ -149,6 +258,17 @@ def run(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
 
     Args:
         config: a config dict, a path to a JSON config file, or None for the built-in default.
+        score: the score model as a function score(x, t) -> (n, d) of x, an (n, d) float32 array
+            (a read-only view of taep's buffer, valid during the call), and the time t; or a
+            taep.torch.ScoreModule. It replaces the config's model section by
+            {"type": "callback", ...} (docs/python.md, "Score models as functions").
+        divergence: with a score function, divergence(x, t) -> (n,), the divergence of its output.
+        parameterization: "score", or "eps" when score returns the noise prediction (taep
+            converts it, and the divergence, with score = -eps / sqrt(1 - abar(t))).
+        batch: paths per call of score, 1 .. 2^20.
+        reference, reference_divergence: with score, the target's score s* as a function (and its
+            divergence) or a ScoreModule with the exact divergence, in place of the target
+            mixture's analytic score (the paths still start from the config's target).
         overrides: config fields to set, by dotted key ({"run.paths": 1e6}).
         progress: called as progress(info) after every chunk, info having the keys done and total
             (paths), seconds and path_steps_per_second.
@@ -159,12 +279,16 @@ def run(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
         BackendUnavailable: run.backend "cuda" where CUDA cannot run.
         KeyboardInterrupt: Ctrl-C (at the next chunk boundary).
     """
-    return json.loads(_taep.run(_run_config(config, overrides, dotted), progress))
+    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+                                  reference_divergence)
+    return json.loads(_taep.run(_run_config(config, overrides, dotted, model), progress, *engine))
 
 
-def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *,
-          overrides: Optional[Mapping[str, Any]] = None, progress: Optional[ProgressCallback] = None,
-          **dotted: Any) -> Dict[str, Any]:
+def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, score: Any = None,
+          divergence: Optional[ScoreFunction] = None, parameterization: str = "score",
+          batch: int = 4096, reference: Any = None, reference_divergence: Optional[ScoreFunction] = None,
+          overrides: Optional[Mapping[str, Any]] = None,
+          progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]:
     """Per-path values of forward paths first .. first + count - 1, as numpy arrays.
 
     Path i is the path of index i in ``taep run`` of the same config and seed: its values depend
@@ -178,12 +302,15 @@ def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *,
         S_minus_R: exact-score models only: S - R, the per-path integration error.
 
     Args:
-        config, overrides, progress, **dotted: as for run().
+        config, score, divergence, parameterization, batch, reference, reference_divergence,
+            overrides, progress, **dotted: as for run(). With a score model only S is returned (there is no closed form).
         first: the first path index.
         count: the number of paths; None means the rest of the run, run.paths - first.
     """
-    return _taep.paths(_run_config(config, overrides, dotted), int(first),
-                       None if count is None else int(count), progress)
+    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+                                  reference_divergence)
+    return _taep.paths(_run_config(config, overrides, dotted, model), int(first),
+                       None if count is None else int(count), progress, *engine)
 
 
 def sample(config: Any, n: int, *, overrides: Optional[Mapping[str, Any]] = None,

@@ -16,10 +16,18 @@ Config = Union[Mapping[str, Any], str, os.PathLike[str], None]
 Overrides = Optional[Mapping[str, Any]]
 ProgressCallback = Callable[[Dict[str, Any]], None]
 
-def run(config: Config = None, *, overrides: Overrides = None,
+# score(x, t) -> (n, d) and divergence(x, t) -> (n,), x an (n, d) float32 array; or a
+# taep.torch.ScoreModule as score (docs/python.md, "Score models as functions").
+ScoreFunction = Callable[[npt.NDArray[np.float32], float], Any]
+def run(config: Config = None, *, score: Any = None, divergence: Optional[ScoreFunction] = None,
+        parameterization: str = "score", batch: int = 4096, reference: Any = None,
+        reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
         progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]: ...
 def paths(config: Config = None, first: int = 0, count: Optional[int] = None, *,
-          overrides: Overrides = None, progress: Optional[ProgressCallback] = None,
+          score: Any = None, divergence: Optional[ScoreFunction] = None,
+          parameterization: str = "score", batch: int = 4096, reference: Any = None,
+          reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
+          progress: Optional[ProgressCallback] = None,
           **dotted: Any) -> Dict[str, npt.NDArray[np.float64]]: ...
 def sample(config: Config, n: int, *, overrides: Overrides = None,
            progress: Optional[ProgressCallback] = None, **dotted: Any) -> npt.NDArray[np.float32]: ...
