@@ -179,6 +179,12 @@ TEST(ScoreCallback, HutchinsonProbesComeFromTaepsStream) {
   EXPECT_LT(std::abs(mean), 5 * sd / std::sqrt(4096.0));
   const taep::RunResult r = taep::run(p);
   EXPECT_EQ(r.taep.count, 4096u);
+  // The probe noise is reported as for taep's own networks (4 probes: its share of Var(S)).
+  ASSERT_TRUE(r.hutchinson.has_value());
+  EXPECT_EQ(r.hutchinson->probes, 4);
+  ASSERT_TRUE(r.hutchinson->probe_noise_variance.has_value());
+  EXPECT_GT(*r.hutchinson->probe_noise_variance, 0.0);
+  EXPECT_LT(*r.hutchinson->probe_noise_variance, r.taep.variance);
 }
 
 TEST(ScoreCallback, AReferenceFunctionStandsInForTheTargetsScore) {

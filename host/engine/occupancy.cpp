@@ -58,7 +58,7 @@ ModeOccupancy occupancy(const Config& c, const std::vector<float>& samples, int 
     occ.fractions.push_back(f);
     occ.fraction_stderr.push_back(finite_n > 0 ? std::sqrt(f * (1.0 - f) / finite_n) : 0.0);
   }
-  if (c.model.type != "mlp") {
+  if (c.model.type == "exact") {
     const MixtureSpec q = c.model.collapse ? collapse(target, *c.model.collapse) : *c.model.mixture;
     const std::vector<double> wq = normalized_weights(q.weights);
     occ.model_weights.assign(K, 0.0);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <optional>
 
 #include "host/engine/chunk_driver.hpp"
 #include "host/engine/result_warnings.hpp"
@@ -28,13 +29,26 @@ std::optional<TheorySummary> theory(const detail::ForwardProblem& P) {
   return t;
 }
 
+// The Hutchinson setup of a learned or callback model (none for exact divergence).
+struct ProbeSetup {
+  int probes;
+  ProbeDistribution distribution;
+};
+std::optional<ProbeSetup> hutchinson_of(const detail::ForwardProblem& P) {
+  if (P.mlp && P.mlp->hutchinson()) return ProbeSetup{P.mlp->probes, P.mlp->probe_distribution};
+  if (P.callback && P.callback->hutchinson())
+    return ProbeSetup{P.callback->probes, P.callback->probe_distribution};
+  return std::nullopt;
+}
+
 // run() after the tables: result.config is the validated config P was built from.
 void run_forward(const detail::ForwardProblem& P, std::unique_ptr<detail::Backend> backend,
                  const RunOptions& options, Clock::time_point start, RunResult& result) {
   const Config& c = result.config;
   detail::ChunkDriver driver(std::move(backend), c, P.steps, options, c.run.paths, c.run.paths,
                              start);
-  const bool with_aux = P.mlp && P.mlp->hutchinson() && P.mlp->probes >= 2;
+  const std::optional<ProbeSetup> probes = hutchinson_of(P);
+  const bool with_aux = probes && probes->probes >= 2;
   const detail::ForwardTotals t = driver.run_forward(with_aux, options.per_path);
 
   result.taep = detail::summarize(t.stats.taep, t.stats.nonfinite);
@@ -55,10 +69,10 @@ void run_forward(const detail::ForwardProblem& P, std::unique_ptr<detail::Backen
   if (result.reference)
     detail::check_path_error(result.reference->rms_path_error, result.taep.variance, "",
                              result.warnings);
-  if (P.mlp && P.mlp->hutchinson()) {
+  if (probes) {
     HutchinsonSummary h;
-    h.probes = P.mlp->probes;
-    h.distribution = to_string(P.mlp->probe_distribution);
+    h.probes = probes->probes;
+    h.distribution = to_string(probes->distribution);
     if (h.probes >= 2 && t.stats.aux.n > 0) {
       h.probe_noise_variance = t.stats.aux.mean;
       h.variance_without_probe_noise = result.taep.variance - t.stats.aux.mean;

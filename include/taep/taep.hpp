@@ -5,3 +5,4 @@
 #include "taep/error.hpp"
 #include "taep/problem.hpp"
 #include "taep/result.hpp"
+#include "taep/score_callback.hpp"
