@@ -12,7 +12,8 @@ keyword arguments with ``__`` for the dot::
     taep.run("ring.json", run__paths=1e6, model__collapse__eps=0.02)
 
 Long calls release the GIL, call ``progress(info)`` (a dict: ``done``, ``total``, ``seconds``, ...)
-after every chunk, and stop with KeyboardInterrupt on Ctrl-C at the next chunk boundary.
+after every chunk, and stop with KeyboardInterrupt on Ctrl-C at the next chunk boundary. Without a
+progress callback they show a tqdm bar on stderr when tqdm is installed and stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import copy
 import json
 import math
 import os
+import sys
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from . import _taep
@@ -244,6 +246,35 @@ def _score_model(score: Any, divergence: Any, parameterization: Any, batch: Any,
     return model, call, parameterization, batch, ref_call, ref_param
 
 
+class _Progress:
+    """The progress callback of a long call: the caller's, or else a tqdm bar on stderr when tqdm
+    is installed and stderr is a terminal, or none. A context manager: the bar closes on exit."""
+
+    def __init__(self, progress: Optional[ProgressCallback], unit: str):
+        self.callback, self.unit, self.bar = progress, unit, None
+        if progress is None and sys.stderr is not None and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self.tqdm = tqdm
+            self.callback = self._update
+
+    def _update(self, info: Dict[str, Any]) -> None:
+        if self.bar is None:
+            self.bar = self.tqdm(total=info.get("total"), unit=self.unit, file=sys.stderr,
+                                 leave=False)
+        self.bar.update(info["done"] - self.bar.n)
+
+    def __enter__(self) -> Optional[ProgressCallback]:
+        return self.callback
+
+    def __exit__(self, *exc: Any) -> bool:
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
 def run(config: Any = None, *, score: Any = None, divergence: Optional[ScoreFunction] = None,
         parameterization: str = "score", batch: int = 4096, reference: Any = None,
         reference_divergence: Optional[ScoreFunction] = None,
@@ -281,7 +312,8 @@ def run(config: Any = None, *, score: Any = None, divergence: Optional[ScoreFunc
     """
     model, *engine = _score_model(score, divergence, parameterization, batch, reference,
                                   reference_divergence)
-    return json.loads(_taep.run(_run_config(config, overrides, dotted, model), progress, *engine))
+    with _Progress(progress, "path") as callback:
+        return json.loads(_taep.run(_run_config(config, overrides, dotted, model), callback, *engine))
 
 
 def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, score: Any = None,
@@ -309,8 +341,9 @@ def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, sc
     """
     model, *engine = _score_model(score, divergence, parameterization, batch, reference,
                                   reference_divergence)
-    return _taep.paths(_run_config(config, overrides, dotted, model), int(first),
-                       None if count is None else int(count), progress, *engine)
+    with _Progress(progress, "path") as callback:
+        return _taep.paths(_run_config(config, overrides, dotted, model), int(first),
+                           None if count is None else int(count), callback, *engine)
 
 
 def sample(config: Any, n: int, *, overrides: Optional[Mapping[str, Any]] = None,
@@ -324,7 +357,8 @@ def sample(config: Any, n: int, *, overrides: Optional[Mapping[str, Any]] = None
         config, overrides, progress, **dotted: as for run().
         n: the number of samples, 1 <= n < 2^40 (else ConfigError("count")).
     """
-    return _taep.sample(_run_config(config, overrides, dotted), int(n), progress)
+    with _Progress(progress, "sample") as callback:
+        return _taep.sample(_run_config(config, overrides, dotted), int(n), callback)
 
 
 def detailed_ft(config: Any = None, *, min_count: int = 20, overrides: Optional[Mapping[str, Any]] = None,
@@ -337,7 +371,9 @@ def detailed_ft(config: Any = None, *, min_count: int = 20, overrides: Optional[
         config, overrides, progress, **dotted: as for run().
         min_count: the least count per side of a merged bin in the fit (``--min-count``), >= 1.
     """
-    return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted), int(min_count), progress))
+    with _Progress(progress, "path") as callback:
+        return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted), int(min_count),
+                                            callback))
 
 
 def train(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
@@ -358,7 +394,8 @@ def train(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
             loss and grad_norm.
     """
     text = _config_text(config, overrides, dotted, _taep.check_train_config)
-    weights, summary = _taep.train(text, progress)
+    with _Progress(progress, "step") as callback:
+        weights, summary = _taep.train(text, callback)
     return weights, json.loads(summary)
 
 

@@ -115,3 +115,35 @@ def test_progress_of_every_call():
         if total is not None:
             assert seen[-1]["total"] == total
         assert all(isinstance(p["seconds"], float) for p in seen)
+
+
+def test_tqdm_bar_without_a_callback_on_a_terminal(monkeypatch):
+    """No progress callback, tqdm importable and stderr a terminal: a bar that reaches the total
+    and is closed; with a callback, or off a terminal, no bar."""
+    import sys
+    import types
+
+    bars = []
+
+    class FakeBar:
+        def __init__(self, total=None, unit=None, file=None, leave=None):
+            self.total, self.unit, self.n, self.closed = total, unit, 0, False
+            bars.append(self)
+
+        def update(self, k):
+            self.n += k
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeBar))
+    config = dict(SMALL, run=dict(SMALL["run"], chunk_paths=4096))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    taep.run(config)
+    assert len(bars) == 1 and bars[0].n == bars[0].total == 20000 and bars[0].closed
+    assert bars[0].unit == "path"
+    taep.run(config, progress=lambda info: None)
+    assert len(bars) == 1, "a callback replaces the bar"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    taep.run(config)
+    assert len(bars) == 1, "no bar off a terminal"
