@@ -89,4 +89,31 @@ TEST_F(PerPath, SampleWritesNpyWhenTheNameSaysSo) {
   EXPECT_EQ(std::system(("cd '" + work_.string() + "' && python3 check.py").c_str()), 0);
 }
 
+// taep dft --per-path: both sides' values, the statistics bitwise those of the plain run, and the
+// forward side equal to simulate_paths.
+TEST_F(PerPath, DftWritesBothSides) {
+  if (std::system("python3 -c 'import numpy' 2>/dev/null") != 0) GTEST_SKIP() << "no numpy";
+  const std::string flags = "dft --paths 5000 --steps 50 --seed 4 --backend cpu -q";
+  ASSERT_EQ(run(flags + " --out plain.json").exit_code, 0);
+  const Outcome o = run(flags + " --out kept.json --per-path pp.npz");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const auto plain = nlohmann::json::parse(read_text(work_ / "plain.json"));
+  const auto kept = nlohmann::json::parse(read_text(work_ / "kept.json"));
+  for (const char* key : {"forward", "reverse", "histogram", "fit", "reference_fit"})
+    EXPECT_EQ(plain[key], kept[key]) << key;
+  taep::Config c = taep::default_config();
+  c.run.paths = 5000;
+  c.run.seed = 4;
+  c.schedule.steps = 50;
+  const taep::PathValues v = taep::simulate_paths(c, taep::Backend::cpu, 0, 5000);
+  write("S.bin", std::string(reinterpret_cast<const char*>(v.taep.data()), v.taep.size() * 8));
+  write("check.py",
+        "import numpy as np; d = np.load('pp.npz'); assert sorted(d.files) == ['R', 'S', "
+        "'S_minus_R', 'reverse_R', 'reverse_S', 'reverse_S_minus_R'], d.files; "
+        "assert all(d[k].shape == (5000,) for k in d.files); "
+        "assert np.array_equal(d['S'], np.fromfile('S.bin'), equal_nan=True); "
+        "assert np.array_equal(d['reverse_S_minus_R'], d['reverse_S'] - d['reverse_R'], equal_nan=True)");
+  EXPECT_EQ(std::system(("cd '" + work_.string() + "' && python3 check.py").c_str()), 0);
+}
+
 }  // namespace

@@ -17,6 +17,7 @@
 #include "cli.hpp"
 #include "host/io/input_file.hpp"
 #include "host/io/json_fields.hpp"
+#include "host/io/npy.hpp"
 #include "taep/error.hpp"
 
 namespace taep {
@@ -269,6 +270,22 @@ void write_result(AtomicFile* out, const std::string& text) {
     out->commit(text);
   else
     write_stdout(text);
+}
+
+std::string per_path_npz(const std::vector<std::pair<std::string, const PathValues*>>& sides) {
+  std::vector<detail::NpyArray> arrays;
+  std::vector<std::vector<double>> errors;  // S - R per side, alive until the archive is made
+  errors.reserve(sides.size());
+  for (const auto& [prefix, v] : sides) {
+    const std::uint64_t n = v->taep.size();
+    arrays.push_back({prefix + "S", {n}, v->taep.data(), false});
+    if (v->reference.empty()) continue;
+    std::vector<double>& error = errors.emplace_back(n);
+    for (std::uint64_t i = 0; i < n; ++i) error[i] = v->taep[i] - v->reference[i];
+    arrays.push_back({prefix + "R", {n}, v->reference.data(), false});
+    arrays.push_back({prefix + "S_minus_R", {n}, error.data(), false});
+  }
+  return detail::npz_bytes(arrays);
 }
 
 void print_warnings(const std::vector<std::string>& warnings) {

@@ -52,16 +52,26 @@ class DftCommand final : public RunConfigCommand {
     guard_number(cmd.get_option("--min-count"));
     cmd.add_option("--out", out_path_, "Write the result JSON to this file (default: stdout)")
         ->check(nonempty_path());
+    cmd.add_option("--per-path", per_path_path_,
+                   "Write every forward and reverse path's S (and R, S_minus_R) to this .npz file")
+        ->check(nonempty_path());
   }
 
   int run_loaded(const Problem& problem) override {
     if (min_count_ < 1)
       throw ConfigError("--min-count", "must be at least 1 (got " + std::to_string(min_count_) + ")");
     const auto out = optional_output(out_path_, "--out");
+    const auto per_path = optional_output(per_path_path_, "--per-path");
+    PathValues forward, reverse;
     const DetailedFtResult result =
-        with_progress("forward + reverse paths", [&](const RunOptions& options) {
+        with_progress("forward + reverse paths", [&](RunOptions options) {
+          if (per_path) {
+            options.per_path = &forward;
+            options.per_path_reverse = &reverse;
+          }
           return detailed_ft(problem, options, min_count_);
         });
+    if (per_path) per_path->commit(per_path_npz({{"", &forward}, {"reverse_", &reverse}}));
     write_result(out.get(), detailed_ft_to_json(result));
     print_warnings(result.warnings);
     if (!quiet_) print_summary(result);
@@ -69,7 +79,7 @@ class DftCommand final : public RunConfigCommand {
   }
 
  private:
-  std::string out_path_;
+  std::string out_path_, per_path_path_;
   std::uint64_t min_count_ = kDetailedFtMinCount;
 };
 

@@ -2,7 +2,6 @@
 #include <string>
 
 #include "cli.hpp"
-#include "host/io/npy.hpp"
 #include "taep/taep.hpp"
 
 namespace taep {
@@ -48,7 +47,7 @@ class RunCommand final : public RunConfigCommand {
       if (per_path) options.per_path = &values;
       return run(problem, options);
     });
-    if (per_path) per_path->commit(per_path_npz(values));
+    if (per_path) per_path->commit(per_path_npz({{"", &values}}));
     write_result(out.get(), result_to_json(result));
     print_warnings(result.warnings);
     if (!quiet_) print_summary(result);
@@ -56,20 +55,6 @@ class RunCommand final : public RunConfigCommand {
   }
 
  private:
-  // The arrays of `taep.paths` (docs/python.md): S, and R and S_minus_R for exact models.
-  static std::string per_path_npz(const PathValues& v) {
-    const std::uint64_t n = v.taep.size();
-    std::vector<detail::NpyArray> arrays{{"S", {n}, v.taep.data(), false}};
-    std::vector<double> error;
-    if (!v.reference.empty()) {
-      error.resize(n);
-      for (std::uint64_t i = 0; i < n; ++i) error[i] = v.taep[i] - v.reference[i];
-      arrays.push_back({"R", {n}, v.reference.data(), false});
-      arrays.push_back({"S_minus_R", {n}, error.data(), false});
-    }
-    return detail::npz_bytes(arrays);
-  }
-
   std::string out_path_, per_path_path_;
 };
 

@@ -92,18 +92,33 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
   const detail::HistogramSpec hist =
       pilot > 0 ? detail::common_range(c.histogram.bins, f_s, r_s) : driver.fixed_range();
   Side fwd(hist.bins), rev(hist.bins);
+  const auto keep = [](PathValues* to, const std::vector<double>& s, const std::vector<double>& r) {
+    if (!to) return;
+    to->taep.insert(to->taep.end(), s.begin(), s.end());
+    to->reference.insert(to->reference.end(), r.begin(), r.end());
+  };
+  for (PathValues* to : {options.per_path, options.per_path_reverse})
+    if (to) {
+      detail::check_fits_in_memory(2 * N * 2 * sizeof(double), "run.paths",
+                                   "the per-path values of 2 x " + std::to_string(N) + " paths");
+      *to = PathValues{};
+    }
   if (pilot > 0) {
     fwd.add(f_s, f_r, hist);
     rev.add(r_s, r_r, hist);
+    keep(options.per_path, f_s, f_r);
+    keep(options.per_path_reverse, r_s, r_r);
     driver.advance(2 * pilot);
   }
   driver.for_each_chunk(pilot, [&](std::uint64_t first, std::uint64_t n) {
     b.simulate(first, n, f_s, f_r);
     fwd.add(f_s, f_r, hist);
+    keep(options.per_path, f_s, f_r);
   });
   driver.for_each_chunk(pilot, [&](std::uint64_t first, std::uint64_t n) {
     b.simulate_reverse(first, n, true, &r_s, &r_r, nullptr);
     rev.add(r_s, r_r, hist);
+    keep(options.per_path_reverse, r_s, r_r);
   });
 
   result.forward = detail::summarize(fwd.stats.taep, fwd.stats.nonfinite);

@@ -30,9 +30,12 @@ struct RunOptions {
   std::function<void(const Progress&)> on_progress;
   // The result's provenance.command (the CLI passes its command line).
   std::string command;
-  // run(): when set, filled with every path's values in path order (`taep run --per-path`). The
-  // statistics are the same bitwise; the chunks then bring every path's S back to the host.
+  // run() and detailed_ft(): when set, filled with every (forward) path's values in path order
+  // (`--per-path`). The statistics are the same bitwise; the chunks then bring every path's S back
+  // to the host.
   PathValues* per_path = nullptr;
+  // detailed_ft(): the same for its reverse paths (S read on the forward clock, and R).
+  PathValues* per_path_reverse = nullptr;
 };
 
 // Runs a built problem end to end. Throws BackendUnavailable, CudaError.
