@@ -213,6 +213,11 @@ void translate_errors(const std::exception_ptr& p, void*) {
     PyErr_SetString(error_class("BackendUnavailable").ptr(), e.what());
   } catch (const taep::CudaError& e) {
     PyErr_SetString(error_class("CudaError").ptr(), e.what());
+  } catch (const taep::NonFiniteResult& e) {
+    PyErr_SetString(error_class("NonFiniteResult").ptr(), e.what());
+  } catch (const taep::TrainingDiverged& e) {
+    nb::object err = error_class("TrainingDiverged")(std::string(e.what()), e.step(), e.loss());
+    PyErr_SetObject(err.type().ptr(), err.ptr());
   } catch (const taep::Error& e) {
     PyErr_SetString(error_class("Error").ptr(), e.what());
   }

@@ -26,7 +26,8 @@ import sys
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from . import _taep
-from .errors import BackendUnavailable, ConfigError, CudaError, Error
+from .errors import (BackendUnavailable, ConfigError, CudaError, Error, NonFiniteResult,
+                     TrainingDiverged)
 
 __version__: str = _taep.__version__
 
@@ -45,6 +46,8 @@ __all__ = [
     "ConfigError",
     "BackendUnavailable",
     "CudaError",
+    "NonFiniteResult",
+    "TrainingDiverged",
     "__version__",
 ]
 

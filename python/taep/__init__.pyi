@@ -9,6 +9,8 @@ from .errors import BackendUnavailable as BackendUnavailable
 from .errors import ConfigError as ConfigError
 from .errors import CudaError as CudaError
 from .errors import Error as Error
+from .errors import NonFiniteResult as NonFiniteResult
+from .errors import TrainingDiverged as TrainingDiverged
 
 __version__: str
 

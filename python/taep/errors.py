@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["Error", "ConfigError", "BackendUnavailable", "CudaError"]
+__all__ = ["Error", "ConfigError", "BackendUnavailable", "CudaError", "NonFiniteResult",
+           "TrainingDiverged"]
 
 
 class Error(RuntimeError):
@@ -34,7 +35,27 @@ class CudaError(Error):
     """A CUDA runtime or library call failed."""
 
 
+class NonFiniteResult(Error):
+    """Every path (or sample) of a run came out non-finite, so it has no statistics
+    (taep::NonFiniteResult). Set run.allow_nonfinite to get the result with null statistics."""
+
+
+class TrainingDiverged(Error):
+    """Training produced a non-finite loss, gradient or weight (taep::TrainingDiverged).
+
+    ``step`` is the end of the first log window where it showed, ``loss`` that window's mean loss.
+    """
+
+    def __init__(self, message: str, step: int = 0, loss: float = float("nan")) -> None:
+        super().__init__(message)
+        self.step = step
+        self.loss = loss
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.step, self.loss))
+
+
 # Shown and pickled as taep.ConfigError etc., where users meet them (the package re-exports them).
-for _cls in (Error, ConfigError, BackendUnavailable, CudaError):
+for _cls in (Error, ConfigError, BackendUnavailable, CudaError, NonFiniteResult, TrainingDiverged):
     _cls.__module__ = "taep"
 del _cls

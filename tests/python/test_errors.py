@@ -74,3 +74,26 @@ def test_config_error_pickles():
 
     e = pickle.loads(pickle.dumps(taep.ConfigError("run.paths", "too many")))
     assert (e.field, e.message) == ("run.paths", "too many")
+
+
+def test_training_divergence_raises_with_step_and_loss():
+    with pytest.raises(taep.TrainingDiverged) as e:
+        taep.train(TINY_TRAIN, optimizer__steps=20, optimizer__lr=1e30, run__log_every=5)
+    assert isinstance(e.value, taep.Error)
+    assert e.value.step in (5, 10, 15, 20)
+    assert e.value.loss != e.value.loss  # nan
+    assert str(e.value).startswith("training diverged: steps ")
+
+
+def test_all_paths_non_finite_raises_unless_allowed(tmp_path):
+    weights, summary = taep.train(TINY_TRAIN, optimizer__steps=10)
+    huge = {k: (v * 1e30 if k.endswith(".weight") else v) for k, v in weights.items()}
+    path = tmp_path / "huge.safetensors"
+    taep.save_weights(path, huge, summary["model"])
+    config = {"model": {"type": "mlp", "weights": str(path)}, "run": {"paths": 300},
+              "schedule": {"steps": 10}}
+    with pytest.raises(taep.NonFiniteResult, match="all 300 of 300 paths are non-finite"):
+        taep.run(config)
+    result = taep.run(config, run__allow_nonfinite=True)
+    assert result["taep"]["mean"] is None and result["taep"]["count"] == 0
+    assert result["warnings"][0].startswith("all 300 of 300 paths")
