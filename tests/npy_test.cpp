@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -39,21 +40,28 @@ TEST(Npy, HeaderFollowsTheFormatSpecification) {
   EXPECT_NE(two.find("'shape': (2,3)"), std::string::npos);
 }
 
-class PerPath : public taep_test::CliSandbox {};
+class PerPath : public taep_test::CliSandbox {
+ protected:
+  // `<command> <flags>` with and without --per-path pp.npz: the given sections of the two result
+  // documents must be bitwise the same.
+  void expect_same_sections(const std::string& command, std::initializer_list<const char*> keys) {
+    ASSERT_EQ(run(command + " --out plain.json").exit_code, 0);
+    const Outcome o = run(command + " --out kept.json --per-path pp.npz");
+    ASSERT_EQ(o.exit_code, 0) << o.err;
+    const auto plain = nlohmann::json::parse(read_text(work_ / "plain.json"));
+    const auto kept = nlohmann::json::parse(read_text(work_ / "kept.json"));
+    for (const char* key : keys)
+      EXPECT_EQ(plain[key], kept[key]) << key << " must be bitwise the same with --per-path";
+  }
+};
 
 // numpy reads the archive (zip64 records, CRCs checked by zipfile) and its arrays are the engine's.
 TEST_F(PerPath, RunWritesEveryPathAndKeepsTheStatistics) {
   if (std::system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0 &&
       std::system("python3 -c 'import numpy' 2>/dev/null") != 0)
     GTEST_SKIP() << "no python3 with numpy";
-  const std::string flags = "run --paths 20000 --steps 50 --seed 4 --backend cpu -q";
-  ASSERT_EQ(run(flags + " --out plain.json").exit_code, 0);
-  const Outcome o = run(flags + " --out kept.json --per-path pp.npz");
-  ASSERT_EQ(o.exit_code, 0) << o.err;
-  const auto plain = nlohmann::json::parse(read_text(work_ / "plain.json"));
-  const auto kept = nlohmann::json::parse(read_text(work_ / "kept.json"));
-  for (const char* key : {"taep", "ift", "histogram", "reference"})
-    EXPECT_EQ(plain[key], kept[key]) << key << " must be bitwise the same with --per-path";
+  expect_same_sections("run --paths 20000 --steps 50 --seed 4 --backend cpu -q",
+                       {"taep", "ift", "histogram", "reference"});
 
   taep::Config c = taep::default_config();
   c.run.paths = 20000;
@@ -93,14 +101,8 @@ TEST_F(PerPath, SampleWritesNpyWhenTheNameSaysSo) {
 // forward side equal to simulate_paths.
 TEST_F(PerPath, DftWritesBothSides) {
   if (std::system("python3 -c 'import numpy' 2>/dev/null") != 0) GTEST_SKIP() << "no numpy";
-  const std::string flags = "dft --paths 5000 --steps 50 --seed 4 --backend cpu -q";
-  ASSERT_EQ(run(flags + " --out plain.json").exit_code, 0);
-  const Outcome o = run(flags + " --out kept.json --per-path pp.npz");
-  ASSERT_EQ(o.exit_code, 0) << o.err;
-  const auto plain = nlohmann::json::parse(read_text(work_ / "plain.json"));
-  const auto kept = nlohmann::json::parse(read_text(work_ / "kept.json"));
-  for (const char* key : {"forward", "reverse", "histogram", "fit", "reference_fit"})
-    EXPECT_EQ(plain[key], kept[key]) << key;
+  expect_same_sections("dft --paths 5000 --steps 50 --seed 4 --backend cpu -q",
+                       {"forward", "reverse", "histogram", "fit", "reference_fit"});
   taep::Config c = taep::default_config();
   c.run.paths = 5000;
   c.run.seed = 4;
