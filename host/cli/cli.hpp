@@ -142,6 +142,10 @@ class RunConfigCommand : public Command {
       : name_(std::move(name)), description_(std::move(description)), paths_help_(paths_help) {}
   virtual void add_options(CLI::App& cmd) = 0;
   virtual int run_loaded(const Problem& problem) = 0;
+  // --out (the result JSON, default stdout) into out_path_ and --per-path FILE.npz into
+  // per_path_path_ (run and dft).
+  void add_result_options(CLI::App& cmd, const char* per_path_help);
+  std::string out_path_, per_path_path_;
   // f(options) with progress reported as "(done/total <what>)"; the progress line ends before the
   // result is returned.
   template <class F>

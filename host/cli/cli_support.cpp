@@ -334,6 +334,12 @@ CLI::App* RunConfigCommand::add_to(CLI::App& app) {
   return cmd;
 }
 
+void RunConfigCommand::add_result_options(CLI::App& cmd, const char* per_path_help) {
+  cmd.add_option("--out", out_path_, "Write the result JSON to this file (default: stdout)")
+      ->check(nonempty_path());
+  cmd.add_option("--per-path", per_path_path_, per_path_help)->check(nonempty_path());
+}
+
 int RunConfigCommand::execute() {
   const Problem problem = load_run_config(config_path_, sets_, overrides_, config_);
   if (print_config_) {

@@ -50,11 +50,8 @@ class DftCommand final : public RunConfigCommand {
                    "Bins enter the fit when both histograms have at least this many counts")
         ->check(CLI::NonNegativeNumber);
     guard_number(cmd.get_option("--min-count"));
-    cmd.add_option("--out", out_path_, "Write the result JSON to this file (default: stdout)")
-        ->check(nonempty_path());
-    cmd.add_option("--per-path", per_path_path_,
-                   "Write every forward and reverse path's S (and R, S_minus_R) to this .npz file")
-        ->check(nonempty_path());
+    add_result_options(cmd,
+                       "Write every forward and reverse path's S (and R, S_minus_R) to this .npz file");
   }
 
   int run_loaded(const Problem& problem) override {
@@ -79,7 +76,6 @@ class DftCommand final : public RunConfigCommand {
   }
 
  private:
-  std::string out_path_, per_path_path_;
   std::uint64_t min_count_ = kDetailedFtMinCount;
 };
 

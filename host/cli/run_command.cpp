@@ -32,11 +32,8 @@ class RunCommand final : public RunConfigCommand {
                          "Number of paths (run.paths)") {}
 
   void add_options(CLI::App& cmd) override {
-    cmd.add_option("--out", out_path_, "Write the result JSON to this file (default: stdout)")
-        ->check(nonempty_path());
-    cmd.add_option("--per-path", per_path_path_,
-                   "Write every path's S (and R, S_minus_R for exact models) to this .npz file")
-        ->check(nonempty_path());
+    add_result_options(cmd,
+                       "Write every path's S (and R, S_minus_R for exact models) to this .npz file");
   }
 
   int run_loaded(const Problem& problem) override {
@@ -53,9 +50,6 @@ class RunCommand final : public RunConfigCommand {
     if (!quiet_) print_summary(result);
     return 0;
   }
-
- private:
-  std::string out_path_, per_path_path_;
 };
 
 }  // namespace

@@ -92,7 +92,7 @@ class SampleCommand final : public RunConfigCommand {
   }
 
  private:
-  std::string out_path_, result_path_;
+  std::string result_path_;  // --out goes to the base's out_path_
   std::uint64_t count_ = 0;
   CLI::Option* count_option_ = nullptr;
 };
