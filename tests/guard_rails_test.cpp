@@ -39,7 +39,9 @@ void expect_stderr_matches_spread(bool gaussian) {
   // eighth moment is large); the reported error is biased low by O(1/n) and by the scatter of M4.
   EXPECT_NEAR(sum_se / kReplicates / spread, 1.0, gaussian ? 0.05 : 0.15)
       << "mean stderr " << sum_se / kReplicates << " vs spread " << spread;
-  if (gaussian) EXPECT_NEAR(spread, std::sqrt(2.0 / (kN - 1)), 0.05 * std::sqrt(2.0 / (kN - 1)));
+  if (gaussian) {
+    EXPECT_NEAR(spread, std::sqrt(2.0 / (kN - 1)), 0.05 * std::sqrt(2.0 / (kN - 1)));
+  }
 }
 
 TEST(GuardRails, VarianceStderrMatchesTheSpreadOfReplicates) {

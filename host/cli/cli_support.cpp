@@ -280,8 +280,7 @@ std::string per_path_npz(const std::vector<std::pair<std::string, const PathValu
     const std::uint64_t n = v->taep.size();
     arrays.push_back({prefix + "S", {n}, v->taep.data(), false});
     if (v->reference.empty()) continue;
-    std::vector<double>& error = errors.emplace_back(n);
-    for (std::uint64_t i = 0; i < n; ++i) error[i] = v->taep[i] - v->reference[i];
+    const std::vector<double>& error = errors.emplace_back(v->errors());
     arrays.push_back({prefix + "R", {n}, v->reference.data(), false});
     arrays.push_back({prefix + "S_minus_R", {n}, error.data(), false});
   }

@@ -155,13 +155,10 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
   if (keep) {
     check_fits_in_memory(paths_ * 2 * sizeof(double), "run.paths",
                          "the per-path values of " + std::to_string(paths_) + " paths");
-    keep->taep.clear();
-    keep->reference.clear();
+    *keep = PathValues{};
   }
   const auto kept = [&] {
-    if (!keep) return;
-    keep->taep.insert(keep->taep.end(), taep.begin(), taep.end());
-    keep->reference.insert(keep->reference.end(), reference.begin(), reference.end());
+    if (keep) keep->append(taep, reference);
   };
   const std::uint64_t pilot = pilot_paths();
   if (pilot > 0) backend_->simulate(0, pilot, taep, reference, with_aux ? &aux : nullptr);
@@ -227,7 +224,7 @@ TaepSummary summarize(const physics::Moments& m, double nonfinite) {
   s.variance = m.variance();
   s.skewness = m.skewness();
   s.excess_kurtosis = m.excess_kurtosis();
-  s.stderr_mean = m.n > 0 ? std::sqrt(s.variance / m.n) : 0.0;
+  s.stderr_mean = std::sqrt(s.variance / m.n);  // m.n > 0 past the early return
   s.stderr_variance = m.variance_stderr();
   s.nonfinite = std::uint64_t(nonfinite);
   return s;

@@ -93,16 +93,15 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
       pilot > 0 ? detail::common_range(c.histogram.bins, f_s, r_s) : driver.fixed_range();
   Side fwd(hist.bins), rev(hist.bins);
   const auto keep = [](PathValues* to, const std::vector<double>& s, const std::vector<double>& r) {
-    if (!to) return;
-    to->taep.insert(to->taep.end(), s.begin(), s.end());
-    to->reference.insert(to->reference.end(), r.begin(), r.end());
+    if (to) to->append(s, r);
   };
+  const std::uint64_t sides_kept = (options.per_path ? 1 : 0) + (options.per_path_reverse ? 1 : 0);
+  if (sides_kept > 0)
+    detail::check_fits_in_memory(sides_kept * N * 2 * sizeof(double), "run.paths",
+                                 "the per-path values of " + std::to_string(sides_kept) + " x " +
+                                     std::to_string(N) + " paths");
   for (PathValues* to : {options.per_path, options.per_path_reverse})
-    if (to) {
-      detail::check_fits_in_memory(2 * N * 2 * sizeof(double), "run.paths",
-                                   "the per-path values of 2 x " + std::to_string(N) + " paths");
-      *to = PathValues{};
-    }
+    if (to) *to = PathValues{};
   if (pilot > 0) {
     fwd.add(f_s, f_r, hist);
     rev.add(r_s, r_r, hist);

@@ -1,5 +1,6 @@
 #pragma once
 // The engine's entry points.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -23,6 +24,18 @@ struct Progress {
 struct PathValues {
   std::vector<double> taep;
   std::vector<double> reference;  // empty unless the model is an exact score
+
+  // Appends the next paths' values (`r` empty for models without a closed form).
+  void append(const std::vector<double>& s, const std::vector<double>& r) {
+    taep.insert(taep.end(), s.begin(), s.end());
+    reference.insert(reference.end(), r.begin(), r.end());
+  }
+  // S - R per path, the integration error (empty without a closed form).
+  std::vector<double> errors() const {
+    std::vector<double> e(reference.size());
+    for (std::size_t i = 0; i < e.size(); ++i) e[i] = taep[i] - reference[i];
+    return e;
+  }
 };
 
 struct RunOptions {

@@ -263,8 +263,7 @@ nb::dict paths(const std::string& config_json, std::uint64_t first, std::optiona
     for (std::uint64_t done = 0; done < n;) {
       const std::uint64_t m = std::min(piece, n - done);
       taep::PathValues v = taep::simulate_paths(problem, c.run.backend, first + done, m);
-      out.taep.insert(out.taep.end(), v.taep.begin(), v.taep.end());
-      out.reference.insert(out.reference.end(), v.reference.begin(), v.reference.end());
+      out.append(v.taep, v.reference);
       done += m;
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -280,8 +279,7 @@ nb::dict paths(const std::string& config_json, std::uint64_t first, std::optiona
   nb::dict result;
   const std::size_t n = all.taep.size();
   if (!all.reference.empty()) {
-    std::vector<double> diff(n);
-    for (std::size_t i = 0; i < n; ++i) diff[i] = all.taep[i] - all.reference[i];
+    std::vector<double> diff = all.errors();
     result["S"] = to_numpy(std::move(all.taep), {n});
     result["R"] = to_numpy(std::move(all.reference), {n});
     result["S_minus_R"] = to_numpy(std::move(diff), {n});
