@@ -171,4 +171,26 @@ TEST_P(CliBadInput, ExitsTwoNamingTheFieldAndLeavesNoFile) {
 INSTANTIATE_TEST_SUITE_P(Cli, CliBadInput, ::testing::ValuesIn(kBadCli),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// --set KEY=VALUE (JSON or text, in order) and --print-config, which prints the validated config
+// and runs nothing; a malformed assignment is an error naming --set.
+TEST_F(Cli, SetAndPrintConfig) {
+  const Outcome o = run("run --set run.paths=5000 --set 'model.collapse={\"modes\": 2, \"eps\": 0.02}' "
+                        "--set run.backend=cpu --set run.paths=6000 --steps 40 --print-config");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["run"]["paths"], 6000) << "applied in order";
+  EXPECT_EQ(j["run"]["backend"], "cpu") << "text when not JSON";
+  EXPECT_EQ(j["model"]["collapse"]["modes"], 2);
+  EXPECT_EQ(j["schedule"]["steps"], 40) << "flags apply after --set";
+  EXPECT_TRUE(listing().empty()) << "nothing written";
+  for (const char* bad : {"--set run.paths", "--set run.paths.x=3", "--set .run=1"}) {
+    const Outcome e = run(std::string("run ") + bad + " --print-config");
+    EXPECT_EQ(e.exit_code, 2) << bad;
+    EXPECT_EQ(e.err.rfind("taep: error: --set: ", 0), 0u) << e.err;
+  }
+  const Outcome unknown = run("run --set run.pathz=3 --print-config");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("run.pathz"), std::string::npos) << unknown.err;
+}
+
 }  // namespace

@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <csignal>
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
 
@@ -183,7 +182,7 @@ std::string read_config_text(const std::string& path) {
 
 std::string apply_sets(const std::string& text, const std::vector<std::string>& sets) {
   if (sets.empty()) return text;
-  nlohmann::ordered_json root = nlohmann::ordered_json::parse(fields::parse_object(text).dump());
+  fields::json root = fields::parse_object(text);  // the config reader's own checks
   for (const std::string& set : sets) {
     const std::size_t eq = set.find('=');
     const std::string key = set.substr(0, eq);
@@ -192,7 +191,7 @@ std::string apply_sets(const std::string& text, const std::vector<std::string>& 
       throw ConfigError("--set", "must be KEY=VALUE with a dotted KEY such as run.paths (got '" +
                                      fields::shorten(set, 60) + "')");
     const std::string value = set.substr(eq + 1);
-    nlohmann::ordered_json* at = &root;
+    fields::json* at = &root;
     std::string path;
     for (std::size_t begin = 0;;) {
       const std::size_t dot = key.find('.', begin);
@@ -205,8 +204,8 @@ std::string apply_sets(const std::string& text, const std::vector<std::string>& 
       begin = dot + 1;
     }
     // JSON when it is JSON (numbers, booleans, null, arrays, objects, quoted strings), else text.
-    nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(value, nullptr, false);
-    *at = parsed.is_discarded() ? nlohmann::ordered_json(value) : parsed;
+    fields::json parsed = fields::json::parse(value, nullptr, false);
+    *at = parsed.is_discarded() ? fields::json(value) : parsed;
   }
   return root.dump();
 }
