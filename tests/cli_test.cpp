@@ -188,6 +188,13 @@ TEST_F(Cli, SetAndPrintConfig) {
     EXPECT_EQ(e.exit_code, 2) << bad;
     EXPECT_EQ(e.err.rfind("taep: error: --set: ", 0), 0u) << e.err;
   }
+  write("in.json", R"({"run": {"paths": 3000}})");
+  const Outcome stdin_config = run("run - --print-config < in.json");
+  ASSERT_EQ(stdin_config.exit_code, 0) << stdin_config.err;
+  EXPECT_EQ(nlohmann::json::parse(stdin_config.out)["run"]["paths"], 3000) << "- reads stdin";
+  const Outcome typo = run("run --pahts 5");
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.err.find("(did you mean --paths?)"), std::string::npos) << typo.err;
   const Outcome unknown = run("run --set run.pathz=3 --print-config");
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.err.find("run.pathz"), std::string::npos) << unknown.err;
