@@ -16,6 +16,7 @@
 
 #include "host/io/atomic_file.hpp"
 #include "taep/config.hpp"
+#include "taep/distributed.hpp"
 #include "taep/engine.hpp"
 #include "taep/problem.hpp"
 #include "taep/result.hpp"
@@ -52,6 +53,11 @@ using detail::AtomicFile;
 // Makes SIGINT, SIGTERM and SIGHUP remove the temp files of uncommitted outputs, then end the
 // process by the same signal (so its exit status says which). main() calls it once.
 void remove_temps_on_signals();
+// Under --checkpoint: the first SIGINT, SIGTERM or SIGHUP only asks the run to stop (it writes its
+// checkpoint and throws Interrupted); a second one stops at once as above. stop_signal() is the
+// signal that asked (0: none).
+void stop_gracefully_on_signals();
+int stop_signal();
 
 // One status line on stderr, first after one second of running, then at most once a second;
 // rewritten in place on a terminal, one line per update otherwise.
@@ -114,9 +120,9 @@ std::function<void(const Progress&)> path_progress(ProgressLine& line, const std
 void set_command_line(int argc, const char* const* argv);
 const std::string& command_line();
 
-// An output file for `path`, or null when it is empty (the flag not given).
+// An output file for `path`, or null when it is empty (the flag not given) or this is not rank 0.
 std::unique_ptr<AtomicFile> optional_output(const std::string& path, const std::string& field);
-// The result text to `out` when there is one, else to stdout.
+// The result text to `out` when there is one, else to stdout (nothing off rank 0).
 void write_result(AtomicFile* out, const std::string& text);
 // The --per-path archive: for each (prefix, values), the arrays of `taep.paths` under
 // <prefix>S, and for exact models <prefix>R and <prefix>S_minus_R (numpy's .npz).
@@ -131,8 +137,9 @@ void print_performance(const PerformanceSummary& p);
 class RunConfigCommand : public Command {
  public:
   // The subcommand with CONFIG, --paths (only when paths_help is given), --steps, --seed,
-  // --backend, --threads, --scheme, --set, --allow-nonfinite, --print-config and --quiet, then the
-  // command's own options (add_options).
+  // --backend, --threads, --scheme, --set, --allow-nonfinite, --print-config, --quiet,
+  // --checkpoint, --checkpoint-every and --resume, then the command's own options (add_options).
+  // Under MPI every rank runs the command and rank 0 alone writes files and reports.
   CLI::App* add_to(CLI::App& app) final;
   // Loads the config; with --print-config writes the validated config to stdout, else run_loaded.
   int execute() final;
@@ -151,10 +158,7 @@ class RunConfigCommand : public Command {
   template <class F>
   auto with_progress(const std::string& what, F&& f) {
     ProgressLine progress(!quiet_);
-    RunOptions options;
-    options.on_progress = path_progress(progress, what);
-    options.command = command_line();
-    auto result = f(options);
+    auto result = f(run_options(progress, what));
     progress.finish();
     return result;
   }
@@ -163,6 +167,10 @@ class RunConfigCommand : public Command {
   bool quiet_ = false;
 
  private:
+  // Progress on `progress`, the command line, and --checkpoint, --checkpoint-every, --resume.
+  RunOptions run_options(ProgressLine& progress, const std::string& what) const;
+  std::string checkpoint_, resume_;
+  double checkpoint_every_ = 600;
   std::string name_, description_;
   const char* paths_help_;
   std::string config_path_, backend_, scheme_;

@@ -57,6 +57,23 @@ void remove_temps_on_signals() {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, remove_temps_and_reraise);
 }
 
+namespace {
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void request_stop(int sig) {
+  if (g_stop_signal != 0) {  // a second signal: stop now
+    remove_temps_and_reraise(sig);
+    return;
+  }
+  g_stop_signal = sig;
+}
+}  // namespace
+
+void stop_gracefully_on_signals() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, request_stop);
+}
+
+int stop_signal() { return g_stop_signal; }
+
 // ---- progress -----------------------------------------------------------------------------------
 
 ProgressLine::ProgressLine(bool enabled) : enabled_(enabled), tty_(::isatty(STDERR_FILENO) == 1) {}
@@ -261,10 +278,11 @@ void set_command_line(int argc, const char* const* argv) {
 const std::string& command_line() { return g_command_line; }
 
 std::unique_ptr<AtomicFile> optional_output(const std::string& path, const std::string& field) {
-  return path.empty() ? nullptr : std::make_unique<AtomicFile>(path, field);
+  return path.empty() || !is_root() ? nullptr : std::make_unique<AtomicFile>(path, field);
 }
 
 void write_result(AtomicFile* out, const std::string& text) {
+  if (!is_root()) return;
   if (out)
     out->commit(text);
   else
@@ -327,6 +345,15 @@ CLI::App* RunConfigCommand::add_to(CLI::App& app) {
   cmd->add_option("--set", sets_, "KEY=VALUE: set any config field (repeatable; VALUE is JSON or text)");
   cmd->add_flag("--print-config", print_config_, "Print the validated config (JSON) and exit");
   cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr (warnings still show)");
+  cmd->add_option("--checkpoint", checkpoint_,
+                  "Keep the run's state in this file (every --checkpoint-every seconds, and on "
+                  "SIGINT/SIGTERM, which then stop the run)")
+      ->check(nonempty_path());
+  guard_number(cmd->add_option("--checkpoint-every", checkpoint_every_,
+                               "Seconds between checkpoints (default 600)")
+                   ->check(CLI::PositiveNumber));
+  cmd->add_option("--resume", resume_, "Continue the run a --checkpoint file holds")
+      ->check(nonempty_path());
   add_options(*cmd);
   guard_numbers(overrides_);
   return cmd;
@@ -340,11 +367,24 @@ void RunConfigCommand::add_result_options(CLI::App& cmd, const char* per_path_he
 
 int RunConfigCommand::execute() {
   const Problem problem = load_run_config(config_path_, sets_, overrides_, config_);
+  if (!is_root()) quiet_ = true;  // rank 0 reports for the job
   if (print_config_) {
-    write_stdout(config_to_json(problem.config()) + "\n");
+    if (is_root()) write_stdout(config_to_json(problem.config()) + "\n");
     return 0;
   }
+  if (!checkpoint_.empty()) stop_gracefully_on_signals();
   return run_loaded(problem);
+}
+
+RunOptions RunConfigCommand::run_options(ProgressLine& progress, const std::string& what) const {
+  RunOptions options;
+  options.on_progress = path_progress(progress, what);
+  options.command = command_line();
+  options.checkpoint = checkpoint_;
+  options.checkpoint_every = checkpoint_every_;
+  options.resume = resume_;
+  if (!checkpoint_.empty()) options.stop_requested = [] { return stop_signal() != 0; };
+  return options;
 }
 
 }  // namespace cli

@@ -62,7 +62,7 @@ class DftCommand final : public RunConfigCommand {
     PathValues forward, reverse;
     const DetailedFtResult result =
         with_progress("forward + reverse paths", [&](RunOptions options) {
-          if (per_path) {
+          if (!per_path_path_.empty()) {  // on every rank
             options.per_path = &forward;
             options.per_path_reverse = &reverse;
           }

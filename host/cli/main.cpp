@@ -3,6 +3,8 @@
 // are in host/cli/cli.hpp.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstdio>
 #include <new>
 #include <memory>
@@ -12,6 +14,7 @@
 
 #include "cli.hpp"
 #include "host/io/json_fields.hpp"
+#include "taep/distributed.hpp"
 #include "taep/error.hpp"
 #include "taep/version.hpp"
 
@@ -104,9 +107,23 @@ std::string cli_message(const CLI::ParseError& e) {
   return "command line: " + what;
 }
 
+// Ends the process for an error `message` with exit `code`. In a job of several ranks, rank 0
+// reports; another rank reports what only it can know (not a bad input, which every rank reads
+// alike and rank 0 reports too) and ends the whole job, since the others would wait for it.
+// A bad input seen by another rank waits a moment first: rank 0, reading the same input, has
+// then reported it and ended the job; only an input that rank alone cannot read gets that far.
+int fail(const std::string& message, int code, bool bad_input) {
+  if (taep::job_size() == 1) return report_error(message, code);
+  const int rank = taep::job_rank();
+  if (rank != 0 && bad_input) std::this_thread::sleep_for(std::chrono::seconds(3));
+  report_error(rank == 0 ? message : "rank " + std::to_string(rank) + ": " + message, code);
+  taep::abort_job(code);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  taep::MpiSession mpi(&argc, &argv);
   taep::cli::set_command_line(argc, argv);
   taep::cli::remove_temps_on_signals();
   CLI::App app{"taep: Monte Carlo time-asymmetry entropy production of diffusion models"};
@@ -128,9 +145,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     const std::string hint = suggestion(app, e.what());
-    return report_error(cli_message(e) + (hint.empty() ? " (see 'taep --help')" : hint), 2);
+    return fail(cli_message(e) + (hint.empty() ? " (see 'taep --help')" : hint), 2, true);
   } catch (const taep::ConfigError& e) {  // a flag's value refused while parsing (cli.hpp)
-    return report_error(e.what(), 2);
+    return fail(e.what(), 2, true);
   }
 
   try {
@@ -138,12 +155,17 @@ int main(int argc, char** argv) {
       if (c.first->parsed()) return c.second->execute();
     return report_error("no subcommand", 2);
   } catch (const taep::ConfigError& e) {
-    return report_error(e.what(), 2);
+    return fail(e.what(), 2, true);
   } catch (const taep::BackendUnavailable& e) {
-    return report_error(e.what(), 2);
+    return fail(e.what(), 2, true);
+  } catch (const taep::Interrupted& e) {  // --checkpoint and a signal: the state is saved
+    const int sig = taep::cli::stop_signal();
+    if (taep::is_root()) report_error(e.what(), 128 + sig);
+    return 128 + sig;
   } catch (const std::bad_alloc&) {  // what check_fits_in_memory could not foresee
-    return report_error("out of memory (a smaller run.chunk_paths, sample --count or network may fit)", 1);
+    return fail("out of memory (a smaller run.chunk_paths, sample --count or network may fit)", 1,
+                false);
   } catch (const std::exception& e) {  // taep::Error, CudaError, NonFiniteResult, TrainingDiverged, ...
-    return report_error(e.what(), 1);
+    return fail(e.what(), 1, false);
   }
 }

@@ -41,7 +41,7 @@ class RunCommand final : public RunConfigCommand {
     const auto per_path = optional_output(per_path_path_, "--per-path");
     PathValues values;
     const RunResult result = with_progress("paths", [&](RunOptions options) {
-      if (per_path) options.per_path = &values;
+      if (!per_path_path_.empty()) options.per_path = &values;  // on every rank
       return run(problem, options);
     });
     if (per_path) per_path->commit(per_path_npz({{"", &values}}));

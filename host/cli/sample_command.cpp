@@ -71,7 +71,7 @@ class SampleCommand final : public RunConfigCommand {
     if (count_ < 1 || count_ >= rng::kMaxPaths)
       throw ConfigError("--count", "must be an integer in [1, 2^40) (got " +
                                        std::to_string(count_) + ")");
-    AtomicFile out(out_path_, "--out");
+    const auto out = optional_output(out_path_, "--out");
     const auto result_file = optional_output(result_path_, "--result");
     const SampleResult result = with_progress("samples", [&](const RunOptions& options) {
       try {
@@ -81,9 +81,10 @@ class SampleCommand final : public RunConfigCommand {
         throw ConfigError("--count", std::string(e.what()).substr(e.field().size() + 2));
       }
     });
+    if (!out) return 0;  // not rank 0
     if (result_file) result_file->commit(sample_result_to_json(result));
     const bool npy = out_path_.size() >= 4 && out_path_.compare(out_path_.size() - 4, 4, ".npy") == 0;
-    out.commit(npy ? detail::npy_bytes({"samples", {result.count, std::uint64_t(result.d)},
+    out->commit(npy ? detail::npy_bytes({"samples", {result.count, std::uint64_t(result.d)},
                                         result.samples.data(), true})
                    : samples_csv(result));
     print_warnings(result.warnings);

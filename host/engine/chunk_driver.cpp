@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "host/cpu/cpu_callback_backend.hpp"
+#include "host/engine/checkpoint.hpp"
 #include "taep/error.hpp"
 
 namespace taep {
@@ -38,18 +39,16 @@ void add_to_histogram(const double* v, const double* other, std::size_t n, const
   }
 }
 
-void reduce_on_host(const std::vector<double>& s, const std::vector<double>& r,
-                    const std::vector<double>* aux, const HistogramSpec& h, physics::PathStats& stats,
-                    std::vector<std::uint64_t>& counts) {
+void reduce_blocks(const std::vector<double>& s, const std::vector<double>& r,
+                   const std::vector<double>* aux, std::vector<physics::PathStats>& blocks) {
   constexpr std::size_t B = physics::kReduceBlock;
   const double* ref = r.empty() ? nullptr : r.data();
   const std::size_t n = s.size();
   for (std::size_t off = 0; off < n; off += B) {
     const int m = int(std::min(B, n - off));
-    stats.merge(reduce_block_cpu(s.data() + off, ref ? ref + off : nullptr, m,
-                                 aux ? aux->data() + off : nullptr));
+    blocks.push_back(reduce_block_cpu(s.data() + off, ref ? ref + off : nullptr, m,
+                                      aux ? aux->data() + off : nullptr));
   }
-  add_to_histogram(s.data(), ref, n, h, counts);
 }
 
 HistogramSpec padded_range(int bins, const std::vector<double>& pilot_taep) {
@@ -149,38 +148,137 @@ void ChunkDriver::advance(std::uint64_t n) {
   options_.on_progress(p);
 }
 
+void ChunkDriver::enable_checkpoints(const std::string& kind, const std::string& extra) {
+  // The backend is part of the identity: CPU and CUDA agree to float tolerance, not bitwise.
+  const std::string with_backend =
+      extra.substr(0, extra.rfind('}')) + (extra.find(':') == std::string::npos ? "" : ",") +
+      "\"backend\": \"" + backend_->name() + "\"}";
+  kind_ = kind;
+  identity_ = run_identity(config_, with_backend);
+  last_checkpoint_ = Clock::now();
+  resuming_ = !options_.resume.empty();
+  if (!resuming_ || world().rank() != 0) return;
+  Checkpoint saved = read_checkpoint(options_.resume, "--resume");
+  check_resumable(saved, kind_, identity_, options_.resume);
+  resumed_ = std::move(saved.sections);
+  sections_ = resumed_;
+}
+
+std::string ChunkDriver::resumed_section(const std::string& name) const {
+  const auto it = resumed_.find(name);
+  return it == resumed_.end() ? std::string() : it->second;
+}
+
+HistogramSpec ChunkDriver::share(const HistogramSpec& h) {
+  ByteWriter w;
+  w.put(h);
+  const std::string b = world().broadcast(w.take());
+  return ByteReader(b, "the histogram range").get<HistogramSpec>();
+}
+
+void ChunkDriver::write_checkpoint_now(const std::string& name, const std::string& bytes) {
+  Checkpoint c;
+  c.kind = kind_;
+  c.identity = identity_;
+  c.sections = sections_;
+  c.sections["loop:" + name] = bytes;
+  write_checkpoint(options_.checkpoint, c, "--checkpoint");
+  last_checkpoint_ = Clock::now();
+}
+
+ChunkDriver::Round ChunkDriver::share_round(const std::string& name,
+                                            const std::function<std::string()>& state,
+                                            std::uint64_t next, std::uint64_t chunk,
+                                            bool stop_seen) {
+  Communicator& comm = world();
+  std::uint64_t control[3] = {next, chunk, 0};
+  if (comm.rank() == 0) {
+    const bool stop = stop_seen || stop_requested();
+    const bool due = !options_.checkpoint.empty() && next < paths_ &&
+                     std::chrono::duration<double>(Clock::now() - last_checkpoint_).count() >=
+                         options_.checkpoint_every;
+    if (!options_.checkpoint.empty() && (stop || due)) {
+      TAEP_EXPECTS(!kind_.empty(), "a checkpoint of a command that did not enable them");
+      write_checkpoint_now(name, state());
+    }
+    control[2] = stop ? 1 : 0;
+  }
+  ByteWriter w;
+  for (std::uint64_t v : control) w.put(v);
+  const std::string b = comm.broadcast(w.take());
+  ByteReader r(b, "a round's control");
+  Round round{r.get<std::uint64_t>(), r.get<std::uint64_t>()};
+  if (r.get<std::uint64_t>() != 0) {
+    std::string text = "stopped after " + std::to_string(done_) + " of " +
+                       std::to_string(work_paths_) + " paths";
+    text += options_.checkpoint.empty()
+                ? " (no checkpoint: --checkpoint was not given)"
+                : "; checkpoint '" + options_.checkpoint + "' holds them (continue with --resume " +
+                      options_.checkpoint + ")";
+    throw Interrupted(text);
+  }
+  return round;
+}
+
 ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
+  const bool root = world().rank() == 0;
   ForwardTotals t;
-  std::vector<double> taep, reference, aux;
-  if (keep) {
+  LoopState<physics::PathStats> st(std::size_t(config_.histogram.bins) + 2, keep ? 2 : 0, 0);
+  if (keep && root)
     check_fits_in_memory(paths_ * 2 * sizeof(double), "run.paths",
                          "the per-path values of " + std::to_string(paths_) + " paths");
-    *keep = PathValues{};
-  }
-  const auto kept = [&] {
-    if (keep) keep->append(taep, reference);
+  std::vector<double> taep, reference, aux;
+  const auto kept = [&](Part<physics::PathStats>& part) {
+    if (!keep) return;
+    append(part.f64[0], taep);
+    append(part.f64[1], reference);
   };
-  const std::uint64_t pilot = pilot_paths();
-  if (pilot > 0) backend_->simulate(0, pilot, taep, reference, with_aux ? &aux : nullptr);
-  t.hist = pilot > 0 ? padded_range(config_.histogram.bins, taep) : fixed_range();
-  t.counts.assign(std::size_t(t.hist.bins) + 2, 0);
-  if (pilot > 0) {
-    reduce_on_host(taep, reference, with_aux ? &aux : nullptr, t.hist, t.stats, t.counts);
-    kept();
-    advance(pilot);
+  // The pilot's paths (rank 0): they fix the automatic range, then they are the loop's first.
+  if (root && resume("forward", st)) {
+    t.hist = ByteReader(resumed_section("histogram"), "the checkpoint's histogram range")
+                 .get<HistogramSpec>();
+  } else if (root) {
+    const std::uint64_t pilot = pilot_paths();
+    if (pilot > 0) backend_->simulate(0, pilot, taep, reference, with_aux ? &aux : nullptr);
+    t.hist = pilot > 0 ? padded_range(config_.histogram.bins, taep) : fixed_range();
+    if (pilot > 0) {
+      Part<physics::PathStats> part;
+      part.f64.resize(st.f64.size());
+      reduce_blocks(taep, reference, with_aux ? &aux : nullptr, part.blocks);
+      for (const auto& b : part.blocks) st.fold.add_block(b);
+      add_to_histogram(taep.data(), reference.empty() ? nullptr : reference.data(), taep.size(),
+                       t.hist, st.counts);
+      kept(part);
+      for (std::size_t i = 0; i < st.f64.size(); ++i) st.f64[i] = std::move(part.f64[i]);
+      st.next = pilot;
+      advance(pilot);
+    }
+    ByteWriter w;
+    w.put(t.hist);
+    set_section("histogram", w.take());
   }
+  t.hist = share(t.hist);
   ChunkStats cs;
-  for_each_chunk(pilot, [&](std::uint64_t first, std::uint64_t n) {
+  ordered_loop("forward", st, [&](std::uint64_t first, std::uint64_t n, Part<physics::PathStats>& part) {
     if (keep) {
       backend_->simulate(first, n, taep, reference, with_aux ? &aux : nullptr);
-      reduce_on_host(taep, reference, with_aux ? &aux : nullptr, t.hist, t.stats, t.counts);
-      kept();
+      reduce_blocks(taep, reference, with_aux ? &aux : nullptr, part.blocks);
+      add_to_histogram(taep.data(), reference.empty() ? nullptr : reference.data(), taep.size(),
+                       t.hist, part.counts);
+      kept(part);
       return;
     }
     backend_->run_chunk(first, n, t.hist, cs);
-    for (const auto& b : cs.blocks) t.stats.merge(b);  // fixed order: path order
-    for (std::size_t i = 0; i < t.counts.size(); ++i) t.counts[i] += cs.histogram[i];
+    append(part.blocks, cs.blocks);
+    for (std::size_t i = 0; i < part.counts.size(); ++i) part.counts[i] += cs.histogram[i];
   });
+  t.stats = st.fold.result();
+  t.counts = std::move(st.counts);
+  if (keep && root) {
+    *keep = PathValues{};
+    keep->taep = std::move(st.f64[0]);
+    keep->reference = std::move(st.f64[1]);
+  }
   return t;
 }
 

@@ -7,10 +7,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "host/engine/backend.hpp"
+#include "host/engine/byte_stream.hpp"
+#include "host/engine/ordered_fold.hpp"
+#include "host/mpi/communicator.hpp"
+#include "taep/error.hpp"
 #include "taep/engine.hpp"
 #include "taep/result.hpp"
 
@@ -41,12 +48,59 @@ HistogramSpec widened_range(int bins, double lo, double hi);
 void add_to_histogram(const double* v, const double* other, std::size_t n, const HistogramSpec& h,
                       std::vector<std::uint64_t>& counts);
 
-// Per-path values of paths [first, first + s.size()), first a multiple of kReduceBlock, reduced as
-// a backend's run_chunk reduces them: one PathStats per reduce block in path order merged into
-// `stats`, and S's histogram slots added to `counts`. r (closed form) may be empty, aux null.
-void reduce_on_host(const std::vector<double>& s, const std::vector<double>& r,
-                    const std::vector<double>* aux, const HistogramSpec& h, physics::PathStats& stats,
-                    std::vector<std::uint64_t>& counts);
+// Per-path values of consecutive paths, the first a multiple of kReduceBlock, reduced as a
+// backend's run_chunk reduces them: one PathStats per reduce block, in path order, appended to
+// `blocks`. r (closed form) may be empty, aux null.
+void reduce_blocks(const std::vector<double>& s, const std::vector<double>& r,
+                   const std::vector<double>* aux, std::vector<physics::PathStats>& blocks);
+
+// What one loop over paths (the forward paths of a run, one side of dft, the draws of sample) has
+// folded so far, on rank 0: paths [0, next) in `fold` (ordered_fold.hpp), the histogram slots in
+// `counts` (integers: their sums do not depend on the order), and the kept per-path arrays in path
+// order (f64: S, R, ...; f32: samples, points).
+template <class Block>
+struct LoopState {
+  std::uint64_t next = 0;
+  Fold<Block> fold;
+  std::vector<std::uint64_t> counts;
+  std::vector<std::vector<double>> f64;
+  std::vector<std::vector<float>> f32;
+
+  LoopState(std::size_t n_counts, std::size_t n_f64, std::size_t n_f32)
+      : counts(n_counts, 0), f64(n_f64), f32(n_f32) {}
+  std::string bytes() const {
+    ByteWriter w;
+    w.put(next);
+    w.put(fold);
+    w.put_vector(counts);
+    w.put(std::uint64_t(f64.size()));
+    for (const auto& a : f64) w.put_vector(a);
+    w.put(std::uint64_t(f32.size()));
+    for (const auto& a : f32) w.put_vector(a);
+    return w.take();
+  }
+  // Restores what bytes() wrote for a loop of the same shape; `what` names the source in errors.
+  void load(const std::string& b, const std::string& what) {
+    ByteReader r(b, what);
+    next = r.get<std::uint64_t>();
+    fold = r.get<Fold<Block>>();
+    counts = r.get_vector<std::uint64_t>();
+    if (r.get<std::uint64_t>() != f64.size()) throw Error(what + ": a loop of another shape");
+    for (auto& a : f64) a = r.get_vector<double>();
+    if (r.get<std::uint64_t>() != f32.size()) throw Error(what + ": a loop of another shape");
+    for (auto& a : f32) a = r.get_vector<float>();
+  }
+};
+
+// What a rank's body produced for its paths of one round: one Block per reduce block in path
+// order, histogram slots to add, and per-path arrays to append (shaped like the loop's).
+template <class Block>
+struct Part {
+  std::vector<Block> blocks;
+  std::vector<std::uint64_t> counts;
+  std::vector<std::vector<double>> f64;
+  std::vector<std::vector<float>> f32;
+};
 
 // What forward paths 0 .. paths-1 reduce to.
 struct ForwardTotals {
@@ -75,24 +129,84 @@ class ChunkDriver {
   // config.histogram's range, when it is fixed.
   HistogramSpec fixed_range() const;
 
-  // Calls body(first, n) for paths [from, paths) in chunks, in path order, reporting progress after
-  // each chunk. With an automatic chunk size (run.chunk_paths 0) the chunks start small and are
-  // sized to take about kChunkSeconds each, up to the backend's limit, so progress comes at least
-  // about once a second however slow a path is; every chunk is whole reduce blocks, so no
-  // statistic depends on the sizes.
-  template <class Body>
-  void for_each_chunk(std::uint64_t from, Body&& body) {
+  // Checkpoints (options.checkpoint, options.resume; checkpoint.hpp) of a command `kind` whose own
+  // parameters are `extra` (a JSON object's text). With options.resume, rank 0 reads the file and
+  // refuses another kind or identity. Call once, before any loop.
+  void enable_checkpoints(const std::string& kind, const std::string& extra = "{}");
+  // Whether the run resumes a checkpoint (on every rank), and its section `name` (rank 0; empty
+  // when absent).
+  bool resuming() const { return resuming_; }
+  std::string resumed_section(const std::string& name) const;
+  // A section that later checkpoints carry (rank 0), e.g. the histogram range.
+  void set_section(const std::string& name, std::string bytes) { sections_[name] = std::move(bytes); }
+  // Restores loop `name` from the checkpoint being resumed (rank 0): true when it was there.
+  template <class Block>
+  bool resume(const std::string& name, LoopState<Block>& st) {
+    const std::string b = resumed_section("loop:" + name);
+    if (b.empty()) return false;
+    st.load(b, "checkpoint '" + options_.resume + "', loop " + name);
+    done_ += st.next;
+    return true;
+  }
+
+  // Rank 0's histogram range on every rank.
+  HistogramSpec share(const HistogramSpec& h);
+
+  // Paths [st.next, paths) of the loop `name`, in rounds (docs/distributed.md): in each, rank r of
+  // R simulates the r-th of R consecutive ranges of equal length (whole reduce blocks) by
+  // body(first, n, part), and rank 0 folds every rank's part in path order into st, reports
+  // progress and writes a checkpoint when one is due. One rank: a round is one chunk. With an
+  // automatic chunk size (run.chunk_paths 0) the ranges start small and grow to take about
+  // kChunkSeconds each, up to the backend's limit, so progress comes about once a second however
+  // slow a path is; no statistic depends on the sizes. On every rank; st is rank 0's. Throws
+  // Interrupted (on every rank) after options.stop_requested() turned true on any rank.
+  template <class Block, class Body>
+  void ordered_loop(const std::string& name, LoopState<Block>& st, Body&& body) {
+    Communicator& comm = world();
+    const int R = comm.size(), me = comm.rank();
     std::uint64_t chunk = automatic_chunks_ ? std::min(chunk_, kFirstChunk) : chunk_;
-    for (std::uint64_t first = from; first < paths_;) {
-      const std::uint64_t n = std::min(chunk, paths_ - first);
+    bool stop_seen = false;
+    for (;;) {
+      const Round round =
+          share_round(name, [&st] { return st.bytes(); }, st.next, chunk, stop_seen);
+      if (round.start >= paths_) break;
+      const std::uint64_t a = std::min(paths_, round.start + std::uint64_t(me) * round.chunk);
+      const std::uint64_t b = std::min(paths_, a + round.chunk);
+      Part<Block> part;
+      part.counts.assign(st.counts.size(), 0);
+      part.f64.resize(st.f64.size());
+      part.f32.resize(st.f32.size());
       const Clock::time_point t0 = Clock::now();
-      body(first, n);
-      advance(n);
-      largest_chunk_ = std::max(largest_chunk_, n);
-      first += n;
+      if (a < b) body(a, b - a, part);
+      largest_chunk_ = std::max(largest_chunk_, b - a);
+      ByteWriter w;
+      w.put(std::uint8_t(stop_requested() ? 1 : 0));
+      w.put_vector(fold_items(a / physics::kReduceBlock, part.blocks));
+      w.put_vector(part.counts);
+      for (const auto& v : part.f64) w.put_vector(v);
+      for (const auto& v : part.f32) w.put_vector(v);
+      const std::vector<std::string> all = comm.gather(w.take());
+      if (me == 0) {
+        for (const std::string& bytes : all) {
+          ByteReader r(bytes, "a rank's part of round " + name);
+          stop_seen = r.get<std::uint8_t>() != 0 || stop_seen;
+          for (const FoldItem<Block>& item : r.template get_vector<FoldItem<Block>>()) {
+            TAEP_EXPECTS(item.block == st.fold.blocks, "a rank's blocks out of path order");
+            st.fold.add(item);
+          }
+          const auto counts = r.template get_vector<std::uint64_t>();
+          for (std::size_t i = 0; i < counts.size(); ++i) st.counts[i] += counts[i];
+          for (auto& v : st.f64) append(v, r.template get_vector<double>());
+          for (auto& v : st.f32) append(v, r.template get_vector<float>());
+        }
+        const std::uint64_t end = std::min(paths_, round.start + std::uint64_t(R) * round.chunk);
+        advance(end - round.start);
+        st.next = end;
+      }
       if (automatic_chunks_)
         chunk = next_chunk(chunk, std::chrono::duration<double>(Clock::now() - t0).count());
     }
+    if (me == 0) set_section("loop:" + name, st.bytes());
   }
   // `n` more paths done: reports progress.
   void advance(std::uint64_t n);
@@ -118,9 +232,29 @@ class ChunkDriver {
   static constexpr std::uint64_t kFirstChunk = 16 * physics::kReduceBlock;
   static constexpr double kChunkSeconds = 0.5;
 
+  // Where the next round starts and each rank's share (rank 0's values, broadcast); on rank 0 it
+  // first writes a checkpoint when one is due or a stop was seen (loop `name`'s state()),
+  // then every rank throws Interrupted if so.
+  struct Round {
+    std::uint64_t start, chunk;
+  };
+  Round share_round(const std::string& name, const std::function<std::string()>& state,
+                    std::uint64_t next, std::uint64_t chunk, bool stop_seen);
+  bool stop_requested() const { return options_.stop_requested && options_.stop_requested(); }
+  void write_checkpoint_now(const std::string& name, const std::string& bytes);
+  template <class T>
+  static void append(std::vector<T>& to, const std::vector<T>& from) {
+    to.insert(to.end(), from.begin(), from.end());
+  }
+
   std::uint64_t paths_, work_paths_, chunk_, done_ = 0, largest_chunk_ = 0;
   bool automatic_chunks_;
   Clock::time_point start_;
+  // Checkpoints: what later ones carry, what is being resumed, and when the last was written.
+  std::string kind_, identity_;
+  std::map<std::string, std::string> sections_, resumed_;
+  bool resuming_ = false;
+  Clock::time_point last_checkpoint_;
 };
 
 // ConfigError(field, ...) when `bytes` (for `what`) exceed this machine's physical memory, so a

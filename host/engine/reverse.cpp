@@ -15,6 +15,7 @@
 #include "host/engine/dft_fit.hpp"
 #include "host/engine/occupancy.hpp"
 #include "host/engine/result_warnings.hpp"
+#include "taep/distributed.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/rng_streams.hpp"
 
@@ -24,32 +25,76 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kBlock = physics::kReduceBlock;
 
-// What one side (forward or reverse paths) reduces to.
-struct Side {
-  physics::PathStats stats;  // S and R moments, S - R, and exp(-S)
-  physics::LogSumExp plus;   // exp(+S)
-  std::vector<std::uint64_t> hist_s, hist_r;  // [underflow, bins, overflow] of S and of R
-
-  explicit Side(int bins) : hist_s(std::size_t(bins) + 2, 0), hist_r(std::size_t(bins) + 2, 0) {}
-
-  // Per-path values of paths [first, first + n), first a multiple of kBlock.
-  void add(const std::vector<double>& s, const std::vector<double>& r,
-           const detail::HistogramSpec& h) {
-    detail::reduce_on_host(s, r, nullptr, h, stats, hist_s);
-    const bool with_ref = !r.empty();
-    const std::size_t n = s.size();
-    std::vector<double> neg(std::min<std::size_t>(n, kBlock));
-    for (std::size_t off = 0; off < n; off += kBlock) {
-      const int m = int(std::min<std::size_t>(kBlock, n - off));
-      // exp(+S) over the same paths that enter the moments (a non-finite R excludes the path).
-      for (int i = 0; i < m; ++i) {
-        const bool ok = !with_ref || physics::isfinite_(r[off + std::size_t(i)]);
-        neg[std::size_t(i)] = ok ? -s[off + std::size_t(i)] : std::nan("");
-      }
-      plus.merge(detail::reduce_block_cpu(neg.data(), nullptr, m).ift);
-    }
-    if (with_ref) detail::add_to_histogram(r.data(), s.data(), n, h, hist_r);
+// What one reduce block of one side (forward or reverse paths) reduces to: S and R moments, S - R
+// and exp(-S) (stats), and exp(+S) (plus).
+struct SideBlock {
+  physics::PathStats stats;
+  physics::LogSumExp plus;
+  void merge(const SideBlock& o) {
+    stats.merge(o.stats);
+    plus.merge(o.plus);
   }
+};
+// A side's loop state: counts [S slots | R slots] (each [underflow, bins, overflow]); with
+// `keep`, the per-path S and R.
+using SideState = detail::LoopState<SideBlock>;
+SideState side_state(int bins, bool keep) {
+  return SideState(2 * (std::size_t(bins) + 2), keep ? 2 : 0, 0);
+}
+
+// Per-path values of paths [first, first + n), first a multiple of kBlock, into a part (or, for
+// the pilot, straight into the state).
+void reduce_side(const std::vector<double>& s, const std::vector<double>& r,
+                 const detail::HistogramSpec& h, detail::Part<SideBlock>& part) {
+  std::vector<physics::PathStats> blocks;
+  detail::reduce_blocks(s, r, nullptr, blocks);
+  const bool with_ref = !r.empty();
+  const std::size_t n = s.size(), slots = std::size_t(h.bins) + 2;
+  std::vector<double> neg(std::min<std::size_t>(n, kBlock));
+  for (std::size_t off = 0, k = 0; off < n; off += kBlock, ++k) {
+    const int m = int(std::min<std::size_t>(kBlock, n - off));
+    // exp(+S) over the same paths that enter the moments (a non-finite R excludes the path).
+    for (int i = 0; i < m; ++i) {
+      const bool ok = !with_ref || physics::isfinite_(r[off + std::size_t(i)]);
+      neg[std::size_t(i)] = ok ? -s[off + std::size_t(i)] : std::nan("");
+    }
+    part.blocks.push_back({blocks[k], detail::reduce_block_cpu(neg.data(), nullptr, m).ift});
+  }
+  std::vector<std::uint64_t> hs(slots, 0), hr(slots, 0);
+  detail::add_to_histogram(s.data(), r.empty() ? nullptr : r.data(), n, h, hs);
+  if (with_ref) detail::add_to_histogram(r.data(), s.data(), n, h, hr);
+  for (std::size_t i = 0; i < slots; ++i) part.counts[i] += hs[i], part.counts[slots + i] += hr[i];
+  if (!part.f64.empty()) {
+    part.f64[0].insert(part.f64[0].end(), s.begin(), s.end());
+    part.f64[1].insert(part.f64[1].end(), r.begin(), r.end());
+  }
+}
+
+// Folds a part made outside a loop (the pilot: paths from 0) into st.
+void fold_part(detail::Part<SideBlock>& part, std::uint64_t n, SideState& st) {
+  for (const SideBlock& b : part.blocks) st.fold.add_block(b);
+  for (std::size_t i = 0; i < st.counts.size(); ++i) st.counts[i] += part.counts[i];
+  for (std::size_t i = 0; i < st.f64.size(); ++i) st.f64[i] = std::move(part.f64[i]);
+  st.next = n;
+}
+
+detail::Part<SideBlock> empty_part(const SideState& st) {
+  detail::Part<SideBlock> part;
+  part.counts.assign(st.counts.size(), 0);
+  part.f64.resize(st.f64.size());
+  return part;
+}
+
+// The [underflow, bins, overflow] counts of S (which 0) or R (which 1) of a side.
+std::vector<std::uint64_t> side_counts(const SideState& st, int which) {
+  const std::size_t slots = st.counts.size() / 2;
+  return std::vector<std::uint64_t>(st.counts.begin() + std::ptrdiff_t(which * slots),
+                                    st.counts.begin() + std::ptrdiff_t((which + 1) * slots));
+}
+
+// A sample loop's block: samples carry no statistics.
+struct NoStats {
+  void merge(const NoStats&) {}
 };
 
 // sample() after the tables: result.config is the validated config P was built from.
@@ -58,19 +103,27 @@ void draw_samples(const detail::ForwardProblem& P, std::unique_ptr<detail::Backe
                   SampleResult& result) {
   const Config& c = result.config;
   detail::ChunkDriver driver(std::move(backend), c, P.steps, options, count, count, start);
+  driver.enable_checkpoints("sample", "{\"count\": " + std::to_string(count) + "}");
   const int d = P.d;
   result.d = d;
   result.count = count;
-  result.samples.resize(count * std::uint64_t(d));
-  std::vector<float> part;
-  driver.for_each_chunk(0, [&](std::uint64_t first, std::uint64_t n) {
-    driver.backend().simulate_reverse(first, n, false, nullptr, nullptr, &part);
-    std::copy(part.begin(), part.end(), result.samples.begin() + std::ptrdiff_t(first * d));
+  detail::LoopState<NoStats> st(0, 0, 1);
+  if (is_root()) {
+    driver.resume("samples", st);
+    st.f32[0].reserve(count * std::uint64_t(d));
+  }
+  std::vector<float> part_samples;
+  driver.ordered_loop("samples", st, [&](std::uint64_t first, std::uint64_t n, detail::Part<NoStats>& part) {
+    driver.backend().simulate_reverse(first, n, false, nullptr, nullptr, &part_samples);
+    part.blocks.resize((n + kBlock - 1) / kBlock);
+    part.f32[0] = std::move(part_samples);
   });
-  result.occupancy = detail::occupancy(c, result.samples, d, result.nonfinite);
-  detail::check_nonfinite(c, "samples", result.nonfinite, count, result.warnings);
   result.performance = driver.performance();
   result.provenance = driver.provenance();
+  if (!is_root()) return;
+  result.samples = std::move(st.f32[0]);
+  result.occupancy = detail::occupancy(c, result.samples, d, result.nonfinite);
+  detail::check_nonfinite(c, "samples", result.nonfinite, count, result.warnings);
 }
 
 // detailed_ft() after the tables: config.run.paths forward paths, then as many reverse paths.
@@ -80,61 +133,83 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
   const Config& c = result.config;
   const std::uint64_t N = c.run.paths;
   detail::ChunkDriver driver(std::move(backend), c, P.steps, options, N, 2 * N, start);
+  driver.enable_checkpoints("dft", "{\"min_count\": " + std::to_string(min_count) + "}");
   detail::Backend& b = driver.backend();
+  const bool root = is_root();
 
-  // Both sides' first paths: the automatic range, then they are reduced like any chunk.
-  std::vector<double> f_s, f_r, r_s, r_r;
-  const std::uint64_t pilot = driver.pilot_paths();
-  if (pilot > 0) {
-    b.simulate(0, pilot, f_s, f_r);
-    b.simulate_reverse(0, pilot, true, &r_s, &r_r, nullptr);
-  }
-  const detail::HistogramSpec hist =
-      pilot > 0 ? detail::common_range(c.histogram.bins, f_s, r_s) : driver.fixed_range();
-  Side fwd(hist.bins), rev(hist.bins);
-  const auto keep = [](PathValues* to, const std::vector<double>& s, const std::vector<double>& r) {
-    if (to) to->append(s, r);
-  };
   const std::uint64_t sides_kept = (options.per_path ? 1 : 0) + (options.per_path_reverse ? 1 : 0);
-  if (sides_kept > 0)
+  if (sides_kept > 0 && root)
     detail::check_fits_in_memory(sides_kept * N * 2 * sizeof(double), "run.paths",
                                  "the per-path values of " + std::to_string(sides_kept) + " x " +
                                      std::to_string(N) + " paths");
-  for (PathValues* to : {options.per_path, options.per_path_reverse})
-    if (to) *to = PathValues{};
-  if (pilot > 0) {
-    fwd.add(f_s, f_r, hist);
-    rev.add(r_s, r_r, hist);
-    keep(options.per_path, f_s, f_r);
-    keep(options.per_path_reverse, r_s, r_r);
-    driver.advance(2 * pilot);
+  SideState fwd = side_state(c.histogram.bins, options.per_path != nullptr);
+  SideState rev = side_state(c.histogram.bins, options.per_path_reverse != nullptr);
+  // Both sides' first paths (rank 0): the automatic range, then they are reduced like any chunk.
+  std::vector<double> f_s, f_r, r_s, r_r;
+  detail::HistogramSpec hist;
+  if (root && driver.resume("forward", fwd)) {
+    driver.resume("reverse", rev);
+    hist = detail::ByteReader(driver.resumed_section("histogram"), "the checkpoint's histogram range")
+               .get<detail::HistogramSpec>();
+  } else if (root) {
+    const std::uint64_t pilot = driver.pilot_paths();
+    if (pilot > 0) {
+      b.simulate(0, pilot, f_s, f_r);
+      b.simulate_reverse(0, pilot, true, &r_s, &r_r, nullptr);
+    }
+    hist = pilot > 0 ? detail::common_range(c.histogram.bins, f_s, r_s) : driver.fixed_range();
+    if (pilot > 0) {
+      detail::Part<SideBlock> pf = empty_part(fwd), pr = empty_part(rev);
+      reduce_side(f_s, f_r, hist, pf);
+      reduce_side(r_s, r_r, hist, pr);
+      fold_part(pf, pilot, fwd);
+      fold_part(pr, pilot, rev);
+      driver.advance(2 * pilot);
+    }
+    detail::ByteWriter w;
+    w.put(hist);
+    driver.set_section("histogram", w.take());
+    // The reverse side's pilot is in its state before its loop starts.
+    driver.set_section("loop:reverse", rev.bytes());
   }
-  driver.for_each_chunk(pilot, [&](std::uint64_t first, std::uint64_t n) {
+  hist = driver.share(hist);
+  driver.ordered_loop("forward", fwd, [&](std::uint64_t first, std::uint64_t n, detail::Part<SideBlock>& part) {
     b.simulate(first, n, f_s, f_r);
-    fwd.add(f_s, f_r, hist);
-    keep(options.per_path, f_s, f_r);
+    reduce_side(f_s, f_r, hist, part);
   });
-  driver.for_each_chunk(pilot, [&](std::uint64_t first, std::uint64_t n) {
+  driver.ordered_loop("reverse", rev, [&](std::uint64_t first, std::uint64_t n, detail::Part<SideBlock>& part) {
     b.simulate_reverse(first, n, true, &r_s, &r_r, nullptr);
-    rev.add(r_s, r_r, hist);
-    keep(options.per_path_reverse, r_s, r_r);
+    reduce_side(r_s, r_r, hist, part);
   });
+  result.performance = driver.performance();
+  result.provenance = driver.provenance();
+  if (!root) return;
+  const auto keep = [](PathValues* to, SideState& st) {
+    if (!to) return;
+    *to = PathValues{};
+    to->taep = std::move(st.f64[0]);
+    to->reference = std::move(st.f64[1]);
+  };
+  keep(options.per_path, fwd);
+  keep(options.per_path_reverse, rev);
+  const SideBlock f = fwd.fold.result(), r = rev.fold.result();
+  const std::vector<std::uint64_t> f_hs = side_counts(fwd, 0), f_hr = side_counts(fwd, 1),
+                                   r_hs = side_counts(rev, 0), r_hr = side_counts(rev, 1);
 
-  result.forward = detail::summarize(fwd.stats.taep, fwd.stats.nonfinite);
-  result.reverse = detail::summarize(rev.stats.taep, rev.stats.nonfinite);
+  result.forward = detail::summarize(f.stats.taep, f.stats.nonfinite);
+  result.reverse = detail::summarize(r.stats.taep, r.stats.nonfinite);
   detail::check_nonfinite(c, "forward paths", result.forward.nonfinite, N, result.warnings);
   detail::check_nonfinite(c, "reverse paths", result.reverse.nonfinite, N, result.warnings);
-  result.forward_ift = detail::ift_summary(fwd.stats.ift);
-  result.reverse_ift = detail::ift_summary(rev.plus);
-  result.forward_histogram = detail::histogram_result(fwd.hist_s, hist);
-  result.reverse_histogram = detail::histogram_result(rev.hist_s, hist);
-  result.fit = detail::fit_detailed_ft(fwd.hist_s, rev.hist_s, fwd.stats.taep.n, rev.stats.taep.n,
-                                       hist, min_count);
+  result.forward_ift = detail::ift_summary(f.stats.ift);
+  result.reverse_ift = detail::ift_summary(r.plus);
+  result.forward_histogram = detail::histogram_result(f_hs, hist);
+  result.reverse_histogram = detail::histogram_result(r_hs, hist);
+  result.fit = detail::fit_detailed_ft(f_hs, r_hs, f.stats.taep.n, r.stats.taep.n, hist, min_count);
   if (P.reference) {
-    result.forward_rms_path_error = fwd.stats.error.rms();
-    result.reverse_rms_path_error = rev.stats.error.rms();
-    result.reference_fit = detail::fit_detailed_ft(fwd.hist_r, rev.hist_r, fwd.stats.reference.n,
-                                                   rev.stats.reference.n, hist, min_count);
+    result.forward_rms_path_error = f.stats.error.rms();
+    result.reverse_rms_path_error = r.stats.error.rms();
+    result.reference_fit = detail::fit_detailed_ft(f_hr, r_hr, f.stats.reference.n,
+                                                   r.stats.reference.n, hist, min_count);
   }
   detail::check_ift_support(result.forward_ift, result.forward.count, "forward", result.warnings);
   detail::check_ift_support(result.reverse_ift, result.reverse.count, "reverse", result.warnings);
@@ -145,8 +220,6 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
                              result.warnings);
   }
   detail::check_fit(result.fit, "detailed-FT fit", result.warnings);
-  result.performance = driver.performance();
-  result.provenance = driver.provenance();
 }
 
 }  // namespace

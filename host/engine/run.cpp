@@ -9,6 +9,7 @@
 
 #include "host/engine/chunk_driver.hpp"
 #include "host/engine/result_warnings.hpp"
+#include "taep/distributed.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/theory.hpp"
 
@@ -47,9 +48,13 @@ void run_forward(const detail::ForwardProblem& P, std::unique_ptr<detail::Backen
   const Config& c = result.config;
   detail::ChunkDriver driver(std::move(backend), c, P.steps, options, c.run.paths, c.run.paths,
                              start);
+  driver.enable_checkpoints("run");
   const std::optional<ProbeSetup> probes = hutchinson_of(P);
   const bool with_aux = probes && probes->probes >= 2;
   const detail::ForwardTotals t = driver.run_forward(with_aux, options.per_path);
+  result.performance = driver.performance();
+  result.provenance = driver.provenance();
+  if (!is_root()) return;  // rank 0 alone holds the statistics (taep/distributed.hpp)
 
   result.taep = detail::summarize(t.stats.taep, t.stats.nonfinite);
   detail::check_nonfinite(c, "paths", result.taep.nonfinite, c.run.paths, result.warnings);
@@ -79,8 +84,6 @@ void run_forward(const detail::ForwardProblem& P, std::unique_ptr<detail::Backen
     }
     result.hutchinson = h;
   }
-  result.performance = driver.performance();
-  result.provenance = driver.provenance();
 }
 
 }  // namespace

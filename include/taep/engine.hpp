@@ -49,6 +49,17 @@ struct RunOptions {
   PathValues* per_path = nullptr;
   // detailed_ft(): the same for its reverse paths (S read on the forward clock, and R).
   PathValues* per_path_reverse = nullptr;
+
+  // Checkpoint and resume (run, sample, detailed_ft; docs/distributed.md). With `checkpoint`, rank
+  // 0 puts the state of the run there (atomically) every `checkpoint_every` seconds and once more
+  // when stop_requested() turns true on any rank, after which the run throws Interrupted. With
+  // `resume`, the run continues from such a file (refused when written for another config) and
+  // ends bitwise equal to a run that never stopped, at any number of ranks, threads or chunks.
+  std::string checkpoint;
+  double checkpoint_every = 600;
+  std::string resume;
+  // Polled between chunks (may be called often; must be cheap). Null: never stop.
+  std::function<bool()> stop_requested;
 };
 
 // Runs a built problem end to end. Throws BackendUnavailable, CudaError.

@@ -44,6 +44,13 @@ class TrainingDiverged : public Error {
   double loss_;
 };
 
+// A run stopped on request (RunOptions::stop_requested, the CLI's SIGINT or SIGTERM under
+// --checkpoint) after its state was put in the checkpoint, when there is one.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 // The CUDA backend was asked for where it cannot run (built without CUDA, or no usable device).
 class BackendUnavailable : public Error {
  public:

@@ -1,6 +1,7 @@
 #pragma once
 // Umbrella header of the taep library.
 #include "taep/config.hpp"
+#include "taep/distributed.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/problem.hpp"
