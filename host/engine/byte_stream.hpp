@@ -39,10 +39,11 @@ class ByteWriter {
 };
 
 // Reads what a ByteWriter wrote; `what` names the source in the error a short or corrupt input
-// gives.
+// gives. It keeps a reference to `bytes`, which must outlive it (a temporary may not be passed).
 class ByteReader {
  public:
   ByteReader(const std::string& bytes, std::string what) : bytes_(bytes), what_(std::move(what)) {}
+  ByteReader(std::string&&, std::string) = delete;
   template <class T>
   T get() {
     T v;

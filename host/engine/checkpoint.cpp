@@ -104,11 +104,12 @@ Checkpoint read_checkpoint(const std::string& path, const std::string& field) {
   constexpr std::size_t kFixed = sizeof kMagic + 4 + 4 + 8;
   if (b.size() < kFixed + 8 || std::memcmp(b.data(), kMagic, sizeof kMagic) != 0)
     throw bad("it does not start with TAEPCKPT");
-  ByteReader fixed(b.substr(sizeof kMagic, 16), path);
+  const std::string fixed_bytes = b.substr(sizeof kMagic, 16), tail_bytes = b.substr(b.size() - 8);
+  ByteReader fixed(fixed_bytes, path);
   if (fixed.get<std::uint32_t>() != kFormat) throw bad("a format version this build does not read");
   fixed.get<std::uint32_t>();
   const std::uint64_t head_len = fixed.get<std::uint64_t>();
-  ByteReader tail(b.substr(b.size() - 8), path);
+  ByteReader tail(tail_bytes, path);
   if (tail.get<std::uint64_t>() != fnv1a64(b.substr(0, b.size() - 8)))
     throw bad("its checksum does not match (the file is truncated or damaged)");
   if (head_len > b.size() - kFixed - 8) throw bad("its header is longer than the file");

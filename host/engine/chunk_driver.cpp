@@ -176,6 +176,17 @@ HistogramSpec ChunkDriver::share(const HistogramSpec& h) {
   return ByteReader(b, "the histogram range").get<HistogramSpec>();
 }
 
+HistogramSpec ChunkDriver::resumed_histogram() const {
+  const std::string b = resumed_section("histogram");
+  return ByteReader(b, "the checkpoint's histogram range").get<HistogramSpec>();
+}
+
+void ChunkDriver::record_histogram(const HistogramSpec& h) {
+  ByteWriter w;
+  w.put(h);
+  set_section("histogram", w.take());
+}
+
 void ChunkDriver::write_checkpoint_now(const std::string& name, const std::string& bytes) {
   Checkpoint c;
   c.kind = kind_;
@@ -235,8 +246,7 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
   };
   // The pilot's paths (rank 0): they fix the automatic range, then they are the loop's first.
   if (root && resume("forward", st)) {
-    t.hist = ByteReader(resumed_section("histogram"), "the checkpoint's histogram range")
-                 .get<HistogramSpec>();
+    t.hist = resumed_histogram();
   } else if (root) {
     const std::uint64_t pilot = pilot_paths();
     if (pilot > 0) backend_->simulate(0, pilot, taep, reference, with_aux ? &aux : nullptr);
@@ -253,9 +263,7 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
       st.next = pilot;
       advance(pilot);
     }
-    ByteWriter w;
-    w.put(t.hist);
-    set_section("histogram", w.take());
+    record_histogram(t.hist);
   }
   t.hist = share(t.hist);
   ChunkStats cs;

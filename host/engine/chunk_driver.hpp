@@ -151,6 +151,9 @@ class ChunkDriver {
 
   // Rank 0's histogram range on every rank.
   HistogramSpec share(const HistogramSpec& h);
+  // The range the checkpoint being resumed fixed (rank 0), and the section that records `h`.
+  HistogramSpec resumed_histogram() const;
+  void record_histogram(const HistogramSpec& h);
 
   // Paths [st.next, paths) of the loop `name`, in rounds (docs/distributed.md): in each, rank r of
   // R simulates the r-th of R consecutive ranges of equal length (whole reduce blocks) by

@@ -149,8 +149,7 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
   detail::HistogramSpec hist;
   if (root && driver.resume("forward", fwd)) {
     driver.resume("reverse", rev);
-    hist = detail::ByteReader(driver.resumed_section("histogram"), "the checkpoint's histogram range")
-               .get<detail::HistogramSpec>();
+    hist = driver.resumed_histogram();
   } else if (root) {
     const std::uint64_t pilot = driver.pilot_paths();
     if (pilot > 0) {
@@ -166,9 +165,7 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
       fold_part(pr, pilot, rev);
       driver.advance(2 * pilot);
     }
-    detail::ByteWriter w;
-    w.put(hist);
-    driver.set_section("histogram", w.take());
+    driver.record_histogram(hist);
     // The reverse side's pilot is in its state before its loop starts.
     driver.set_section("loop:reverse", rev.bytes());
   }
