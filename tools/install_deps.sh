@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what taep needs to build and test on Debian/Ubuntu (run as root or with sudo available).
-# The CUDA toolkit is not installed here: taep builds its CUDA backend when nvcc is found.
+# The CUDA toolkit is not installed here: taep builds its CUDA backend when nvcc is found. Open MPI
+# (libopenmpi-dev, openmpi-bin) is: taep builds for MPI ranks when it finds an MPI (TAEP_ENABLE_MPI).
 # With --fuzz it also installs what the fuzz targets need (tests/fuzz, TAEP_BUILD_FUZZERS): clang,
 # its libFuzzer and sanitizer runtimes, and its OpenMP (configure finds OpenMP for the compiler).
 set -euo pipefail
@@ -9,7 +10,7 @@ set -euo pipefail
 # runs when the interpreter the extension is built for imports torch (Debian's python3 does; a pyenv
 # or venv python3 first on PATH does not, and the test then skips). CI does not pass it.
 packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev zlib1g-dev python3-numpy python3-matplotlib
-          python3-dev python3-pip)
+          python3-dev python3-pip libopenmpi-dev openmpi-bin)
 for flag in "$@"; do
   case "$flag" in
     --fuzz) packages+=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
