@@ -10,15 +10,21 @@
 #include "device_buffer.cuh"
 #include "drivers.hpp"
 #include "host/engine/backend.hpp"
+#include "host/mpi/communicator.hpp"
 
 namespace taep {
 namespace detail {
 
-// Selects device 0 and names it ("NVIDIA H100 80GB HBM3 (compute capability 9.0)").
+// Selects this rank's device (job_device: the rank's index on its node modulo the visible
+// devices, so one rank per GPU needs no setting; device 0 for one process) and names it ("NVIDIA
+// H100 80GB HBM3 (compute capability 9.0)").
 inline std::string describe_device0() {
-  TAEP_CUDA_CHECK(cudaSetDevice(0));
+  int count = 0;
+  TAEP_CUDA_CHECK(cudaGetDeviceCount(&count));
+  const int device = job_device(count);
+  TAEP_CUDA_CHECK(cudaSetDevice(device));
   cudaDeviceProp prop{};
-  TAEP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  TAEP_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
   return std::string(prop.name) + " (compute capability " + std::to_string(prop.major) + "." +
          std::to_string(prop.minor) + ")";
 }

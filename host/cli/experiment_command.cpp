@@ -94,6 +94,10 @@ class ExperimentCommand final : public Command {
   }
 
   int execute() override {
+    if (job_size() > 1)
+      throw ConfigError("experiment", "does not run over several MPI ranks yet (" +
+                                          std::to_string(job_size()) +
+                                          " here): start it as one process (docs/distributed.md)");
     ModeCollapseConfig cfg = mode_collapse_config(quick_);
     if (opts_[0]->count()) cfg.backend = parse_backend(backend_);
     if (opts_[1]->count()) cfg.threads = threads_;

@@ -106,10 +106,12 @@ class TrainCommand final : public Command {
     std::optional<TrainProblem> problem;
     validate_with_flags(overrides_, [&] { problem = build_train_problem(config_); });
     if (print_config_) {
-      write_stdout(train_config_to_json(problem->config()) + "\n");
+      if (is_root()) write_stdout(train_config_to_json(problem->config()) + "\n");
       return 0;
     }
     if (out_path_.empty()) throw ConfigError("--out", "is required");
+    // Training is not spread over ranks (docs/distributed.md): rank 0 trains, the others are done.
+    if (!is_root()) return 0;
     AtomicFile out(out_path_, "--out");
     std::unique_ptr<AtomicFile> result_file;
     if (!result_path_.empty()) result_file = std::make_unique<AtomicFile>(result_path_, "--result");

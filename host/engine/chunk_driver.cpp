@@ -96,6 +96,7 @@ std::uint64_t chunk_size(const Config& c, const Backend& b, std::uint64_t paths)
   std::uint64_t chunk = c.run.chunk_paths ? std::min(c.run.chunk_paths, b.max_chunk_paths())
                                           : b.max_chunk_paths();
   chunk = std::max<std::uint64_t>(B, (chunk + B - 1) / B * B);
+  if (chunk > kSegmentPaths) chunk -= chunk % kSegmentPaths;  // whole segments (ordered_loop)
   return std::min(chunk, std::max<std::uint64_t>(B, (paths + B - 1) / B * B));
 }
 
@@ -120,7 +121,9 @@ std::uint64_t ChunkDriver::next_chunk(std::uint64_t chunk, double seconds) const
   const double want = seconds > 0 ? double(chunk) * kChunkSeconds / seconds : 4.0 * double(chunk);
   const double capped = std::min(want, 4.0 * double(chunk));
   const std::uint64_t blocks = std::uint64_t(std::max(1.0, std::floor(capped / double(B))));
-  return std::min(chunk_, blocks * B);
+  const std::uint64_t next = std::min(chunk_, blocks * B);
+  // Whole segments once a chunk holds one (ranks then send one accumulator per segment).
+  return next >= kSegmentPaths ? next - next % kSegmentPaths : next;
 }
 
 bool ChunkDriver::automatic_range() const { return !(config_.histogram.lo && config_.histogram.hi); }

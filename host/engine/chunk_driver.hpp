@@ -173,15 +173,21 @@ class ChunkDriver {
       const Round round =
           share_round(name, [&st] { return st.bytes(); }, st.next, chunk, stop_seen);
       if (round.start >= paths_) break;
-      const std::uint64_t a = std::min(paths_, round.start + std::uint64_t(me) * round.chunk);
-      const std::uint64_t b = std::min(paths_, a + round.chunk);
+      // Ranges of whole segments where the chunk allows (rank 0's first ends at a segment
+      // boundary), so ranks send one accumulator per segment rather than one per block.
+      const std::uint64_t base = round.chunk % kSegmentPaths == 0
+                                     ? round.start - round.start % kSegmentPaths
+                                     : round.start;
+      const std::uint64_t a =
+          std::min(paths_, std::max(round.start, base + std::uint64_t(me) * round.chunk));
+      const std::uint64_t b = std::min(paths_, base + std::uint64_t(me + 1) * round.chunk);
       Part<Block> part;
       part.counts.assign(st.counts.size(), 0);
       part.f64.resize(st.f64.size());
       part.f32.resize(st.f32.size());
       const Clock::time_point t0 = Clock::now();
-      if (a < b) body(a, b - a, part);
-      largest_chunk_ = std::max(largest_chunk_, b - a);
+      if (a < b) body(a, b - a, part);  // (a rank past the end has nothing this round)
+      largest_chunk_ = std::max(largest_chunk_, b > a ? b - a : 0);
       ByteWriter w;
       w.put(std::uint8_t(stop_requested() ? 1 : 0));
       w.put_vector(fold_items(a / physics::kReduceBlock, part.blocks));
@@ -202,7 +208,7 @@ class ChunkDriver {
           for (auto& v : st.f64) append(v, r.template get_vector<double>());
           for (auto& v : st.f32) append(v, r.template get_vector<float>());
         }
-        const std::uint64_t end = std::min(paths_, round.start + std::uint64_t(R) * round.chunk);
+        const std::uint64_t end = std::min(paths_, base + std::uint64_t(R) * round.chunk);
         advance(end - round.start);
         st.next = end;
       }

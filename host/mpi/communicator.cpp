@@ -15,6 +15,7 @@ class SingleProcess final : public Communicator {
  public:
   int rank() const override { return 0; }
   int size() const override { return 1; }
+  int local_rank() const override { return 0; }
   std::vector<std::string> gather(const std::string& mine) override { return {mine}; }
   std::string broadcast(const std::string& text) override { return text; }
   [[noreturn]] void abort(int code) override { std::exit(code); }
@@ -29,6 +30,7 @@ std::atomic<bool> g_started{false};
 Communicator& world() { return *g_world.load(); }
 void set_world(Communicator* c) { g_world.store(c ? c : &g_single); }
 void mark_job_started() { g_started.store(true); }
+int job_device(int count) { return count > 0 ? world().local_rank() % count : 0; }
 
 bool launched_by_mpi() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK",

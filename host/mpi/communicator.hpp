@@ -14,6 +14,8 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // This rank's index among the ranks of its node (shared memory).
+  virtual int local_rank() const = 0;
   // On rank 0: every rank's `mine`, in rank order; elsewhere: empty.
   virtual std::vector<std::string> gather(const std::string& mine) = 0;
   // Rank 0's `text` on every rank.
@@ -23,6 +25,8 @@ class Communicator {
 
 // The job this process belongs to: the MPI one inside an active MpiSession, else one rank.
 Communicator& world();
+// The CUDA device of this rank among `count` visible ones: local_rank() % count.
+int job_device(int count);
 // Set by MpiSession (null: back to one rank).
 void set_world(Communicator* c);
 // Marks that this rank took part in a collective (job_started()).
