@@ -206,6 +206,32 @@ class CudaTrainer final : public Trainer {
     last = to_flat_layout(p);
   }
 
+  TrainState state() override {
+    std::vector<float> p, m, v, e;
+    param_.copy_to_host(p, device_count_, stream_.get());
+    m_.copy_to_host(m, device_count_, stream_.get());
+    v_.copy_to_host(v, device_count_, stream_.get());
+    ema_.copy_to_host(e, device_count_, stream_.get());
+    TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    return {done_, to_flat_layout(p), to_flat_layout(m), to_flat_layout(v), to_flat_layout(e)};
+  }
+
+  void restore(const TrainState& s) override {
+    cudaStream_t st = stream_.get();
+    // Held until the stream has read them (the copies are asynchronous).
+    const std::vector<float> p = to_device_layout(s.last), m = to_device_layout(s.m),
+                             v = to_device_layout(s.v), e = to_device_layout(s.ema);
+    const std::size_t bytes = device_count_ * sizeof(float);
+    TAEP_CUDA_CHECK(cudaMemcpyAsync(param_.data(), p.data(), bytes, cudaMemcpyHostToDevice, st));
+    TAEP_CUDA_CHECK(cudaMemcpyAsync(m_.data(), m.data(), bytes, cudaMemcpyHostToDevice, st));
+    TAEP_CUDA_CHECK(cudaMemcpyAsync(v_.data(), v.data(), bytes, cudaMemcpyHostToDevice, st));
+    TAEP_CUDA_CHECK(cudaMemcpyAsync(ema_.data(), e.data(), bytes, cudaMemcpyHostToDevice, st));
+    TAEP_CUDA_CHECK(cudaMemcpyAsync(counters_.data() + kStepsDone, &s.steps, sizeof s.steps,
+                                    cudaMemcpyHostToDevice, st));
+    TAEP_CUDA_CHECK(cudaStreamSynchronize(st));
+    done_ = s.steps;
+  }
+
   double loss_and_gradient(std::uint64_t step, std::vector<float>& grad) override {
     cudaStream_t st = stream_.get();
     const std::uint64_t at = step;

@@ -18,6 +18,7 @@
 #include "support/test_support.hpp"
 #include "taep/taep.hpp"
 #include "taep/sample.hpp"
+#include "taep/train.hpp"
 
 namespace {
 
@@ -208,6 +209,46 @@ TEST(Checkpoint, AnotherConfigOrCommandIsRefusedNamingTheField) {
   } catch (const taep::ConfigError& e) {
     EXPECT_EQ(e.field(), "--resume");
     EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
+}
+
+TEST(Checkpoint, TrainingResumesToTheSameWeights) {
+  taep::TrainConfig c = taep::default_train_config();
+  c.network.hidden = {16, 16};
+  c.optimizer.steps = 600;
+  c.optimizer.batch = 64;
+  c.log_every = 100;
+  c.threads = 1;
+  const taep::TrainResult whole = taep::train(c);
+  const std::string path = temp_path("train");
+  auto polls = std::make_shared<int>(0);
+  taep::TrainOptions stop;
+  stop.checkpoint = path;
+  stop.stop_requested = [polls] { return ++*polls >= 4; };  // after 3 of 6 log windows
+  EXPECT_THROW(taep::train(c, stop), taep::Interrupted);
+  taep::TrainConfig c2 = c;
+  c2.threads = 2;
+  taep::TrainOptions resume;
+  resume.resume = path;
+  const taep::TrainResult resumed = taep::train(c2, resume);
+  ASSERT_EQ(whole.log.size(), resumed.log.size());
+  for (std::size_t i = 0; i < whole.log.size(); ++i) {
+    EXPECT_EQ(whole.log[i].step, resumed.log[i].step);
+    EXPECT_EQ(whole.log[i].loss, resumed.log[i].loss) << "log entry " << i;
+  }
+  ASSERT_EQ(whole.model.layers.size(), resumed.model.layers.size());
+  for (std::size_t l = 0; l < whole.model.layers.size(); ++l) {
+    EXPECT_EQ(whole.model.layers[l].weight, resumed.model.layers[l].weight) << "EMA layer " << l;
+    EXPECT_EQ(whole.last.layers[l].weight, resumed.last.layers[l].weight) << "last layer " << l;
+  }
+  taep::TrainConfig other = c;
+  other.optimizer.lr *= 2;
+  try {
+    taep::train(other, resume);
+    FAIL() << "resumed under another learning rate";
+  } catch (const taep::ConfigError& e) {
+    EXPECT_EQ(e.field(), "optimizer.lr") << e.what();
   }
   std::remove(path.c_str());
 }

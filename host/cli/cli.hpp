@@ -132,6 +132,25 @@ void print_warnings(const std::vector<std::string>& warnings);
 // "taep: <seconds> s on <backend> (<device>), <rate> path-steps/s" on stderr.
 void print_performance(const PerformanceSummary& p);
 
+// --checkpoint FILE, --checkpoint-every SECONDS and --resume FILE (run, sample, dft, train).
+struct CheckpointFlags {
+  std::string checkpoint, resume;
+  double every = 600;
+  void add_to(CLI::App& cmd);
+  // Under --checkpoint, signals ask the run to stop (stop_gracefully_on_signals); options get the
+  // three values and, then, stop_requested.
+  template <class Options>
+  void apply(Options& options) const {
+    options.checkpoint = checkpoint;
+    options.checkpoint_every = every;
+    options.resume = resume;
+    if (!checkpoint.empty()) {
+      stop_gracefully_on_signals();
+      options.stop_requested = [] { return stop_signal() != 0; };
+    }
+  }
+};
+
 // What `taep run`, `sample` and `dft` share: CONFIG and the flags that override its fields,
 // --quiet, and running the engine with progress on stderr and the command line in the result.
 class RunConfigCommand : public Command {
@@ -169,8 +188,7 @@ class RunConfigCommand : public Command {
  private:
   // Progress on `progress`, the command line, and --checkpoint, --checkpoint-every, --resume.
   RunOptions run_options(ProgressLine& progress, const std::string& what) const;
-  std::string checkpoint_, resume_;
-  double checkpoint_every_ = 600;
+  CheckpointFlags checkpoints_;
   std::string name_, description_;
   const char* paths_help_;
   std::string config_path_, backend_, scheme_;

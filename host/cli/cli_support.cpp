@@ -345,15 +345,7 @@ CLI::App* RunConfigCommand::add_to(CLI::App& app) {
   cmd->add_option("--set", sets_, "KEY=VALUE: set any config field (repeatable; VALUE is JSON or text)");
   cmd->add_flag("--print-config", print_config_, "Print the validated config (JSON) and exit");
   cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr (warnings still show)");
-  cmd->add_option("--checkpoint", checkpoint_,
-                  "Keep the run's state in this file (every --checkpoint-every seconds, and on "
-                  "SIGINT/SIGTERM, which then stop the run)")
-      ->check(nonempty_path());
-  guard_number(cmd->add_option("--checkpoint-every", checkpoint_every_,
-                               "Seconds between checkpoints (default 600)")
-                   ->check(CLI::PositiveNumber));
-  cmd->add_option("--resume", resume_, "Continue the run a --checkpoint file holds")
-      ->check(nonempty_path());
+  checkpoints_.add_to(*cmd);
   add_options(*cmd);
   guard_numbers(overrides_);
   return cmd;
@@ -372,7 +364,6 @@ int RunConfigCommand::execute() {
     if (is_root()) write_stdout(config_to_json(problem.config()) + "\n");
     return 0;
   }
-  if (!checkpoint_.empty()) stop_gracefully_on_signals();
   return run_loaded(problem);
 }
 
@@ -380,11 +371,19 @@ RunOptions RunConfigCommand::run_options(ProgressLine& progress, const std::stri
   RunOptions options;
   options.on_progress = path_progress(progress, what);
   options.command = command_line();
-  options.checkpoint = checkpoint_;
-  options.checkpoint_every = checkpoint_every_;
-  options.resume = resume_;
-  if (!checkpoint_.empty()) options.stop_requested = [] { return stop_signal() != 0; };
+  checkpoints_.apply(options);
   return options;
+}
+
+void CheckpointFlags::add_to(CLI::App& cmd) {
+  cmd.add_option("--checkpoint", checkpoint,
+                 "Keep the run's state in this file (every --checkpoint-every seconds, and on "
+                 "SIGINT/SIGTERM, which then stop the run)")
+      ->check(nonempty_path());
+  guard_number(cmd.add_option("--checkpoint-every", every, "Seconds between checkpoints (default 600)")
+                   ->check(CLI::PositiveNumber));
+  cmd.add_option("--resume", resume, "Continue the run a --checkpoint file holds")
+      ->check(nonempty_path());
 }
 
 }  // namespace cli

@@ -87,6 +87,7 @@ class TrainCommand final : public Command {
     cmd->add_option("--set", sets_, "KEY=VALUE: set any config field (repeatable; VALUE is JSON or text)");
     cmd->add_flag("--print-config", print_config_, "Print the validated config (JSON) and exit");
     cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
+    checkpoints_.add_to(*cmd);
     return cmd;
   }
 
@@ -119,6 +120,7 @@ class TrainCommand final : public Command {
     ProgressLine progress(!quiet_);
     TrainOptions options;
     options.command = command_line();
+    checkpoints_.apply(options);
     options.on_log = [&progress](const TrainLogEntry& e, std::uint64_t total) {
       char text[200];
       std::snprintf(text, sizeof text, "step %llu/%llu  loss %.5f  grad norm %.3g  %.4g steps/s",
@@ -149,6 +151,7 @@ class TrainCommand final : public Command {
   double collapse_eps_ = 0;
   bool quiet_ = false, print_config_ = false;
   std::vector<std::string> sets_;
+  CheckpointFlags checkpoints_;
   TrainConfig config_;
   std::vector<Override> overrides_;
 };

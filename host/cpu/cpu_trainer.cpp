@@ -159,6 +159,17 @@ class CpuTrainer final : public Trainer {
     last = p_;
   }
 
+  TrainState state() override { return {done_, p_, m_, v_, ema_}; }
+  void restore(const TrainState& s) override {
+    for (const auto* v : {&s.last, &s.m, &s.v, &s.ema})
+      TAEP_EXPECTS(v->size() == p_.size(), "a training state of another network");
+    done_ = s.steps;
+    p_ = s.last;
+    m_ = s.m;
+    v_ = s.v;
+    ema_ = s.ema;
+  }
+
   double loss_and_gradient(std::uint64_t step, std::vector<float>& grad) override {
     const double loss = batch_gradient(step);
     grad = grad_;

@@ -59,13 +59,25 @@ std::uint64_t fnv1a64(const std::string& bytes, std::uint64_t h) {
   return h;
 }
 
-std::string run_identity(const Config& config, const std::string& extra) {
-  json j = json::parse(config_to_json(config, -1));
-  // Fields that change how a run is carried out, never what it computes.
-  for (const char* k : {"threads", "chunk_paths", "allow_nonfinite"}) j["run"].erase(k);
+namespace {
+// A config's JSON without the `run` fields that change how it is carried out, never what it
+// computes, and with the command's own parameters under "command".
+std::string identity(const std::string& config_json, std::initializer_list<const char*> drop,
+                     const std::string& extra) {
+  json j = json::parse(config_json);
+  for (const char* k : drop) j["run"].erase(k);
   json e = json::parse(extra);
   for (auto it = e.begin(); it != e.end(); ++it) j["command"][it.key()] = it.value();
   return j.dump();
+}
+}  // namespace
+
+std::string run_identity(const Config& config, const std::string& extra) {
+  return identity(config_to_json(config, -1), {"threads", "chunk_paths", "allow_nonfinite"}, extra);
+}
+
+std::string train_identity(const TrainConfig& config, const std::string& extra) {
+  return identity(train_config_to_json(config, -1), {"threads"}, extra);
 }
 
 void write_checkpoint(const std::string& path, const Checkpoint& c, const std::string& field) {

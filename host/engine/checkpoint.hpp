@@ -13,6 +13,7 @@
 #include <string>
 
 #include "taep/config.hpp"
+#include "taep/train.hpp"
 
 namespace taep {
 namespace detail {
@@ -26,6 +27,8 @@ struct Checkpoint {
 // The identity of a run of `kind` on `config` with the command's own parameters (`extra`, a JSON
 // object's text: "{}" or {"count": 1000}): canonical JSON text.
 std::string run_identity(const Config& config, const std::string& extra = "{}");
+// The same for `taep train` (its config without run.threads).
+std::string train_identity(const TrainConfig& config, const std::string& extra = "{}");
 
 // Puts `c` at `path` atomically (temp file + rename); `field` names the flag in errors.
 void write_checkpoint(const std::string& path, const Checkpoint& c, const std::string& field);

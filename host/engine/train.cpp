@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "host/config/config_json.hpp"
+#include "host/engine/byte_stream.hpp"
+#include "host/engine/checkpoint.hpp"
 #include "host/engine/trainer.hpp"
 #include "host/io/json_out.hpp"
 #include "taep/engine.hpp"
@@ -386,7 +388,56 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
 
   const auto start = Clock::now();
   const std::uint64_t total = P.steps;
-  for (std::uint64_t done = 0; done < total;) {
+  std::uint64_t done = 0;
+  // Checkpoints (docs/distributed.md) between log windows: the trainer's state and the log.
+  const std::string identity =
+      detail::train_identity(config, "{\"backend\": \"" + trainer->name() + "\"}");
+  if (!options.resume.empty()) {
+    detail::Checkpoint saved = detail::read_checkpoint(options.resume, "--resume");
+    detail::check_resumable(saved, "train", identity, options.resume);
+    const std::string& b = saved.sections["state"];
+    detail::ByteReader r(b, "checkpoint '" + options.resume + "'");
+    detail::TrainState st;
+    st.steps = r.get<std::uint64_t>();
+    st.last = r.get_vector<float>();
+    st.m = r.get_vector<float>();
+    st.v = r.get_vector<float>();
+    st.ema = r.get_vector<float>();
+    result.log = r.get_vector<TrainLogEntry>();
+    if (st.last.size() != P.parameter_count || st.steps > total)
+      throw ConfigError("--resume", "'" + options.resume + "' holds another training state");
+    trainer->restore(st);
+    done = st.steps;
+  }
+  auto last_checkpoint = Clock::now();
+  const auto save = [&] {
+    const detail::TrainState st = trainer->state();
+    detail::ByteWriter w;
+    w.put(st.steps);
+    for (const auto* v : {&st.last, &st.m, &st.v, &st.ema}) w.put_vector(*v);
+    w.put_vector(result.log);
+    detail::Checkpoint c;
+    c.kind = "train";
+    c.identity = identity;
+    c.sections["state"] = w.take();
+    detail::write_checkpoint(options.checkpoint, c, "--checkpoint");
+    last_checkpoint = Clock::now();
+  };
+  while (done < total) {
+    if (options.stop_requested && options.stop_requested()) {
+      if (!options.checkpoint.empty()) save();
+      throw Interrupted("stopped after " + std::to_string(done) + " of " + std::to_string(total) +
+                        " steps" +
+                        (options.checkpoint.empty()
+                             ? std::string(" (no checkpoint: --checkpoint was not given)")
+                             : "; checkpoint '" + options.checkpoint +
+                                   "' holds them (continue with --resume " + options.checkpoint +
+                                   ")"));
+    }
+    if (!options.checkpoint.empty() &&
+        std::chrono::duration<double>(Clock::now() - last_checkpoint).count() >=
+            options.checkpoint_every)
+      save();
     const std::uint64_t count = std::min(config.log_every, total - done);
     detail::TrainSums sums;
     trainer->run_steps(done, count, sums);

@@ -99,6 +99,14 @@ struct TrainSums {
   std::uint64_t steps = 0;
 };
 
+// Everything a trainer carries from one step to the next: the steps run (Adam's counter), the
+// last-iterate parameters, Adam's first and second moments and the EMA (flat layout). A trainer
+// restored from it continues bitwise as if it had never stopped (a checkpoint of `taep train`).
+struct TrainState {
+  std::uint64_t steps = 0;
+  std::vector<float> last, m, v, ema;
+};
+
 class Trainer {
  public:
   virtual ~Trainer() = default;
@@ -110,6 +118,10 @@ class Trainer {
   virtual void run_steps(std::uint64_t first, std::uint64_t count, TrainSums& sums) = 0;
   // The EMA and the last-iterate parameters (flat layout).
   virtual void read_parameters(std::vector<float>& ema, std::vector<float>& last) = 0;
+  // The state after the steps run so far, and a state to continue from (before any run_steps or
+  // after any; the next run_steps starts at state.steps).
+  virtual TrainState state() = 0;
+  virtual void restore(const TrainState& state) = 0;
   // For tests: the batch-mean loss of step `step`'s examples at the current last-iterate
   // parameters, and its gradient (flat layout, before clipping), without changing any state.
   virtual double loss_and_gradient(std::uint64_t step, std::vector<float>& grad) = 0;
