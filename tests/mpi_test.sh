@@ -5,7 +5,8 @@
 #  2. a run stopped by SIGTERM at a random moment (one process, and under mpirun) and resumed
 #     (at another rank count) equals the uninterrupted run;
 #  3. a checkpoint resumed under another config is refused naming the field, exit 2;
-#  4. a rank killed mid-run makes the job exit non-zero and leaves no output file.
+#  4. a rank killed mid-run makes the job exit non-zero and leaves no output file;
+#  5. the mode-collapse experiment on 2 ranks gives one process's tables and samples.
 # usage: mpi_test.sh TAEP_BIN [MPIRUN]. Prints its seed; TAEP_MPI_SEED replays a run.
 set -euo pipefail
 T=$1
@@ -127,6 +128,30 @@ killed_rank() {
   [ $rc -ne 0 ] && [ ! -e k.json ] || { echo "  rc $rc" >&2; return 1; }
 }
 check "a killed rank: non-zero exit, no output" killed_rank
+
+# 5. The experiment: models train on their ranks, each model's paths spread over all of them; the
+# tables (timing aside) and the samples equal one process's.
+same_experiment() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+timing = {"wall_seconds", "seconds", "provenance", "train_seconds", "train_steps_per_second",
+          "performance", "path_steps_per_second", "steps_per_second", "threads"}
+def strip(x):
+    if isinstance(x, dict):
+        return {k: strip(v) for k, v in x.items() if k not in timing}
+    if isinstance(x, list):
+        return [strip(v) for v in x]
+    return x
+a, b = (strip(json.load(open(p + "/mode_collapse.json"))) for p in sys.argv[1:3])
+sys.exit(0 if a == b else 1)
+EOF
+}
+exp_args=(experiment mode-collapse --models uncollapsed m1_eps0.05 m2_eps0.01 --train-steps 200
+          --batch 128 --paths 20000 --samples 8000 --steps 40 --no-plots -q)
+"$T" "${exp_args[@]}" --threads 1 --out-dir exp0
+"$MPIRUN" -np 2 "$T" "${exp_args[@]}" --threads 1 --out-dir exp2
+check "experiment, 2 ranks: the same table" same_experiment exp0 exp2
+check "experiment, 2 ranks: the same samples" cmp -s exp0/samples/m2_eps0.01.csv exp2/samples/m2_eps0.01.csv
 
 exec 2>&3
 [ $fails -eq 0 ] || { echo "mpi_test: the runs' stderr:"; cat log; }

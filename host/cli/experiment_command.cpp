@@ -94,10 +94,6 @@ class ExperimentCommand final : public Command {
   }
 
   int execute() override {
-    if (job_size() > 1)
-      throw ConfigError("experiment", "does not run over several MPI ranks yet (" +
-                                          std::to_string(job_size()) +
-                                          " here): start it as one process (docs/distributed.md)");
     ModeCollapseConfig cfg = mode_collapse_config(quick_);
     if (opts_[0]->count()) cfg.backend = parse_backend(backend_);
     if (opts_[1]->count()) cfg.threads = threads_;
@@ -132,6 +128,9 @@ class ExperimentCommand final : public Command {
     options.reuse_models = reuse_;
     // The tables are created before the long run so an unwritable directory fails at once. A
     // directory this command created is removed again if the run fails before writing into it.
+    // Under MPI every rank runs the experiment (docs/distributed.md); rank 0 writes and reports.
+    const bool root = is_root();
+    if (!root) quiet_ = true;
     const bool created = make_out_dir();
     struct RemoveIfEmpty {
       std::string dir;
@@ -140,9 +139,9 @@ class ExperimentCommand final : public Command {
         if (active) ::rmdir(dir.c_str());  // fails, harmlessly, unless empty
       }
     } cleanup{out_dir_, created};
-    AtomicFile json(out_dir_ + "/mode_collapse.json", "--out-dir");
-    AtomicFile csv(out_dir_ + "/mode_collapse.csv", "--out-dir");
-    AtomicFile md(out_dir_ + "/mode_collapse.md", "--out-dir");
+    const auto json = optional_output(out_dir_ + "/mode_collapse.json", "--out-dir");
+    const auto csv = optional_output(out_dir_ + "/mode_collapse.csv", "--out-dir");
+    const auto md = optional_output(out_dir_ + "/mode_collapse.md", "--out-dir");
 
     ProgressLine progress(!quiet_);
     // Rough shares of a model's time per stage, for the overall fraction.
@@ -158,6 +157,7 @@ class ExperimentCommand final : public Command {
       progress.update(std::chrono::duration<double>(Clock::now() - t0).count(), overall, text);
     };
     options.on_model = [&](const CollapseModelResult& r) {
+      if (!root) return;
       char line[320];
       std::snprintf(line, sizeof line,
                     "%s: Var(S) %.4f (eq. 55 %.4f, eq. 53 at measured weights %.4f), <exp(-S)> %.4f "
@@ -169,9 +169,10 @@ class ExperimentCommand final : public Command {
     };
     const ModeCollapseResult result = run_mode_collapse(cfg, options);
     progress.finish();
-    json.commit(mode_collapse_to_json(result));
-    csv.commit(mode_collapse_to_csv(result));
-    md.commit(mode_collapse_to_markdown(result));
+    if (!root) return 0;
+    json->commit(mode_collapse_to_json(result));
+    csv->commit(mode_collapse_to_csv(result));
+    md->commit(mode_collapse_to_markdown(result));
     if (!quiet_) std::fprintf(stderr, "%s", mode_collapse_to_markdown(result).c_str());
 
     if (!no_plots_) plot();

@@ -106,7 +106,6 @@ void draw_samples(const detail::ForwardProblem& P, std::unique_ptr<detail::Backe
   driver.enable_checkpoints("sample", "{\"count\": " + std::to_string(count) + "}");
   const int d = P.d;
   result.d = d;
-  result.count = count;
   detail::LoopState<NoStats> st(0, 0, 1);
   if (is_root()) {
     driver.resume("samples", st);
@@ -120,7 +119,8 @@ void draw_samples(const detail::ForwardProblem& P, std::unique_ptr<detail::Backe
   });
   result.performance = driver.performance();
   result.provenance = driver.provenance();
-  if (!is_root()) return;
+  if (!is_root()) return;  // an empty result (count 0) off rank 0
+  result.count = count;
   result.samples = std::move(st.f32[0]);
   result.occupancy = detail::occupancy(c, result.samples, d, result.nonfinite);
   detail::check_nonfinite(c, "samples", result.nonfinite, count, result.warnings);

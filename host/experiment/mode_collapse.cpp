@@ -20,6 +20,8 @@
 #include "host/io/atomic_file.hpp"
 #include "host/io/input_file.hpp"
 #include "host/io/json_out.hpp"
+#include "host/mpi/communicator.hpp"
+#include "taep/distributed.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
@@ -187,13 +189,9 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     options.on_progress(pr);
   };
 
-  for (int i = 0; i < n_models; ++i) {
+  // Model i's training config, weight file and training summary.
+  const auto train_config_of = [&](int i) {
     const CollapseModelSpec& spec = cfg.models[std::size_t(i)];
-    const auto tm = Clock::now();
-    CollapseModelResult row;
-    row.spec = spec;
-
-    // 1. Train on the ring, collapsed or not. Each model has its own training seed.
     TrainConfig tc = cfg.train;
     tc.data = TrainDataConfig{};
     tc.data.target.preset = "ring8";
@@ -201,15 +199,20 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     tc.seed = cfg.seed + std::uint64_t(i);
     tc.backend = cfg.backend;
     tc.threads = cfg.threads;
-    row.training_weights =
-        normalized(spec.modes > 0 ? collapse(ring, CollapseSpec{spec.modes, spec.eps}).weights : ring.weights);
-    const std::string weights = model_dir + "/" + spec.name + ".safetensors";
-    const std::string summary = model_dir + "/" + spec.name + ".train.json";
-    // A model trained here goes to the TAEP stages from memory; a reused one is read from its file
-    // once, by build_problem.
-    std::optional<MlpModel> trained_model;
+    return tc;
+  };
+  const auto weights_of = [&](int i) { return model_dir + "/" + cfg.models[std::size_t(i)].name + ".safetensors"; };
+  const auto summary_of = [&](int i) { return model_dir + "/" + cfg.models[std::size_t(i)].name + ".train.json"; };
+  // Stage 1 of model i: train on the ring, collapsed or not (each model has its own training
+  // seed), or reuse the files of an earlier run with the same training settings. Fills the row's
+  // training fields; a model trained here goes to the TAEP stages from memory (`trained`), a reused
+  // one is read from its file once, by build_problem.
+  const auto train_stage = [&](int i, bool reuse, CollapseModelResult& row,
+                               std::optional<MlpModel>& trained) {
+    const TrainConfig tc = train_config_of(i);
+    const std::string weights = weights_of(i), summary = summary_of(i);
     std::optional<StoredTraining> stored;
-    if (options.reuse_models && file_exists(weights) && file_exists(summary)) {
+    if (reuse && file_exists(weights) && file_exists(summary)) {
       stored = read_stored_training(summary, tc);
       if (!stored->differs.empty())
         report("train", i, 0.0, "retraining: " + summary + " was trained with other " + stored->differs);
@@ -221,23 +224,58 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
       row.loss_floor = stored->loss_floor;
       row.reused = true;
       report("train", i, 1.0, "reused " + weights);
-    } else {
-      TrainOptions to;
-      to.on_log = [&](const TrainLogEntry& e, std::uint64_t total) {
-        char detail[96];
-        std::snprintf(detail, sizeof detail, "step %llu/%llu loss %.5f",
-                      static_cast<unsigned long long>(e.step), static_cast<unsigned long long>(total), e.loss);
-        report("train", i, double(e.step) / double(total), detail);
-      };
-      const TrainResult trained = train(tc, to);
-      row.train_seconds = trained.wall_seconds;
-      row.train_steps_per_second = trained.steps_per_second;
-      row.final_loss = trained.final_loss;
-      row.loss_floor = trained.loss_floor;
-      save_mlp(trained.model, weights);
-      detail::write_file_atomically(summary, train_result_to_json(trained));
-      trained_model = trained.model;
+      return;
     }
+    TrainOptions to;
+    to.on_log = [&](const TrainLogEntry& e, std::uint64_t total) {
+      char detail[96];
+      std::snprintf(detail, sizeof detail, "step %llu/%llu loss %.5f",
+                    static_cast<unsigned long long>(e.step), static_cast<unsigned long long>(total), e.loss);
+      report("train", i, double(e.step) / double(total), detail);
+    };
+    const TrainResult result = train(tc, to);
+    row.train_seconds = result.wall_seconds;
+    row.train_steps_per_second = result.steps_per_second;
+    row.final_loss = result.final_loss;
+    row.loss_floor = result.loss_floor;
+    save_mlp(result.model, weights);
+    detail::write_file_atomically(summary, train_result_to_json(result));
+    trained = result.model;
+  };
+
+  // Under MPI (docs/distributed.md) the models train first, model i on rank i mod R by itself, and
+  // their files are then every rank's: the TAEP stages below read them back and spread each
+  // model's paths over all ranks (rank 0 alone writes the samples and holds the rows).
+  const int ranks = job_size(), rank = job_rank();
+  std::vector<char> trained_by_rank(std::size_t(n_models), 0);
+  if (ranks > 1) {
+    {
+      detail::SoloScope solo;
+      for (int i = rank; i < n_models; i += ranks) {
+        CollapseModelResult row;
+        std::optional<MlpModel> unused;
+        train_stage(i, options.reuse_models, row, unused);
+        trained_by_rank[std::size_t(i)] = row.reused ? 0 : 1;
+      }
+    }
+    const std::vector<std::string> all = detail::world().gather(
+        std::string(trained_by_rank.begin(), trained_by_rank.end()));
+    for (const std::string& t : all)  // rank 0: which models some rank trained in this run
+      for (std::size_t i = 0; i < t.size(); ++i) trained_by_rank[i] |= t[i];
+    detail::world().broadcast("");  // with the gather, a barrier: every model's files are there
+  }
+
+  for (int i = 0; i < n_models; ++i) {
+    const CollapseModelSpec& spec = cfg.models[std::size_t(i)];
+    const auto tm = Clock::now();
+    CollapseModelResult row;
+    row.spec = spec;
+    row.training_weights =
+        normalized(spec.modes > 0 ? collapse(ring, CollapseSpec{spec.modes, spec.eps}).weights : ring.weights);
+    const std::string weights = weights_of(i);
+    std::optional<MlpModel> trained_model;
+    train_stage(i, options.reuse_models || ranks > 1, row, trained_model);
+    if (trained_by_rank[std::size_t(i)]) row.reused = false;  // trained in this run, by a rank
 
     // 2. The run config every TAEP stage shares: the uniform ring as target, the MLP as model.
     Config rc = default_config();
@@ -265,7 +303,7 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     };
     const SampleResult samples = sample(problem, cfg.samples, ro);
     row.occupancy = samples.occupancy;
-    {
+    if (is_root()) {
       std::string csv;
       csv.reserve(std::size_t(cfg.plot_samples) * 24 + 16);
       csv += "x0,x1\n";

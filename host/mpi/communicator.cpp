@@ -30,6 +30,9 @@ std::atomic<bool> g_started{false};
 Communicator& world() { return *g_world.load(); }
 void set_world(Communicator* c) { g_world.store(c ? c : &g_single); }
 void mark_job_started() { g_started.store(true); }
+SoloScope::SoloScope() : saved_(&world()) { g_world.store(&g_single); }
+SoloScope::~SoloScope() { g_world.store(saved_); }
+
 int job_device(int count) { return count > 0 ? world().local_rank() % count : 0; }
 
 bool launched_by_mpi() {

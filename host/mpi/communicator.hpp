@@ -27,6 +27,19 @@ class Communicator {
 Communicator& world();
 // The CUDA device of this rank among `count` visible ones: local_rank() % count.
 int job_device(int count);
+// While alive, this process is a job of one rank (world() is the single-process communicator),
+// so the engine's calls in it meet no other rank: for work a rank does on its own (the
+// experiment's training of its models).
+class SoloScope {
+ public:
+  SoloScope();
+  ~SoloScope();
+  SoloScope(const SoloScope&) = delete;
+  SoloScope& operator=(const SoloScope&) = delete;
+
+ private:
+  Communicator* saved_;
+};
 // Set by MpiSession (null: back to one rank).
 void set_world(Communicator* c);
 // Marks that this rank took part in a collective (job_started()).
