@@ -4,6 +4,7 @@
 
 #include "host/engine/backend.hpp"
 #include "host/engine/trainer.hpp"
+#include "host/mpi/communicator.hpp"
 #include "kernels/cuda_probe.hpp"
 #include "taep/error.hpp"
 
@@ -25,6 +26,8 @@ bool cuda_device_available(std::string* why) {
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const ForwardProblem&) { no_cuda_backend(); }
+
+void bind_cuda_device() {}
 
 std::unique_ptr<Trainer> make_cuda_trainer(const TrainProblem&) { no_cuda_backend(); }
 

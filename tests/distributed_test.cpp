@@ -253,6 +253,30 @@ TEST(Checkpoint, TrainingResumesToTheSameWeights) {
   std::remove(path.c_str());
 }
 
+TEST(SeveralDevices, OneProcessDrivingSeveralBackendsGivesTheSameBits) {
+  // run.devices CPU backends stand in for GPUs: each takes its piece of every round on its own
+  // thread, and the result is that of one backend, with per-path values, dft and samples too.
+  taep::Config c = taep_test::ring_config(1, 0.05, 3 * 16384 + 4096 * 5 + 17, 20);
+  c.run.threads = 2;
+  c.run.chunk_paths = 16384;
+  taep::Config multi = c;
+  multi.run.devices = 3;
+  taep::PathValues one_paths, multi_paths;
+  taep::RunOptions o1, o3;
+  o1.per_path = &one_paths;
+  o3.per_path = &multi_paths;
+  const taep::RunResult one = taep::run(c, o1);
+  const taep::RunResult three = taep::run(multi, o3);
+  taep_test::expect_same_statistics(one, three, "run.devices 3");
+  EXPECT_EQ(one_paths.taep, multi_paths.taep);
+  EXPECT_EQ(taep::run(c).taep.variance, taep::run(multi).taep.variance);  // through run_chunk
+  const taep::DetailedFtResult d1 = taep::detailed_ft(c), d3 = taep::detailed_ft(multi);
+  EXPECT_EQ(d1.reverse.mean, d3.reverse.mean);
+  EXPECT_EQ(d1.reverse_histogram.counts, d3.reverse_histogram.counts);
+  EXPECT_EQ(taep::sample(c, 30000).samples, taep::sample(multi, 30000).samples);
+  EXPECT_EQ(three.performance.threads, 3);  // 2 shared out, at least one each
+}
+
 // A backend that simulates nothing: each block's statistics come from its index alone, so the
 // driver's rounds can carry a run past 2^32 paths in a second. It checks that every block is
 // asked for once, in order, and that the last path id is paths - 1.

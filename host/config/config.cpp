@@ -115,10 +115,11 @@ void read_model(const json& m, ModelConfig& out) {
 
 void read_run(const json& r, RunSettings& out) {
   const std::string p = "run";
-  check_keys(r, p, {"paths", "seed", "backend", "chunk_paths", "threads", "allow_nonfinite"});
+  check_keys(r, p, {"paths", "seed", "backend", "chunk_paths", "threads", "devices", "allow_nonfinite"});
   read_int(r, "paths", p, out.paths, kPathsRange);
   read_run_common(r, p, out.seed, out.backend, out.threads);
   read_int(r, "chunk_paths", p, out.chunk_paths, kChunkPathsRange);
+  read_int(r, "devices", p, out.devices, kDevicesRange);
   read_bool(r, "allow_nonfinite", p, out.allow_nonfinite);
 }
 
@@ -226,6 +227,7 @@ void validate(const Config& c) {
   check_enum("run.backend", kBackends, r.backend);
   check_int("run.chunk_paths", r.chunk_paths, kChunkPathsRange);
   check_int("run.threads", r.threads, kThreadsRange);
+  check_int("run.devices", r.devices, kDevicesRange);
 
   // histogram
   const HistogramConfig& h = c.histogram;
@@ -284,7 +286,7 @@ nlohmann::ordered_json detail::config_json(const Config& c) {
         {"t_max", s.t_max}, {"steps", s.steps}, {"scheme", to_string(s.scheme)}}},
       {"run",
        {{"paths", r.paths}, {"seed", r.seed}, {"backend", to_string(r.backend)},
-        {"chunk_paths", r.chunk_paths}, {"threads", r.threads},
+        {"chunk_paths", r.chunk_paths}, {"threads", r.threads}, {"devices", r.devices},
         {"allow_nonfinite", r.allow_nonfinite}}},
       {"histogram", {{"bins", h.bins}, {"range", range}}},
   };

@@ -73,7 +73,7 @@ std::string identity(const std::string& config_json, std::initializer_list<const
 }  // namespace
 
 std::string run_identity(const Config& config, const std::string& extra) {
-  return identity(config_to_json(config, -1), {"threads", "chunk_paths", "allow_nonfinite"}, extra);
+  return identity(config_to_json(config, -1), {"threads", "devices", "chunk_paths", "allow_nonfinite"}, extra);
 }
 
 std::string train_identity(const TrainConfig& config, const std::string& extra) {

@@ -102,16 +102,47 @@ std::uint64_t chunk_size(const Config& c, const Backend& b, std::uint64_t paths)
 
 }  // namespace
 
+namespace {
+std::vector<std::unique_ptr<Backend>> just(std::unique_ptr<Backend> b) {
+  std::vector<std::unique_ptr<Backend>> v;
+  v.push_back(std::move(b));
+  return v;
+}
+}  // namespace
+
+std::vector<std::unique_ptr<Backend>> make_backends(const ForwardProblem& problem,
+                                                    const Config& config) {
+  const int D = config.run.devices;
+  std::vector<std::unique_ptr<Backend>> v;
+  if (D == 1) return just(make_backend(problem, config.run.backend, config.run.threads));
+  if (problem.callback)  // one Python (or other) function, called from one thread
+    throw ConfigError("run.devices", "must be 1 with a score callback (got " + std::to_string(D) + ")");
+  // CPU threads: run.threads (0: every core) shared out, at least one each.
+  const int all = config.run.threads > 0 ? config.run.threads
+                                         : int(std::max(1u, std::thread::hardware_concurrency()));
+  for (int k = 0; k < D; ++k) {
+    DeviceSlot slot(k, D);
+    const int threads = std::max(1, all / D + (k < all % D ? 1 : 0));
+    v.push_back(make_backend(problem, config.run.backend, threads));
+  }
+  return v;
+}
+
 ChunkDriver::ChunkDriver(std::unique_ptr<Backend> backend, const Config& config, int steps,
                          const RunOptions& options, std::uint64_t paths, std::uint64_t work_paths,
                          Clock::time_point start)
-    : backend_(std::move(backend)),
+    : ChunkDriver(just(std::move(backend)), config, steps, options, paths, work_paths, start) {}
+
+ChunkDriver::ChunkDriver(std::vector<std::unique_ptr<Backend>> backends, const Config& config,
+                         int steps, const RunOptions& options, std::uint64_t paths,
+                         std::uint64_t work_paths, Clock::time_point start)
+    : backends_(std::move(backends)),
       config_(config),
       steps_(steps),
       options_(options),
       paths_(paths),
       work_paths_(work_paths),
-      chunk_(chunk_size(config, *backend_, paths)),
+      chunk_(chunk_size(config, *backends_.front(), paths)),
       automatic_chunks_(config.run.chunk_paths == 0),
       start_(start) {}
 
@@ -155,7 +186,7 @@ void ChunkDriver::enable_checkpoints(const std::string& kind, const std::string&
   // The backend is part of the identity: CPU and CUDA agree to float tolerance, not bitwise.
   const std::string with_backend =
       extra.substr(0, extra.rfind('}')) + (extra.find(':') == std::string::npos ? "" : ",") +
-      "\"backend\": \"" + backend_->name() + "\"}";
+      "\"backend\": \"" + backend().name() + "\"}";
   kind_ = kind;
   identity_ = run_identity(config_, with_backend);
   last_checkpoint_ = Clock::now();
@@ -241,27 +272,38 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
   if (keep && root)
     check_fits_in_memory(paths_ * 2 * sizeof(double), "run.paths",
                          "the per-path values of " + std::to_string(paths_) + " paths");
-  std::vector<double> taep, reference, aux;
-  const auto kept = [&](Part<physics::PathStats>& part) {
-    if (!keep) return;
-    append(part.f64[0], taep);
-    append(part.f64[1], reference);
+  // Paths [first, first + n) on backend b through their per-path values (the pilot, --per-path):
+  // reduced on the host like a chunk, kept when asked; their S and R stay in taep and reference.
+  const auto by_path = [&](Backend& b, std::uint64_t first, std::uint64_t n,
+                           Part<physics::PathStats>& part, std::vector<double>& taep,
+                           std::vector<double>& reference) {
+    std::vector<double> aux;
+    b.simulate(first, n, taep, reference, with_aux ? &aux : nullptr);
+    reduce_blocks(taep, reference, with_aux ? &aux : nullptr, part.blocks);
+    if (keep) {
+      append(part.f64[0], taep);
+      append(part.f64[1], reference);
+    }
+  };
+  const auto histogram = [&](const std::vector<double>& taep, const std::vector<double>& reference,
+                             std::vector<std::uint64_t>& counts) {
+    add_to_histogram(taep.data(), reference.empty() ? nullptr : reference.data(), taep.size(),
+                     t.hist, counts);
   };
   // The pilot's paths (rank 0): they fix the automatic range, then they are the loop's first.
   if (root && resume("forward", st)) {
     t.hist = resumed_histogram();
   } else if (root) {
     const std::uint64_t pilot = pilot_paths();
-    if (pilot > 0) backend_->simulate(0, pilot, taep, reference, with_aux ? &aux : nullptr);
-    t.hist = pilot > 0 ? padded_range(config_.histogram.bins, taep) : fixed_range();
+    if (pilot == 0) t.hist = fixed_range();
     if (pilot > 0) {
       Part<physics::PathStats> part;
       part.f64.resize(st.f64.size());
-      reduce_blocks(taep, reference, with_aux ? &aux : nullptr, part.blocks);
-      for (const auto& b : part.blocks) st.fold.add_block(b);
-      add_to_histogram(taep.data(), reference.empty() ? nullptr : reference.data(), taep.size(),
-                       t.hist, st.counts);
-      kept(part);
+      std::vector<double> taep, reference;
+      by_path(backend(), 0, pilot, part, taep, reference);
+      t.hist = padded_range(config_.histogram.bins, taep);
+      histogram(taep, reference, st.counts);
+      for (const auto& blk : part.blocks) st.fold.add_block(blk);
       for (std::size_t i = 0; i < st.f64.size(); ++i) st.f64[i] = std::move(part.f64[i]);
       st.next = pilot;
       advance(pilot);
@@ -269,17 +311,16 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
     record_histogram(t.hist);
   }
   t.hist = share(t.hist);
-  ChunkStats cs;
-  ordered_loop("forward", st, [&](std::uint64_t first, std::uint64_t n, Part<physics::PathStats>& part) {
+  ordered_loop("forward", st, [&](Backend& b, std::uint64_t first, std::uint64_t n,
+                                  Part<physics::PathStats>& part) {
     if (keep) {
-      backend_->simulate(first, n, taep, reference, with_aux ? &aux : nullptr);
-      reduce_blocks(taep, reference, with_aux ? &aux : nullptr, part.blocks);
-      add_to_histogram(taep.data(), reference.empty() ? nullptr : reference.data(), taep.size(),
-                       t.hist, part.counts);
-      kept(part);
+      std::vector<double> taep, reference;
+      by_path(b, first, n, part, taep, reference);
+      histogram(taep, reference, part.counts);
       return;
     }
-    backend_->run_chunk(first, n, t.hist, cs);
+    ChunkStats cs;
+    b.run_chunk(first, n, t.hist, cs);
     append(part.blocks, cs.blocks);
     for (std::size_t i = 0; i < part.counts.size(); ++i) part.counts[i] += cs.histogram[i];
   });
@@ -295,9 +336,16 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
 
 PerformanceSummary ChunkDriver::performance() const {
   PerformanceSummary perf;
-  perf.backend = backend_->name();
-  perf.device = backend_->device();
-  perf.threads = backend_->threads();
+  perf.backend = backend().name();
+  perf.device = backend().device();
+  perf.threads = 0;
+  bool same = true;
+  for (const auto& b : backends_) {
+    perf.threads += b->threads();
+    same = same && b->device() == perf.device;
+  }
+  if (backends_.size() > 1 && same) perf.device += " x" + std::to_string(backends_.size());
+  for (std::size_t k = 1; k < backends_.size() && !same; ++k) perf.device += " | " + backends_[k]->device();
   perf.chunk_paths = largest_chunk_ ? largest_chunk_ : chunk_;
   perf.wall_seconds = std::chrono::duration<double>(Clock::now() - start_).count();
   const double path_steps = double(work_paths_) * steps_;
@@ -306,7 +354,7 @@ PerformanceSummary ChunkDriver::performance() const {
 }
 
 Provenance ChunkDriver::provenance() const {
-  return make_provenance(backend_->name(), backend_->device(), options_.command);
+  return make_provenance(backend().name(), backend().device(), options_.command);
 }
 
 void check_fits_in_memory(std::uint64_t bytes, const std::string& field, const std::string& what) {

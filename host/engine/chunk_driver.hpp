@@ -6,11 +6,13 @@
 // every statistic is bitwise independent of the chunk size and the thread count.
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "host/engine/backend.hpp"
@@ -27,6 +29,10 @@ namespace detail {
 // The backend a run asks for (automatic: cuda when available).
 std::unique_ptr<Backend> make_backend(const ForwardProblem& problem, taep::Backend requested,
                                       int threads);
+// config.run.devices of them (docs/distributed.md, "Several devices in one process"): backend k made
+// for device slot k (a DeviceSlot: its GPU), the CPU threads shared out among them.
+std::vector<std::unique_ptr<Backend>> make_backends(const ForwardProblem& problem,
+                                                    const Config& config);
 
 // Paths 0 .. kPilotPaths-1 (of each side) fix the automatic histogram range. They are the run's own
 // first paths: reduced on the host like a chunk, then the chunks go on after them, so no path is
@@ -118,8 +124,15 @@ class ChunkDriver {
   ChunkDriver(std::unique_ptr<Backend> backend, const Config& config, int steps,
               const RunOptions& options, std::uint64_t paths, std::uint64_t work_paths,
               Clock::time_point start);
+  // The same driving several backends at once (make_backends): every round's paths of this rank
+  // are cut into one contiguous range per backend, each run on its own thread.
+  ChunkDriver(std::vector<std::unique_ptr<Backend>> backends, const Config& config, int steps,
+              const RunOptions& options, std::uint64_t paths, std::uint64_t work_paths,
+              Clock::time_point start);
 
-  Backend& backend() { return *backend_; }
+  // The first backend (the pilot's, and the only one unless run.devices > 1).
+  Backend& backend() { return *backends_.front(); }
+  const Backend& backend() const { return *backends_.front(); }
   // The largest chunk a run may take (run.chunk_paths or the backend's limit).
   std::uint64_t chunk_paths() const { return chunk_; }
   // Whether config.histogram leaves the range to the pilot.
@@ -157,7 +170,8 @@ class ChunkDriver {
 
   // Paths [st.next, paths) of the loop `name`, in rounds (docs/distributed.md): in each, rank r of
   // R simulates the r-th of R consecutive ranges of equal length (whole reduce blocks) by
-  // body(first, n, part), and rank 0 folds every rank's part in path order into st, reports
+  // body(backend, first, n, part) (once per backend, on its own thread, for a range cut into one
+  // piece per backend), and rank 0 folds every rank's part in path order into st, reports
   // progress and writes a checkpoint when one is due. One rank: a round is one chunk. With an
   // automatic chunk size (run.chunk_paths 0) the ranges start small and grow to take about
   // kChunkSeconds each, up to the backend's limit, so progress comes about once a second however
@@ -167,11 +181,13 @@ class ChunkDriver {
   void ordered_loop(const std::string& name, LoopState<Block>& st, Body&& body) {
     Communicator& comm = world();
     const int R = comm.size(), me = comm.rank();
+    // Paths per backend; a rank's range is that times its backends.
     std::uint64_t chunk = automatic_chunks_ ? std::min(chunk_, kFirstChunk) : chunk_;
+    const std::uint64_t D = backends_.size();
     bool stop_seen = false;
     for (;;) {
       const Round round =
-          share_round(name, [&st] { return st.bytes(); }, st.next, chunk, stop_seen);
+          share_round(name, [&st] { return st.bytes(); }, st.next, chunk * D, stop_seen);
       if (round.start >= paths_) break;
       // Ranges of whole segments where the chunk allows (rank 0's first ends at a segment
       // boundary), so ranks send one accumulator per segment rather than one per block.
@@ -186,8 +202,9 @@ class ChunkDriver {
       part.f64.resize(st.f64.size());
       part.f32.resize(st.f32.size());
       const Clock::time_point t0 = Clock::now();
-      if (a < b) body(a, b - a, part);  // (a rank past the end has nothing this round)
-      largest_chunk_ = std::max(largest_chunk_, b > a ? b - a : 0);
+      if (a < b && D == 1) body(*backends_.front(), a, b - a, part);
+      if (a < b && D > 1) on_every_backend(a, b, part, body);  // (past the end: nothing to do)
+      largest_chunk_ = std::max(largest_chunk_, b > a ? (b - a + D - 1) / D : 0);
       ByteWriter w;
       w.put(std::uint8_t(stop_requested() ? 1 : 0));
       w.put_vector(fold_items(a / physics::kReduceBlock, part.blocks));
@@ -217,6 +234,43 @@ class ChunkDriver {
     }
     if (me == 0) set_section("loop:" + name, st.bytes());
   }
+  // Paths [a, b) cut into one range of whole blocks per backend, each simulated by body on its own
+  // thread (for a GPU: with its device current), their parts joined into `part` in path order.
+  template <class Block, class Body>
+  void on_every_backend(std::uint64_t a, std::uint64_t b, Part<Block>& part, Body& body) {
+    constexpr std::uint64_t B = physics::kReduceBlock;
+    const std::size_t D = backends_.size();
+    const std::uint64_t per = ((b - a + B - 1) / B + D - 1) / D * B;
+    std::vector<Part<Block>> parts(D);
+    std::vector<std::exception_ptr> errors(D);
+    std::vector<std::thread> threads;
+    for (std::size_t k = 0; k < D; ++k) {
+      const std::uint64_t lo = a + k * per, hi = std::min(b, lo + per);
+      if (lo >= hi) break;
+      parts[k].counts.assign(part.counts.size(), 0);
+      parts[k].f64.resize(part.f64.size());
+      parts[k].f32.resize(part.f32.size());
+      threads.emplace_back([&, k, lo, hi] {
+        try {
+          DeviceSlot slot(int(k), int(D));
+          if (backends_[k]->name() == "cuda") bind_cuda_device();
+          body(*backends_[k], lo, hi - lo, parts[k]);
+        } catch (...) {
+          errors[k] = std::current_exception();
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    for (const std::exception_ptr& e : errors)
+      if (e) std::rethrow_exception(e);
+    for (Part<Block>& p : parts) {
+      append(part.blocks, p.blocks);
+      for (std::size_t i = 0; i < p.counts.size(); ++i) part.counts[i] += p.counts[i];
+      for (std::size_t i = 0; i < p.f64.size(); ++i) append(part.f64[i], p.f64[i]);
+      for (std::size_t i = 0; i < p.f32.size(); ++i) append(part.f32[i], p.f32[i]);
+    }
+  }
+
   // `n` more paths done: reports progress.
   void advance(std::uint64_t n);
 
@@ -232,7 +286,7 @@ class ChunkDriver {
   Provenance provenance() const;
 
  private:
-  std::unique_ptr<Backend> backend_;
+  std::vector<std::unique_ptr<Backend>> backends_;
   const Config& config_;
   int steps_;
   const RunOptions& options_;

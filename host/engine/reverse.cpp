@@ -98,7 +98,8 @@ struct NoStats {
 };
 
 // sample() after the tables: result.config is the validated config P was built from.
-void draw_samples(const detail::ForwardProblem& P, std::unique_ptr<detail::Backend> backend,
+void draw_samples(const detail::ForwardProblem& P,
+                  std::vector<std::unique_ptr<detail::Backend>> backend,
                   const RunOptions& options, Clock::time_point start, std::uint64_t count,
                   SampleResult& result) {
   const Config& c = result.config;
@@ -111,11 +112,10 @@ void draw_samples(const detail::ForwardProblem& P, std::unique_ptr<detail::Backe
     driver.resume("samples", st);
     st.f32[0].reserve(count * std::uint64_t(d));
   }
-  std::vector<float> part_samples;
-  driver.ordered_loop("samples", st, [&](std::uint64_t first, std::uint64_t n, detail::Part<NoStats>& part) {
-    driver.backend().simulate_reverse(first, n, false, nullptr, nullptr, &part_samples);
+  driver.ordered_loop("samples", st, [&](detail::Backend& b, std::uint64_t first, std::uint64_t n,
+                                          detail::Part<NoStats>& part) {
+    b.simulate_reverse(first, n, false, nullptr, nullptr, &part.f32[0]);
     part.blocks.resize((n + kBlock - 1) / kBlock);
-    part.f32[0] = std::move(part_samples);
   });
   result.performance = driver.performance();
   result.provenance = driver.provenance();
@@ -127,7 +127,8 @@ void draw_samples(const detail::ForwardProblem& P, std::unique_ptr<detail::Backe
 }
 
 // detailed_ft() after the tables: config.run.paths forward paths, then as many reverse paths.
-void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Backend> backend,
+void run_detailed_ft(const detail::ForwardProblem& P,
+                     std::vector<std::unique_ptr<detail::Backend>> backend,
                      const RunOptions& options, Clock::time_point start, std::uint64_t min_count,
                      DetailedFtResult& result) {
   const Config& c = result.config;
@@ -170,13 +171,17 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
     driver.set_section("loop:reverse", rev.bytes());
   }
   hist = driver.share(hist);
-  driver.ordered_loop("forward", fwd, [&](std::uint64_t first, std::uint64_t n, detail::Part<SideBlock>& part) {
-    b.simulate(first, n, f_s, f_r);
-    reduce_side(f_s, f_r, hist, part);
+  driver.ordered_loop("forward", fwd, [&](detail::Backend& on, std::uint64_t first, std::uint64_t n,
+                                         detail::Part<SideBlock>& part) {
+    std::vector<double> s, r;
+    on.simulate(first, n, s, r);
+    reduce_side(s, r, hist, part);
   });
-  driver.ordered_loop("reverse", rev, [&](std::uint64_t first, std::uint64_t n, detail::Part<SideBlock>& part) {
-    b.simulate_reverse(first, n, true, &r_s, &r_r, nullptr);
-    reduce_side(r_s, r_r, hist, part);
+  driver.ordered_loop("reverse", rev, [&](detail::Backend& on, std::uint64_t first, std::uint64_t n,
+                                          detail::Part<SideBlock>& part) {
+    std::vector<double> s, r;
+    on.simulate_reverse(first, n, true, &s, &r, nullptr);
+    reduce_side(s, r, hist, part);
   });
   result.performance = driver.performance();
   result.provenance = driver.provenance();
@@ -231,7 +236,7 @@ SampleResult sample(const Problem& problem, std::uint64_t count, const RunOption
   const detail::ForwardProblem& P = problem.forward();
   detail::check_fits_in_memory(count * std::uint64_t(P.d) * sizeof(float), "count",
                                "the " + std::to_string(count) + " samples");
-  draw_samples(P, detail::make_backend(P, c.run.backend, c.run.threads), options, start, count,
+  draw_samples(P, detail::make_backends(P, c), options, start, count,
                result);
   return result;
 }
@@ -255,7 +260,7 @@ DetailedFtResult detailed_ft(const Problem& problem, const RunOptions& options,
     throw ConfigError("min_count", "must be at least 1 (got " + std::to_string(min_count) + ")");
   const Config& c = result.config;
   const detail::ForwardProblem& P = problem.forward();
-  run_detailed_ft(P, detail::make_backend(P, c.run.backend, c.run.threads), options, start,
+  run_detailed_ft(P, detail::make_backends(P, c), options, start,
                   min_count, result);
   return result;
 }

@@ -43,7 +43,8 @@ std::optional<ProbeSetup> hutchinson_of(const detail::ForwardProblem& P) {
 }
 
 // run() after the tables: result.config is the validated config P was built from.
-void run_forward(const detail::ForwardProblem& P, std::unique_ptr<detail::Backend> backend,
+void run_forward(const detail::ForwardProblem& P,
+                 std::vector<std::unique_ptr<detail::Backend>> backend,
                  const RunOptions& options, Clock::time_point start, RunResult& result) {
   const Config& c = result.config;
   detail::ChunkDriver driver(std::move(backend), c, P.steps, options, c.run.paths, c.run.paths,
@@ -119,7 +120,7 @@ RunResult run(const Problem& problem, const RunOptions& options) {
   result.config = problem.config();
   const Config& c = result.config;
   const detail::ForwardProblem& P = problem.forward();
-  run_forward(P, detail::make_backend(P, c.run.backend, c.run.threads), options, start, result);
+  run_forward(P, detail::make_backends(P, c), options, start, result);
   return result;
 }
 

@@ -184,6 +184,7 @@ extern const Named<Backend> kBackends[3];
 constexpr IntRange kStepsRange{1, 10'000'000};
 constexpr IntRange kSeedRange{0, kU64Max};
 constexpr IntRange kThreadsRange{0, 1024};  // more start slowly and use ~0.5 MB each, for no gain
+constexpr IntRange kDevicesRange{1, 64};    // backends one process drives at once (run.devices)
 
 // "schedule" and "run" sections; `allowed` is the section's key set (the training config has
 // fewer keys than the run config), `path` its name.

@@ -33,7 +33,20 @@ void mark_job_started() { g_started.store(true); }
 SoloScope::SoloScope() : saved_(&world()) { g_world.store(&g_single); }
 SoloScope::~SoloScope() { g_world.store(saved_); }
 
-int job_device(int count) { return count > 0 ? world().local_rank() % count : 0; }
+namespace {
+thread_local int t_slot = 0, t_devices = 1;
+}
+int job_device(int count) {
+  return count > 0 ? (world().local_rank() * t_devices + t_slot) % count : 0;
+}
+DeviceSlot::DeviceSlot(int k, int devices) : saved_k_(t_slot), saved_devices_(t_devices) {
+  t_slot = k;
+  t_devices = devices;
+}
+DeviceSlot::~DeviceSlot() {
+  t_slot = saved_k_;
+  t_devices = saved_devices_;
+}
 
 bool launched_by_mpi() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK",

@@ -25,8 +25,23 @@ class Communicator {
 
 // The job this process belongs to: the MPI one inside an active MpiSession, else one rank.
 Communicator& world();
-// The CUDA device of this rank among `count` visible ones: local_rank() % count.
+// The CUDA device of this thread among `count` visible ones: (local_rank() * D + k) % count, for
+// the k-th of the D devices this rank drives (a DeviceSlot; k = 0, D = 1 without one).
 int job_device(int count);
+// While alive, job_device() on this thread answers for device k of D (run.devices).
+class DeviceSlot {
+ public:
+  DeviceSlot(int k, int devices);
+  ~DeviceSlot();
+  DeviceSlot(const DeviceSlot&) = delete;
+  DeviceSlot& operator=(const DeviceSlot&) = delete;
+
+ private:
+  int saved_k_, saved_devices_;
+};
+// Makes device job_device(count) current on the calling thread, for a CUDA backend that thread is
+// about to drive (kernels/cuda_device.cu; nothing in a build without CUDA).
+void bind_cuda_device();
 // While alive, this process is a job of one rank (world() is the single-process communicator),
 // so the engine's calls in it meet no other rank: for work a rank does on its own (the
 // experiment's training of its models).

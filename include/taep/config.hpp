@@ -66,6 +66,10 @@ struct RunSettings {
   Backend backend = Backend::automatic;
   std::uint64_t chunk_paths = 0;  // 0: automatic (fits device memory); rounded up to 4096
   int threads = 0;                // CPU threads, 0: all available
+  // Backends this process drives at once, each on its own share of every round's paths
+  // (docs/distributed.md): with cuda, that many GPUs (this rank's devices on its node); with the
+  // CPU, that many CPU backends sharing run.threads. Does not change results.
+  int devices = 1;
   // When every path comes out non-finite: false throws NonFiniteResult (the CLI exits 1), true
   // returns the result with null statistics and a warning.
   bool allow_nonfinite = false;
