@@ -14,7 +14,8 @@
 #   build      Release, sm_90 only, tests and benchmarks                          240 s
 #   sass       bench/sass_count.py: instructions per path-step of every kernel     60 s
 #   gpu_tests  the gpu-labelled tests with TAEP_REQUIRE_GPU=1 (skips fail)        150 s
-#   bench      throughput: mixture Euler/Milstein, MLP fp32/tf32, sampling, train 120 s
+#   bench      throughput: mixture Euler/Milstein, MLP fp32/tf32, sampling, train,
+#              and the same run over 1..G GPUs (run.devices)                         120 s
 #   summary    summary.json (the record for bench/results/), utilisation from SASS
 #   memcheck, racecheck  compute-sanitizer on a reduced GPU test set            60 s each
 # $OUT then holds three files: summary.json, gpu_check.log (what was printed) and gpu_check.tar.gz
@@ -135,6 +136,15 @@ JSON
     --result "$work/train.result.json" --out "$work/train.safetensors" &&
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; t=r['training']; print(json.dumps({'backend': sys.argv[2], 'scheme': 'dsm', 'paths': t['steps'], 'best_path_steps_per_second': p['examples_per_second'], 'train_steps_per_second': p['steps_per_second'], 'final_loss': t['final_loss']}))" \
       "$work/train.result.json" "$backend-train" >> "$rows" || fail=1
+  # Strong scaling over the machine's GPUs in one process (run.devices; docs/distributed.md): the
+  # same run on 1..G devices. The dry run uses 2 CPU backends.
+  local gpus=2
+  [ "$dry" = 1 ] || gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || echo 1)
+  for n in $(seq 1 "$gpus"); do
+    "$build/taep" run --backend "$backend" --paths $((67108864 / scale)) --steps 1000 --quiet       --set run.devices=$n --out "$work/devices_$n.result.json" &&
+      python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; print(json.dumps({'backend': sys.argv[2], 'scheme': 'euler', 'devices': int(sys.argv[3]), 'paths': r['taep']['count'], 'best_path_steps_per_second': p['path_steps_per_second'], 'wall_seconds': p['wall_seconds']}))" \
+        "$work/devices_$n.result.json" "$backend-devices" "$n" >> "$rows" || fail=1
+  done
   cat "$rows"
   exit $fail
 }
