@@ -231,7 +231,8 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
 // The same path as forward_path (the same streams, draws, steps and formulas of docs/physics.md
 // sections 2 and 4), evaluated the GPU's way: accumulate_mixture_log2 for the scores, the intrinsic
 // wrappers of hd.hpp for exp2 and 1/z, and for a compiled d the noise of G = 4/gcd(d, 4) steps taken
-// as whole 4-normal blocks (no branch on a buffer). On the host it is forward_path's arithmetic up to
+// as whole 4-normal blocks (no branch on a buffer, no reference to the stream that could keep it in
+// local memory). On the host it is forward_path's arithmetic up to
 // rounding (the order of the softmax), which the CPU tests check; the CPU backend runs forward_path.
 
 // The log2-domain tables next to a ForwardView; the means and ratios may point at a kernel's
@@ -299,10 +300,11 @@ TAEP_HD PathResult forward_path_log2(const ForwardView& V, const Log2Tables& F, 
   sample_initial_state<D>(V, init, P.x);
   if (V.reference) out.reference = log_ratio_at<D>(V, V.abar_start, P.x);
   double S = 0.0;
-  int k = 0;
   if constexpr (D > 0) {
     constexpr int G = steps_per_block_group<D>();
-    for (; k + G <= V.steps; k += G) {
+    // The noise of G steps, then the steps: `steps` of them (fewer only in the last group, whose
+    // unused normals no step reads).
+    const auto group = [&](int k, int steps) {
       float z[G * D];
       TAEP_UNROLL
       for (int b = 0; b < G * D / 4; ++b) {
@@ -314,18 +316,22 @@ TAEP_HD PathResult forward_path_log2(const ForwardView& V, const Log2Tables& F, 
       }
       TAEP_UNROLL
       for (int g = 0; g < G; ++g) {
+        if (g >= steps) break;
         const StepScalars c = V.step[k + g];
         for (int i = 0; i < D; ++i) P.dw[i] = c.sqrt_h * z[g * D + i];
         S += double(forward_step_log2<D, K, Mode>(V, F, c, k + g, P));
       }
+    };
+    int k = 0;
+    for (; k + G <= V.steps; k += G) group(k, G);
+    if (k < V.steps) group(k, V.steps - k);
+  } else {
+    NormalSource<Noise> z(noise);
+    for (int k = 0; k < V.steps; ++k) {
+      const StepScalars c = V.step[k];
+      for (int i = 0; i < d; ++i) P.dw[i] = c.sqrt_h * z.next();
+      S += double(forward_step_log2<D, K, Mode>(V, F, c, k, P));
     }
-  }
-  // The rest (and every step of a run-time d): value by value, from a block boundary.
-  NormalSource<Noise> z(noise);
-  for (; k < V.steps; ++k) {
-    const StepScalars c = V.step[k];
-    for (int i = 0; i < d; ++i) P.dw[i] = c.sqrt_h * z.next();
-    S += double(forward_step_log2<D, K, Mode>(V, F, c, k, P));
   }
   out.taep = S;
   if (V.reference) out.reference -= log_ratio_at<D>(V, V.abar_end, P.x);
