@@ -250,8 +250,20 @@ TEST(Log2Path, DeviceSizedNoiseErrorsStayWithinGpuTolerance) {
     const PathDiffs r = compare_paths<2, 8>(ring(scheme, 300), 1000, true);
     EXPECT_LT(r.median, 1e-4 / 10) << "median |S_gpu - S_cpu|";
     EXPECT_LT(r.max, 1e-2 / 10) << "max |S_gpu - S_cpu|";
-    std::printf("[ info ] %s: median %.3g, max %.3g\n",
+    std::printf("[ info ] ring %s: median %.3g, max %.3g\n",
                 scheme == taep::Scheme::euler ? "euler" : "milstein", r.median, r.max);
+  }
+  // The other kernels gpu_test.cpp checks per path (ForwardKernelsAgreeWithCpu), same bounds.
+  taep::Config three = taep_test::three_mode_config();
+  three.schedule.steps = 300;
+  three.schedule.scheme = taep::Scheme::milstein;
+  const PathDiffs cases[] = {compare_paths<2, 3>(three, 500, true),
+                             compare_paths<16, 4>(taep_test::random_mixture_config(16), 200, true),
+                             compare_paths<0, 0>(taep_test::random_mixture_config(5), 200, true)};
+  for (const PathDiffs& r : cases) {
+    EXPECT_LT(r.median, 1e-4 / 10) << "median |S_gpu - S_cpu|";
+    EXPECT_LT(r.max, 1e-2 / 10) << "max |S_gpu - S_cpu|";
+    std::printf("[ info ] median %.3g, max %.3g, closed form %.3g\n", r.median, r.max, r.ref_max);
   }
 }
 

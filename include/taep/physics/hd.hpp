@@ -46,50 +46,30 @@ TAEP_HD bool isfinite_(double x) { return (x - x) == 0.0; }  // false for inf an
 // function the CPU has always called, so the CPU's results stay bit for bit what they were and the
 // CPU tests run the same formulas as the kernels. Packets (hd.hpp, "Lane types") forward to their
 // exact PacketOps.
-TAEP_HD float fast_exp2(float x) {
 #if defined(__CUDA_ARCH__)
-  float r;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
-  return r;
+#define TAEP_PTX_F32(name, op)                                                 \
+  __device__ __forceinline__ float name(float x) {                            \
+    float r;                                                                   \
+    asm(op " %0, %1;" : "=f"(r) : "f"(x));                                     \
+    return r;                                                                  \
+  }
+TAEP_PTX_F32(ptx_ex2, "ex2.approx.ftz.f32")
+TAEP_PTX_F32(ptx_lg2, "lg2.approx.ftz.f32")  // __logf would first rescale denormals
+TAEP_PTX_F32(ptx_sqrt, "sqrt.approx.ftz.f32")
+TAEP_PTX_F32(ptx_rcp, "rcp.approx.ftz.f32")
+#undef TAEP_PTX_F32
+#define TAEP_FAST(device, host) device
 #else
-  return ::exp2f(x);
+#define TAEP_FAST(device, host) host
 #endif
-}
-TAEP_HD float fast_log(float x) {
-#if defined(__CUDA_ARCH__)
-  float r;  // log2 with denormals flushed (__logf would rescale them first), times ln 2
-  asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
-  return r * 0.69314718f;
-#else
-  return ::logf(x);
-#endif
-}
-TAEP_HD float fast_sqrt(float x) {
-#if defined(__CUDA_ARCH__)
-  float r;
-  asm("sqrt.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
-  return r;
-#else
-  return ::sqrtf(x);
-#endif
-}
-TAEP_HD float fast_rcp(float x) {
-#if defined(__CUDA_ARCH__)
-  float r;
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
-  return r;
-#else
-  return 1.f / x;
-#endif
-}
+TAEP_HD float fast_exp2(float x) { return TAEP_FAST(ptx_ex2(x), ::exp2f(x)); }
+TAEP_HD float fast_log(float x) { return TAEP_FAST(ptx_lg2(x) * 0.69314718f, ::logf(x)); }
+TAEP_HD float fast_sqrt(float x) { return TAEP_FAST(ptx_sqrt(x), ::sqrtf(x)); }
+TAEP_HD float fast_rcp(float x) { return TAEP_FAST(ptx_rcp(x), 1.f / x); }
 TAEP_HD void fast_sincos(float x, float& s, float& c) {
-#if defined(__CUDA_ARCH__)
-  __sincosf(x, &s, &c);
-#else
-  s = ::sinf(x);
-  c = ::cosf(x);
-#endif
+  TAEP_FAST(__sincosf(x, &s, &c), (s = ::sinf(x), c = ::cosf(x)));
 }
+#undef TAEP_FAST
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kLog2e = 1.44269504088896340736;
