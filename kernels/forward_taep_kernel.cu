@@ -21,6 +21,20 @@ constexpr int kForwardThreads = 128;
 // loop), an odd number of floats apart so that a warp's accesses fall in distinct banks.
 constexpr int kGenericThreads = 32;
 __host__ __device__ constexpr int generic_row(int d) { return d | 1; }
+// Threads per block of the other-d kernel: 32, fewer where the rows would exceed the device's
+// shared memory per block (d = 256 needs 132 KB for 32 threads; sm_86 and sm_89 have 99 KB).
+int generic_threads(int d) {
+  static const int limit = [] {
+    int device = 0, bytes = 48 << 10;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+      cudaGetLastError();
+    return bytes;
+  }();
+  int threads = kGenericThreads;
+  while (threads > 1 && threads * 4 * generic_row(d) * int(sizeof(float)) > limit) threads /= 2;
+  return threads;
+}
 
 // The component tables of a kernel with K components per mixture, passed by value: they sit in the
 // constant bank and enter the FMAs as operands, no load instruction.
@@ -87,7 +101,7 @@ __global__ void __launch_bounds__(D > 0 ? kForwardThreads : kGenericThreads)
 
 template <int D, physics::Sharing Mode, int K>
 void launch(const ForwardLaunch& a, const ComponentConstants<D, K>& constants) {
-  const int threads = D > 0 ? kForwardThreads : kGenericThreads;
+  const int threads = D > 0 ? kForwardThreads : generic_threads(a.view.d);
   const unsigned blocks = unsigned((a.count + threads - 1) / threads);
   int shared_bytes = 0;
   if constexpr (D == 0) {
@@ -128,9 +142,6 @@ void launch_components(const ForwardLaunch& a, std::integer_sequence<int, Ks...>
 
 void launch_forward_taep(const ForwardLaunch& a) {
   if (a.count == 0) return;
-#ifdef SCRATCH_D
-  launch_modes<SCRATCH_D, SCRATCH_K>(a);
-#else
   dispatch_dim(a.view.d, [&](auto dim) {
     constexpr int D = decltype(dim)::value;
     if constexpr (D > 0)
@@ -138,7 +149,6 @@ void launch_forward_taep(const ForwardLaunch& a) {
     else
       launch_modes<0, 0>(a);
   });
-#endif
   TAEP_CUDA_CHECK(cudaGetLastError());
 }
 
