@@ -56,8 +56,8 @@ __device__ __forceinline__ Stream stream_of(std::uint64_t seed, std::uint64_t su
 }
 
 template <int D, int K>
-__device__ __forceinline__ physics::Log2Tables tables_of(const physics::Log2Tables& global,
-                              const ComponentConstants<D, K>& constants) {
+__device__ __forceinline__ physics::Log2Tables tables_of(
+    const physics::Log2Tables& global, const ComponentConstants<D, K>& constants) {
   physics::Log2Tables t = global;
   if constexpr (K > 0) {
     t.target_mean = constants.target_mean;

@@ -232,8 +232,9 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
 // sections 2 and 4), evaluated the GPU's way: accumulate_mixture_log2 for the scores, the intrinsic
 // wrappers of hd.hpp for exp2 and 1/z, and for a compiled d the noise of G = 4/gcd(d, 4) steps taken
 // as whole 4-normal blocks (no branch on a buffer, no reference to the stream that could keep it in
-// local memory). On the host it is forward_path's arithmetic up to
-// rounding (the order of the softmax), which the CPU tests check; the CPU backend runs forward_path.
+// local memory). On the host it is forward_path's arithmetic up to rounding (the order of the
+// softmax), which the CPU tests check (tests/intrinsics_test.cpp); the CPU backend runs
+// forward_path.
 
 // The log2-domain tables next to a ForwardView; the means and ratios may point at a kernel's
 // constant parameters.
@@ -273,14 +274,15 @@ TAEP_HD float forward_step_log2(const ForwardView& V, const Log2Tables& F, const
   const int Kt = K > 0 ? K : V.target.K;
   const ComponentLog2* target_k = F.target + std::size_t(k) * Kt;
   if (shared) {
-    accumulate_mixture_log2<D, K, true>(d, Kt, F.target_mean, target_k, F.ratio, c.sqrt_abar, P.x,
-                                  P.dw, aa, p, q);
+    accumulate_mixture_log2<D, K, true>(d, Kt, F.target_mean, target_k, F.ratio, c.sqrt_abar,
+                                        P.x, P.dw, aa, p, q);
   } else {
     const int Km = K > 0 ? K : V.model.K;
-    accumulate_mixture_log2<D, K, false>(d, Kt, F.target_mean, target_k, nullptr, c.sqrt_abar, P.x,
-                                  P.dw, aa, p, q);
-    accumulate_mixture_log2<D, K, false>(d, Km, F.model_mean, F.model + std::size_t(k) * Km, nullptr,
-                                  c.sqrt_abar, P.x, P.dw, aa, q, p);
+    const ComponentLog2* model_k = F.model + std::size_t(k) * Km;
+    accumulate_mixture_log2<D, K, false>(d, Kt, F.target_mean, target_k, nullptr, c.sqrt_abar,
+                                         P.x, P.dw, aa, p, q);
+    accumulate_mixture_log2<D, K, false>(d, Km, F.model_mean, model_k, nullptr, c.sqrt_abar, P.x,
+                                         P.dw, aa, q, p);
   }
   float div_p, quad_p, div_q, quad_q;
   finish_log2<D>(d, p, P.dw, quad, div_p, quad_p);

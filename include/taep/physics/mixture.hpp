@@ -210,11 +210,11 @@ TAEP_HD void accumulate_mixture_log2(int d_runtime, int n, const float* mean,
     float l[K], q[K], p[K], inv_v[K];
     float u[kKeepU ? K : 1][kKeepU ? D : 1];
     float M = 0.f;
-TAEP_UNROLL
+    TAEP_UNROLL
     for (int k = 0; k < K; ++k) {
       const ComponentLog2 ck = comp[k];
       float uu = 0.f, ua = 0.f;
-TAEP_UNROLL
+      TAEP_UNROLL
       for (int i = 0; i < d; ++i) {
         const float ui = u_at(k, i);
         if constexpr (kKeepU) u[k][i] = ui;
@@ -227,7 +227,7 @@ TAEP_UNROLL
       p[k] = fmaf(ua * ua, ck.inv_v, -aa);
       M = k == 0 ? l[k] : fmaxf(M, l[k]);
     }
-TAEP_UNROLL
+    TAEP_UNROLL
     for (int k = 0; k < K; ++k) {
       const float e = fast_exp2(l[k] - M);
       const auto uk = [&](int i) {
