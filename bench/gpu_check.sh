@@ -94,7 +94,8 @@ stage_build() {
 }
 
 stage_sass() {
-  BUILD_DIR="$build" python3 bench/sass_count.py --json "$work/sass.json"
+  # --check: the ring's budgets per path-step and no local memory in a forward step loop (issue 15)
+  BUILD_DIR="$build" python3 bench/sass_count.py --json "$work/sass.json" --check
 }
 
 stage_gpu_tests() {
@@ -185,7 +186,7 @@ except (IndexError, ValueError):
 bench = rows("bench.jsonl")
 per_step = None
 if sass:
-    c = sass["cases"].get("forward_taep_kernel<2>/shared") or {}
+    c = sass.get("ring", {}).get("shared") or {}
     per_step = c.get("instructions_per_path_step")
 for r in bench:
     if sm and clock_mhz and per_step and r["backend"] == "cuda" and r.get("scheme") == "euler":

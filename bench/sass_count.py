@@ -3,21 +3,28 @@
 
 Reads the kernel objects of a build tree (BUILD_DIR, default build/) with cuobjdump, splits each
 kernel into its loops (a backward branch closes a loop over the addresses it jumps back across) and
-counts the instructions of each loop body by class. The path-step loop of a kernel is a top-level
-loop; loops nested in it (passes over mixture components, not unrolled) are weighted by their
-trip count for K components (--components, default the ring's 8; see count_loop). Both arms of a branch inside the loop are
-counted, so a count is an upper bound of what one path-step issues.
+counts the instructions of each loop body by class. The path-step loop of a kernel is the top-level
+loop with the most exponentials. One iteration of it may carry several path-steps (the forward
+kernel takes the noise of 4/gcd(d, 4) steps as whole Philox blocks, docs/gpu-kernels.md): each
+path-step adds its float increment to the double S exactly once, so the DADDs of the loop body give
+the steps per iteration, and the count is divided by them. Loops nested in the step loop (passes
+over mixture components whose count is not compiled in) are weighted by their trip count for K
+components (--components, default the ring's 8; see count_loop). Both arms of a branch inside the
+loop are counted, so a count is an upper bound of what one path-step issues.
 
 Cases (what --json writes under "cases", one per kernel with a step loop): the forward kernel per
-compiled d and sharing mode, "forward_taep_kernel<2>/shared" (the ring: model and target share
-their components, one pass per step) and "forward_taep_kernel<2>/non_shared" (two passes) among
-them, and the reverse kernels. The step loop is the top-level loop with the most exponentials.
+compiled d, component count (0: any) and sharing mode, and the reverse kernels. "ring" names the
+paper's ring (d = 2, K = 8) under "shared" (model and target share their components: one pass per
+step, every collapse model) and "non_shared" (two passes), with the budgets of "budget";
+--check fails (exit 1) when a ring case is over its budget or a forward kernel's step loop touches
+local memory.
 
 Output: per case `instructions_per_path_step`, `by_class` (FFMA, FMUL, FADD, MUFU, global/local/
 shared/constant loads and stores, branches, integer, conversions, other), `local_memory_in_loop`,
-and per kernel the registers, spill stores/loads and local memory bytes from cuobjdump -res-usage.
-It needs cuobjdump: the CUDA toolkit's, or the PyPI wheel nvidia-cuda-cuobjdump (the script finds
-either). Usage: BUILD_DIR=build python3 bench/sass_count.py [--json FILE] [--trips K] [--arch sm_90]
+`steps_per_iteration`, and per kernel the registers, spill stores/loads and local memory bytes from
+cuobjdump -res-usage. It needs cuobjdump: the CUDA toolkit's, or the PyPI wheel
+nvidia-cuda-cuobjdump (the script finds either). Usage:
+BUILD_DIR=build python3 bench/sass_count.py [--json FILE] [--components K] [--arch sm_90] [--check]
 """
 import argparse
 import datetime
@@ -118,15 +125,23 @@ def ex2_in(instrs, start, end):
 
 
 def count_loop(instrs, start, end, inner, components):
-    """Instructions of one iteration of a step loop: its body once, and each nested loop times its
-    trip count. A nested loop in a step loop is a pass over mixture components with u exponentials
-    (MUFU.EX2) per iteration: the first component is peeled (it needs no exponential), so it runs
-    (K - 1) // u times; the remainder is inline code already in the body. A nested loop without
-    an exponential counts once (none is nested in the fixed-d kernels)."""
+    """Instructions of one path-step of a step loop: its body once, each nested loop times its trip
+    count, all divided by the path-steps per iteration (the DADDs of S in the body outside nested
+    loops). A nested loop is a pass over mixture components whose count is a run-time value: with
+    u exponentials (MUFU.EX2) per iteration it runs (K - 1) // u times (the online softmax peels the
+    first component, which needs no exponential, and the remainder is inline code already in the
+    body; the two-pass evaluation's accumulating pass is then undercounted by at most one
+    iteration), else with m maxima (FMNMX) K // m times (the two-pass evaluation's first pass,
+    which takes the largest logit); any other nested loop (over coordinates of a run-time d)
+    counts once."""
     weights = []
     for s, e in inner:
         u = ex2_in(instrs, s, e)
-        weights.append((s, e, (components - 1) // u if u else 1))
+        m = sum(1 for a, op, _ in instrs if s <= a <= e and op.startswith("FMNMX"))
+        weights.append((s, e, max(1, (components - 1) // u) if u else
+                        max(1, components // m) if m else 1))
+    steps = sum(1 for a, op, _ in instrs if start <= a <= end and op.startswith("DADD")
+                and not any(s <= a <= e for s, e, _ in weights)) or 1
     counts, total, local = {}, 0.0, False
     for addr, op, _ in instrs:
         if not start <= addr <= end:
@@ -136,11 +151,12 @@ def count_loop(instrs, start, end, inner, components):
             if s <= addr <= e:
                 w *= t
         c = klass(op)
-        counts[c] = counts.get(c, 0.0) + w
-        total += w
+        counts[c] = counts.get(c, 0.0) + w / steps
+        total += w / steps
         local |= c in ("local_load", "local_store")
-    return total, counts, local, [{"span": [hex(s), hex(e)], "exp_per_iteration": ex2_in(instrs, s, e),
-                                   "trips": t} for s, e, t in weights]
+    return total, counts, local, steps, [{"span": [hex(s), hex(e)],
+                                          "exp_per_iteration": ex2_in(instrs, s, e), "trips": t}
+                                         for s, e, t in weights]
 
 
 def resource_usage(cuobjdump, obj, arch):
@@ -207,21 +223,42 @@ def analyse(build, arch, components):
             top = nesting(loops_of(instrs))
             best = max(top, key=lambda l: ex2_in(instrs, l[0], l[1]), default=None)
             if best and ex2_in(instrs, best[0], best[1]) > 0:
-                total, counts, local, inner = count_loop(instrs, best[0], best[1], best[2], components)
+                total, counts, local, steps, inner = count_loop(instrs, best[0], best[1], best[2],
+                                                                components)
                 entry["step_loop"] = {"span": [hex(best[0]), hex(best[1])],
                                       "instructions_per_path_step": total,
                                       "by_class": dict(sorted(counts.items())),
-                                      "local_memory_in_loop": local, "nested_loops": inner}
+                                      "local_memory_in_loop": local, "steps_per_iteration": steps,
+                                      "nested_loops": inner}
             kernels.append(entry)
     return kernels
 
 
+# The paper's ring (d = 2, K = 8, docs/physics.md section 2) and its budgets per path-step (issue 15).
+RING = {"shared": "forward_taep_kernel<2, 8>/shared", "non_shared": "forward_taep_kernel<2, 8>/non_shared"}
+BUDGET = {"shared": 320, "non_shared": 450}
+
+
 def cases(kernels):
-    """Per kernel with a step loop: its count per path-step (the ring's cases are
-    forward_taep_kernel<2>/shared and forward_taep_kernel<2>/non_shared)."""
+    """Per kernel with a step loop: its count per path-step."""
     return {k["kernel"]: {key: k["step_loop"][key] for key in
-                          ("instructions_per_path_step", "by_class", "local_memory_in_loop")}
+                          ("instructions_per_path_step", "by_class", "local_memory_in_loop",
+                           "steps_per_iteration")}
             for k in kernels if k["step_loop"]}
+
+
+def check(named):
+    """What is over budget: the ring cases, and local memory in any forward kernel's step loop."""
+    bad = []
+    for key, name in RING.items():
+        c = named.get(name)
+        if c is None:
+            bad.append(f"{name}: not found")
+        elif c["instructions_per_path_step"] > BUDGET[key]:
+            bad.append(f"{name}: {c['instructions_per_path_step']:.0f} > {BUDGET[key]} per path-step")
+    bad += [f"{n}: local memory in the step loop" for n, c in named.items()
+            if n.startswith("forward_taep_kernel") and c["local_memory_in_loop"]]
+    return bad
 
 
 def main():
@@ -230,6 +267,8 @@ def main():
     ap.add_argument("--arch", default="sm_90")
     ap.add_argument("--components", type=int, default=8,
                     help="mixture components K of the case counted (the ring: 8)")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 if a ring case is over budget or a forward step loop uses local memory")
     a = ap.parse_args()
     build = os.environ.get("BUILD_DIR", "build")
     kernels = analyse(build, a.arch, a.components)
@@ -252,8 +291,17 @@ def main():
             json.dump({"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
                        "commit": commit, "arch": a.arch, "components": a.components,
                        "method": "static: step-loop body once, nested component loops times their "
-                                 "trip count, both arms of every branch (an upper bound)",
-                       "cases": named, "kernels": kernels}, f, indent=1)
+                                 "trip count, both arms of every branch (an upper bound), divided by "
+                                 "the path-steps per iteration (the DADDs of S)",
+                       "ring": {key: {"kernel": name, **named[name]} for key, name in RING.items()
+                                if name in named},
+                       "budget": BUDGET, "cases": named, "kernels": kernels}, f, indent=1)
+    if a.check:
+        bad = check(named)
+        for b in bad:
+            print(f"sass_count: {b}", file=sys.stderr)
+        if bad:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

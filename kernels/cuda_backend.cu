@@ -48,6 +48,7 @@ class CudaBackend final : public Backend {
         device_(describe_device0()),
         tables_(problem_),
         view_(tables_.view()),
+        log2_(problem_, view_),
         reverse_end_(build_reverse_end(problem_)),
         model_last_(reverse_end_.model_last) {
     reverse_view_.fwd = view_;
@@ -149,6 +150,10 @@ class CudaBackend final : public Backend {
     if (problem_.reference && r_.size() < count) r_ = DeviceBuffer<double>(count);
     ForwardLaunch f;
     f.view = view_;
+    f.log2 = log2_.view();
+    f.host_target_mean = problem_.target.mean.data();
+    f.host_model_mean = problem_.model.mean.data();
+    f.host_ratio = problem_.ratio.data();
     f.first = first;
     f.count = count;
     f.taep = s_.data();
@@ -161,6 +166,7 @@ class CudaBackend final : public Backend {
   std::string device_;
   DeviceProblem tables_;
   physics::ForwardView view_;
+  Log2DeviceTables log2_;
   ReverseEndTables reverse_end_;
   DeviceBuffer<physics::ComponentStep> model_last_;  // the model's coefficients at t_max
   physics::ReverseView reverse_view_;

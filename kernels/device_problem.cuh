@@ -46,6 +46,35 @@ class DeviceProblem {
   physics::ForwardView view_;
 };
 
+// The fused forward kernel's log2-domain component tables (physics::component_log2_at, folded on
+// the host in double from the problem's weights, widths and schedule) in device memory, and the view
+// over them; the means and ratios the kernels with a compiled K take as constant parameters instead.
+class Log2DeviceTables {
+ public:
+  Log2DeviceTables(const ForwardProblem& problem, const physics::ForwardView& device_view)
+      : target_(fold(problem, problem.target)), model_(fold(problem, problem.model)) {
+    view_.target = target_.data();
+    view_.model = problem.shared ? nullptr : model_.data();
+    view_.target_mean = device_view.target.mean;
+    view_.model_mean = problem.shared ? nullptr : device_view.model.mean;
+    view_.ratio = device_view.ratio;
+  }
+  const physics::Log2Tables& view() const { return view_; }
+
+ private:
+  static std::vector<physics::ComponentLog2> fold(const ForwardProblem& p, const MixtureTablesHost& m) {
+    std::vector<physics::ComponentLog2> out(std::size_t(p.steps) * m.K);
+    for (int s = 0; s < p.steps; ++s) {
+      const double abar = p.schedule.abar(p.grid.t(s));
+      for (int k = 0; k < m.K; ++k)
+        out[std::size_t(s) * m.K + k] = physics::component_log2_at(p.d, m.log_w[k], m.sigma2[k], abar);
+    }
+    return out;
+  }
+  DeviceBuffer<physics::ComponentLog2> target_, model_;
+  physics::Log2Tables view_;
+};
+
 // Reduces per-path values on the device (launch_reduce) and brings the per-block accumulators and
 // the histogram counts back; owns their device buffers across chunks.
 class ChunkReducer {

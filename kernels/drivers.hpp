@@ -14,6 +14,11 @@ namespace detail {
 
 struct ForwardLaunch {
   physics::ForwardView view;  // pointers into device memory
+  physics::Log2Tables log2;   // the kernel's log2-domain tables, in device memory
+  // The component tables on the host, for the kernels that take them as constant parameters.
+  const float* host_target_mean = nullptr;  // target.K * d
+  const float* host_model_mean = nullptr;   // model.K * d
+  const float* host_ratio = nullptr;        // target.K (shared components)
   std::uint64_t first = 0;    // global id of the first path
   std::uint64_t count = 0;
   double* taep = nullptr;       // count

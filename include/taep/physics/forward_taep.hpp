@@ -22,7 +22,8 @@ namespace taep {
 namespace physics {
 
 // Per-step constants shared by every path (precomputed once per run in double, stored as float).
-struct StepScalars {
+// (8-byte aligned: a kernel reads it with 64-bit loads; the layout is the same 6 floats.)
+struct alignas(8) StepScalars {
   float half_beta;   // beta(t_k) / 2
   float h;           // t_{k+1} - t_k
   float sqrt_h;
@@ -130,11 +131,14 @@ template <class Stream>
 using WordSource = ValueSource<Stream, WordBlocks>;
 
 // log(p/q)(x, t) at abar = abar(t), in double precision, of the path in lane `lane` of the state.
+// (d is D when it is fixed, so that a kernel indexes its state with constants and keeps it in
+// registers.)
 template <int D, class T>
 TAEP_HD double log_ratio_at(const ForwardView& V, double abar, const T* x, int lane = 0) {
-  const double lp = mixture_log_density(V.d, V.target.K, V.target.mean_d, V.target.log_w,
+  const int d = D > 0 ? D : V.d;
+  const double lp = mixture_log_density(d, V.target.K, V.target.mean_d, V.target.log_w,
                                         V.target.sigma2, abar, x, lane);
-  const double lq = mixture_log_density(V.d, V.model.K, V.model.mean_d, V.model.log_w,
+  const double lq = mixture_log_density(d, V.model.K, V.model.mean_d, V.model.log_w,
                                         V.model.sigma2, abar, x, lane);
   return lp - lq;
 }
@@ -220,6 +224,119 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
   if (V.reference)
     for (int l = 0; l < Lanes<T>::count; ++l)
       set_lane(out.reference, l, get_lane(out.reference, l) - log_ratio_at<D>(V, V.abar_end, x, l));
+  return out;
+}
+
+// ---- The fused kernel's path: two-pass log2 mixtures, whole Philox blocks (docs/gpu-kernels.md) --
+// The same path as forward_path (the same streams, draws, steps and formulas of docs/physics.md
+// sections 2 and 4), evaluated the GPU's way: accumulate_mixture_log2 for the scores, the intrinsic
+// wrappers of hd.hpp for exp2 and 1/z, and for a compiled d the noise of G = 4/gcd(d, 4) steps taken
+// as whole 4-normal blocks (no branch on a buffer, no reference to the stream that could keep it in
+// local memory). On the host it is forward_path's arithmetic up to rounding (the order of the
+// softmax), which the CPU tests check (tests/intrinsics_test.cpp); the CPU backend runs
+// forward_path.
+
+// The log2-domain tables next to a ForwardView; the means and ratios may point at a kernel's
+// constant parameters.
+struct Log2Tables {
+  const ComponentLog2* target = nullptr;  // steps * target.K
+  const ComponentLog2* model = nullptr;   // steps * model.K (separate components only)
+  const float* target_mean = nullptr;     // target.K * d
+  const float* model_mean = nullptr;      // model.K * d
+  const float* ratio = nullptr;           // shared components: w_model / w_target
+};
+
+// Steps whose d normals fill whole 4-normal blocks (d = 2: two steps per block).
+template <int D>
+constexpr int steps_per_block_group() {
+  return D % 4 == 0 ? 1 : D % 2 == 0 ? 2 : 4;
+}
+
+// Where the kernel keeps a path's vectors: four arrays of d floats.
+struct PathStorage {
+  float* x;
+  float* dw;
+  float* sp;  // target's score sums, then its score
+  float* sq;  // model's
+};
+
+// One step k of a path whose dW is already in P.dw; returns the float TAEP increment.
+template <int D, int K, Sharing Mode>
+TAEP_HD float forward_step_log2(const ForwardView& V, const Log2Tables& F, const StepScalars& c,
+                                int k, const PathStorage& P) {
+  const int d = D > 0 ? D : V.d;
+  const bool shared = Mode == Sharing::runtime ? V.shared : Mode == Sharing::shared;
+  const bool quad = V.milstein;
+  float aa = 0.f;
+  if (quad)
+    for (int i = 0; i < d; ++i) aa = fmaf(P.dw[i], P.dw[i], aa);
+  Log2Sums p{0.f, 0.f, 0.f, P.sp}, q{0.f, 0.f, 0.f, P.sq};
+  const int Kt = K > 0 ? K : V.target.K;
+  const ComponentLog2* target_k = F.target + std::size_t(k) * Kt;
+  if (shared) {
+    accumulate_mixture_log2<D, K, true>(d, Kt, F.target_mean, target_k, F.ratio, c.sqrt_abar,
+                                        P.x, P.dw, aa, p, q);
+  } else {
+    const int Km = K > 0 ? K : V.model.K;
+    const ComponentLog2* model_k = F.model + std::size_t(k) * Km;
+    accumulate_mixture_log2<D, K, false>(d, Kt, F.target_mean, target_k, nullptr, c.sqrt_abar,
+                                         P.x, P.dw, aa, p, q);
+    accumulate_mixture_log2<D, K, false>(d, Km, F.model_mean, model_k, nullptr, c.sqrt_abar, P.x,
+                                         P.dw, aa, q, p);
+  }
+  float div_p, quad_p, div_q, quad_q;
+  finish_log2<D>(d, p, P.dw, quad, div_p, quad_p);
+  finish_log2<D>(d, q, P.dw, quad, div_q, quad_q);
+  float inc = taep_increment(d, c.half_beta, c.h, c.sqrt_beta, P.sq, div_q, P.sp, div_p, P.dw);
+  if (quad) inc += milstein_correction(c, quad_q, quad_p, div_q, div_p);
+  euler_maruyama_step(d, c.decay, c.sqrt_beta, P.dw, P.x);
+  return inc;
+}
+
+// The whole path (one float path; K > 0: both mixtures have exactly K components).
+template <int D, int K, Sharing Mode, class Init, class Noise>
+TAEP_HD PathResult forward_path_log2(const ForwardView& V, const Log2Tables& F, Init& init,
+                                     Noise& noise, const PathStorage& P) {
+  const int d = D > 0 ? D : V.d;
+  PathResult out{0.0, 0.0};
+  sample_initial_state<D>(V, init, P.x);
+  if (V.reference) out.reference = log_ratio_at<D>(V, V.abar_start, P.x);
+  double S = 0.0;
+  if constexpr (D > 0) {
+    constexpr int G = steps_per_block_group<D>();
+    // The noise of G steps, then the steps: `steps` of them (fewer only in the last group, whose
+    // unused normals no step reads).
+    const auto group = [&](int k, int steps) {
+      float z[G * D];
+      TAEP_UNROLL
+      for (int b = 0; b < G * D / 4; ++b) {
+        const auto n = noise.next_normal4();
+        z[4 * b] = n.x;
+        z[4 * b + 1] = n.y;
+        z[4 * b + 2] = n.z;
+        z[4 * b + 3] = n.w;
+      }
+      TAEP_UNROLL
+      for (int g = 0; g < G; ++g) {
+        if (g >= steps) break;
+        const StepScalars c = V.step[k + g];
+        for (int i = 0; i < D; ++i) P.dw[i] = c.sqrt_h * z[g * D + i];
+        S += double(forward_step_log2<D, K, Mode>(V, F, c, k + g, P));
+      }
+    };
+    int k = 0;
+    for (; k + G <= V.steps; k += G) group(k, G);
+    if (k < V.steps) group(k, V.steps - k);
+  } else {
+    NormalSource<Noise> z(noise);
+    for (int k = 0; k < V.steps; ++k) {
+      const StepScalars c = V.step[k];
+      for (int i = 0; i < d; ++i) P.dw[i] = c.sqrt_h * z.next();
+      S += double(forward_step_log2<D, K, Mode>(V, F, c, k, P));
+    }
+  }
+  out.taep = S;
+  if (V.reference) out.reference -= log_ratio_at<D>(V, V.abar_end, P.x);
   return out;
 }
 

@@ -143,6 +143,150 @@ TAEP_HD void accumulate_mixture(int d, int K, const float* mean, const Component
   }
 }
 
+// ---- The GPU's evaluation: two passes in the log2 domain (docs/gpu-kernels.md) ------------------
+// The fused forward kernel evaluates the sums above in another order: a first pass takes the
+// largest logit, a second adds e_k = 2^(l_k - M) with l_k = log2(e) logit_k = c_k + g_k |u_k|^2, the
+// factor -log2(e)/(2 v_k) folded into g_k on the host, in double. One exp2 per component and no
+// rescaling. The CPU keeps accumulate_mixture (its results are bitwise those of every earlier
+// version); these functions run on the host too, with the exact std:: functions behind the
+// intrinsic wrappers (hd.hpp), which is how the CPU tests check them against accumulate_mixture.
+
+// Per-step coefficients of one component in the log2 domain: 16 bytes, one vector load.
+struct alignas(16) ComponentLog2 {
+  float g;      // -log2(e) / (2 v)
+  float c;      // log2(e) (log w - d/2 log(2 pi v))
+  float inv_v;  // 1 / v
+  float unused;
+};
+
+TAEP_HD ComponentLog2 component_log2_at(int d, double log_w, double sigma2, double abar) {
+  const double v = diffused_variance(sigma2, abar);
+  return {float(-0.5 * kLog2e / v), float(kLog2e * (log_w - gaussian_log_norm(d, v))),
+          float(1.0 / v), 0.f};
+}
+
+// The sums of one mixture (the common factor 2^-M left out); s points at the caller's d floats
+// (registers for a compiled d, a row of shared memory otherwise).
+struct Log2Sums {
+  float z, a, b;  // sum e_k; sum e_k (|u|^2/v^2 - d/v); sum e_k ((u.a)^2/v^2 - |a|^2/v)
+  float* s;       // sum e_k u_k / v_k
+};
+
+// Adds the term of a component with exponential e, weight w (1, or a second mixture's ratio on
+// shared components) and ev = w e / v: q = |u|^2/v - d, p = (u.a)^2/v - |a|^2, u(i) the coordinates
+// of u_k.
+template <int D, class U>
+TAEP_HD void add_log2_term(int d, float e, float ev, float w, float q, float p, U&& u,
+                           Log2Sums& m) {
+  m.z = fmaf(e, w, m.z);
+  for (int i = 0; i < (D > 0 ? D : d); ++i) m.s[i] = fmaf(ev, u(i), m.s[i]);
+  m.a = fmaf(ev, q, m.a);
+  m.b = fmaf(ev, p, m.b);
+}
+
+TAEP_HD void clear_log2(int d, Log2Sums& m) {
+  m.z = m.a = m.b = 0.f;
+  for (int i = 0; i < d; ++i) m.s[i] = 0.f;
+}
+
+// One mixture of n components (K > 0: exactly K, known at compile time) centred at sab * mean[k]
+// (K x d, row-major), coefficients comp[k] at this step; with kShared a second mixture on the same
+// components with weights ratio_k w_k is summed from the same exponentials (as in
+// accumulate_mixture; a template argument, so that no code tests the pointer). aa = |a|^2. The quadratic form's sums are taken whether or not `quad` asks
+// for them (a few FMAs, against a branch per component); finish_log2 drops them.
+template <int D, int K, bool kShared>
+TAEP_HD void accumulate_mixture_log2(int d_runtime, int n, const float* mean,
+                                     const ComponentLog2* comp, const float* ratio, float sab,
+                                     const float* x, const float* a, float aa,
+                                     Log2Sums& first, Log2Sums& second) {
+  const int d = D > 0 ? D : d_runtime;
+  const float fd = float(d);
+  clear_log2(d, first);
+  if (kShared) clear_log2(d, second);
+  const auto u_at = [&](int k, int i) { return fmaf(sab, mean[k * d + i], -x[i]); };
+  if constexpr (K > 0) {
+    // Keep u_k in registers when that is cheap; otherwise recompute it in the second pass.
+    constexpr bool kKeepU = D > 0 && K * D <= 64;
+    float l[K], q[K], p[K], inv_v[K];
+    float u[kKeepU ? K : 1][kKeepU ? D : 1];
+    float M = 0.f;
+    TAEP_UNROLL
+    for (int k = 0; k < K; ++k) {
+      const ComponentLog2 ck = comp[k];
+      float uu = 0.f, ua = 0.f;
+      TAEP_UNROLL
+      for (int i = 0; i < d; ++i) {
+        const float ui = u_at(k, i);
+        if constexpr (kKeepU) u[k][i] = ui;
+        uu = fmaf(ui, ui, uu);
+        ua = fmaf(ui, a[i], ua);
+      }
+      inv_v[k] = ck.inv_v;
+      l[k] = fmaf(ck.g, uu, ck.c);
+      q[k] = fmaf(uu, ck.inv_v, -fd);
+      p[k] = fmaf(ua * ua, ck.inv_v, -aa);
+      M = k == 0 ? l[k] : fmaxf(M, l[k]);
+    }
+    TAEP_UNROLL
+    for (int k = 0; k < K; ++k) {
+      const float e = fast_exp2(l[k] - M);
+      const auto uk = [&](int i) {
+        if constexpr (kKeepU) return u[k][i];
+        else return u_at(k, i);
+      };
+      const float ev = e * inv_v[k];
+      add_log2_term<D>(d, e, ev, 1.f, q[k], p[k], uk, first);
+      if (kShared) add_log2_term<D>(d, e, ev * ratio[k], ratio[k], q[k], p[k], uk, second);
+    }
+  } else {
+    const auto uu_of = [&](int k) {
+      float uu = 0.f;
+      for (int i = 0; i < d; ++i) {
+        const float ui = u_at(k, i);
+        uu = fmaf(ui, ui, uu);
+      }
+      return uu;
+    };
+    float M = 0.f;
+    for (int k = 0; k < n; ++k) {
+      const float l = fmaf(comp[k].g, uu_of(k), comp[k].c);
+      M = k == 0 ? l : fmaxf(M, l);
+    }
+    for (int k = 0; k < n; ++k) {
+      const ComponentLog2 ck = comp[k];
+      float uu = 0.f, ua = 0.f;
+      for (int i = 0; i < d; ++i) {
+        const float ui = u_at(k, i);
+        uu = fmaf(ui, ui, uu);
+        ua = fmaf(ui, a[i], ua);
+      }
+      const float e = fast_exp2(fmaf(ck.g, uu, ck.c) - M);
+      const float q = fmaf(uu, ck.inv_v, -fd);
+      const float p = fmaf(ua * ua, ck.inv_v, -aa);
+      const auto uk = [&](int i) { return u_at(k, i); };
+      const float ev = e * ck.inv_v;
+      add_log2_term<D>(d, e, ev, 1.f, q, p, uk, first);
+      if (kShared) add_log2_term<D>(d, e, ev * ratio[k], ratio[k], q, p, uk, second);
+    }
+  }
+}
+
+// Score (into m.s, in place), divergence and quadratic form a.grad s.a from a mixture's sums.
+template <int D>
+TAEP_HD void finish_log2(int d_runtime, Log2Sums& m, const float* a, bool quad, float& div,
+                         float& quad_form) {
+  const int d = D > 0 ? D : d_runtime;
+  const float inv_z = fast_rcp(m.z);
+  float ss = 0.f, sa = 0.f;
+  for (int i = 0; i < d; ++i) {
+    m.s[i] *= inv_z;
+    ss = fmaf(m.s[i], m.s[i], ss);
+    if (quad) sa = fmaf(m.s[i], a[i], sa);
+  }
+  div = fmaf(m.a, inv_z, -ss);
+  quad_form = quad ? fmaf(m.b, inv_z, -sa * sa) : 0.f;
+}
+
 // log p(x, t) of a mixture in double precision (endpoints of the closed-form reference).
 // mean: K*d, log_w: K, sigma2: K; abar = abar(t); x float (path state) or double (tests), or a
 // packet state of which lane `lane` is read.
