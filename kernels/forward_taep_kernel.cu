@@ -18,13 +18,16 @@ constexpr int kForwardThreads = 128;
 template <int D, physics::Sharing Mode>
 __global__ void __launch_bounds__(kForwardThreads)
     forward_taep_kernel(const physics::ForwardView V, std::uint64_t first, std::uint64_t count,
-                        double* __restrict__ taep, double* __restrict__ reference) {
+                        double* __restrict__ taep, double* __restrict__ reference,
+                        float* __restrict__ x0, float* __restrict__ xN) {
   const std::uint64_t i = std::uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
   const std::uint64_t path = first + i;
   CurandPhiloxStream init(V.seed, rng::subsequence(rng::kInitialState, path));
   CurandPhiloxStream noise(V.seed, rng::subsequence(rng::kForwardNoise, path));
-  const physics::PathResult r = physics::forward_path<D, Mode>(V, init, noise);
+  const std::uint64_t d = D > 0 ? D : V.d;
+  const physics::PathResult r = physics::forward_path<D, Mode>(
+      V, init, noise, {x0 ? x0 + i * d : nullptr, xN ? xN + i * d : nullptr});
   taep[i] = r.taep;
   if (reference) reference[i] = r.reference;
 }
@@ -38,10 +41,12 @@ void launch_forward_taep(const ForwardLaunch& a) {
     constexpr int D = decltype(dim)::value;
     if (a.view.shared)
       forward_taep_kernel<D, physics::Sharing::shared>
-          <<<blocks, kForwardThreads, 0, a.stream>>>(a.view, a.first, a.count, a.taep, a.reference);
+          <<<blocks, kForwardThreads, 0, a.stream>>>(a.view, a.first, a.count, a.taep, a.reference,
+                                                     a.x0, a.xN);
     else
       forward_taep_kernel<D, physics::Sharing::separate>
-          <<<blocks, kForwardThreads, 0, a.stream>>>(a.view, a.first, a.count, a.taep, a.reference);
+          <<<blocks, kForwardThreads, 0, a.stream>>>(a.view, a.first, a.count, a.taep, a.reference,
+                                                     a.x0, a.xN);
   });
   TAEP_CUDA_CHECK(cudaGetLastError());
 }

@@ -48,18 +48,25 @@ class CpuCallbackBackend final : public Backend {
   }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference, std::vector<double>* aux_out) override {
+                std::vector<double>& reference, std::vector<double>* aux_out,
+                std::vector<float>* x0, std::vector<float>* xN) override {
     taep.assign(count, 0.0);
     reference.clear();  // no closed form: the model is not a mixture
     std::vector<double> scratch;
     std::vector<double>& aux = aux_out ? *aux_out : scratch;
     aux.assign(count, 0.0);
+    const std::uint64_t d = std::uint64_t(problem_.d);
+    for (std::vector<float>* v : {x0, xN})
+      if (v) v->assign(count * d, 0.f);
     CallbackBatch b;
     const std::uint64_t batch = std::uint64_t(setup_.callback.batch);
     for (std::uint64_t off = 0; off < count; off += batch) {
       const int n = int(std::min(batch, count - off));
+      const physics::PathEnds<float> ends{x0 ? x0->data() + off * d : nullptr,
+                                          xN ? xN->data() + off * d : nullptr};
       dispatch_dim(problem_.d, [&](auto dim) {
-        run_batch<decltype(dim)::value>(first + off, n, taep.data() + off, aux.data() + off, b);
+        run_batch<decltype(dim)::value>(first + off, n, taep.data() + off, aux.data() + off, b,
+                                        ends);
       });
     }
   }
@@ -68,7 +75,7 @@ class CpuCallbackBackend final : public Backend {
                  ChunkStats& out) override {
     constexpr std::uint64_t B = physics::kReduceBlock;
     std::vector<double> taep, reference, aux;
-    simulate(first, count, taep, reference, &aux);
+    simulate(first, count, taep, reference, &aux, nullptr, nullptr);
     const bool with_aux = setup_.hutchinson() && setup_.probes >= 2;
     out.blocks.clear();
     for (std::uint64_t off = 0; off < count; off += B)
@@ -91,9 +98,11 @@ class CpuCallbackBackend final : public Backend {
   }
 
  private:
-  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n).
+  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n),
+  // the start and end points into ends (n * d each, where not null).
   template <int D>
-  void run_batch(std::uint64_t first, int n, double* taep, double* aux, CallbackBatch& b) const {
+  void run_batch(std::uint64_t first, int n, double* taep, double* aux, CallbackBatch& b,
+                 physics::PathEnds<float> ends) const {
     const int d = problem_.d;
     const int P = plan_.count;  // Hutchinson probes, or 0: the function gives the divergence
     const std::size_t nd = std::size_t(n) * d;
@@ -114,6 +123,7 @@ class CpuCallbackBackend final : public Backend {
       taep[p] = 0.0;
       aux[p] = 0.0;
     }
+    if (ends.x0) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.x0);
 
     ScoreRequest request;
     request.n = n;
@@ -160,6 +170,7 @@ class CpuCallbackBackend final : public Backend {
         physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
       }
     }
+    if (ends.xN) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.xN);
   }
 
   // s* and its divergence from the reference function, in place of the mixture's (the mixture's

@@ -61,14 +61,19 @@ class CpuMlpBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 16; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference, std::vector<double>* aux_out) override {
+                std::vector<double>& reference, std::vector<double>* aux_out,
+                std::vector<float>* x0, std::vector<float>* xN) override {
     taep.assign(count, 0.0);
     reference.clear();
     std::vector<double> scratch;
     std::vector<double>& aux = aux_out ? *aux_out : scratch;
     aux.assign(count, 0.0);
+    const std::uint64_t d = std::uint64_t(problem_.d);
+    for (std::vector<float>* v : {x0, xN})
+      if (v) v->assign(count * d, 0.f);
     for_each_batch(count, [&](std::uint64_t off, int n, BatchBuffers& buf) {
-      run_batch(first + off, n, taep.data() + off, aux.data() + off, buf);
+      run_batch(first + off, n, taep.data() + off, aux.data() + off, buf,
+                {x0 ? x0->data() + off * d : nullptr, xN ? xN->data() + off * d : nullptr});
     });
   }
 
@@ -142,8 +147,10 @@ class CpuMlpBackend final : public Backend {
     }
   }
 
-  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n).
-  void run_batch(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
+  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n),
+  // and the start and end points into ends (n * d each, where not null).
+  void run_batch(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b,
+                 physics::PathEnds<float> ends = {}) const {
 #if defined(TAEP_HAVE_CPU_SIMD)
     if (isa_ != MlpIsa::blas) {
       MlpBatchJob job;
@@ -156,6 +163,7 @@ class CpuMlpBackend final : public Backend {
       job.n = n;
       job.taep = taep;
       job.aux = aux;
+      job.ends = ends;
       float* work = aligned_workspace(
           b.work, mlp_batch_workspace(b.net.kernel_view(), isa_, job.probes));
       if (isa_ == MlpIsa::avx512)
@@ -165,7 +173,9 @@ class CpuMlpBackend final : public Backend {
       return;
     }
 #endif
-    dispatch_dim(problem_.d, [&](auto dim) { run_batch_d<decltype(dim)::value>(first, n, taep, aux, b); });
+    dispatch_dim(problem_.d, [&](auto dim) {
+      run_batch_d<decltype(dim)::value>(first, n, taep, aux, b, ends);
+    });
   }
 
   physics::MlpTangentPlan plan_for(bool with_taep) const {
@@ -209,7 +219,8 @@ class CpuMlpBackend final : public Backend {
   }
 
   template <int D>
-  void run_batch_d(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
+  void run_batch_d(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b,
+                   physics::PathEnds<float> ends) const {
     const int d = problem_.d;
     const physics::MlpTangentPlan plan = plan_for(true);
     resize_buffers(n, plan, b);
@@ -220,6 +231,8 @@ class CpuMlpBackend final : public Backend {
       taep[p] = 0.0;
       aux[p] = 0.0;
     }
+    const std::size_t nd = std::size_t(n) * d;
+    if (ends.x0) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.x0);
 
     for (int k = 0; k < problem_.steps; ++k) {
       const physics::StepScalars c = view_.step[k];
@@ -236,6 +249,7 @@ class CpuMlpBackend final : public Backend {
         physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
       }
     }
+    if (ends.xN) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.xN);
   }
 
   // Reverse paths [first, first + n) (physics/reverse_path.hpp): at each grid point t_k from t_N

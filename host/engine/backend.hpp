@@ -32,8 +32,12 @@ class Backend {
                          ChunkStats& out) = 0;
   // Per-path values to host memory (reference empty unless the problem has one; aux, when asked
   // for, the per-path side value of the reduction: the probe-noise variance of S, else zeros).
+  // x0 and xN, when not null, are resized to count * d and get each path's start point x(t_min)
+  // and end point x(t_max), row-major, as the path held them (float). Asking for them changes no
+  // other value; only per-path output asks (run_chunk never keeps them).
   virtual void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                        std::vector<double>& reference, std::vector<double>* aux = nullptr) = 0;
+                        std::vector<double>& reference, std::vector<double>* aux = nullptr,
+                        std::vector<float>* x0 = nullptr, std::vector<float>* xN = nullptr) = 0;
   // Reverse-process paths [first, first + count) (physics/reverse_path.hpp; path i draws only from
   // its own streams kReverseStart, kReverseNoise and, for Hutchinson, kHutchinson, so its values do
   // not depend on first, count, batching or threads). Each output that is not null is resized and

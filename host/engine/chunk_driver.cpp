@@ -152,16 +152,22 @@ void ChunkDriver::advance(std::uint64_t n) {
 ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
   ForwardTotals t;
   std::vector<double> taep, reference, aux;
+  std::vector<float> x0, xN;  // kept paths' start and end points
   if (keep) {
-    check_fits_in_memory(paths_ * 2 * sizeof(double), "run.paths",
+    const std::uint64_t d = std::uint64_t(config_.target.mixture.dim());
+    check_fits_in_memory(paths_ * (2 * sizeof(double) + 2 * d * sizeof(float)), "run.paths",
                          "the per-path values of " + std::to_string(paths_) + " paths");
     *keep = PathValues{};
   }
   const auto kept = [&] {
-    if (keep) keep->append(taep, reference);
+    if (keep) keep->append(taep, reference, x0, xN);
+  };
+  const auto simulate = [&](std::uint64_t first, std::uint64_t n) {
+    backend_->simulate(first, n, taep, reference, with_aux ? &aux : nullptr, keep ? &x0 : nullptr,
+                       keep ? &xN : nullptr);
   };
   const std::uint64_t pilot = pilot_paths();
-  if (pilot > 0) backend_->simulate(0, pilot, taep, reference, with_aux ? &aux : nullptr);
+  if (pilot > 0) simulate(0, pilot);
   t.hist = pilot > 0 ? padded_range(config_.histogram.bins, taep) : fixed_range();
   t.counts.assign(std::size_t(t.hist.bins) + 2, 0);
   if (pilot > 0) {
@@ -172,7 +178,7 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
   ChunkStats cs;
   for_each_chunk(pilot, [&](std::uint64_t first, std::uint64_t n) {
     if (keep) {
-      backend_->simulate(first, n, taep, reference, with_aux ? &aux : nullptr);
+      simulate(first, n);
       reduce_on_host(taep, reference, with_aux ? &aux : nullptr, t.hist, t.stats, t.counts);
       kept();
       return;

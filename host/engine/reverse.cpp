@@ -16,6 +16,8 @@
 #include "host/engine/occupancy.hpp"
 #include "host/engine/result_warnings.hpp"
 #include "taep/error.hpp"
+#include "taep/physics/philox.hpp"
+#include "taep/physics/reverse_path.hpp"
 #include "taep/physics/rng_streams.hpp"
 
 namespace taep {
@@ -73,6 +75,19 @@ void draw_samples(const detail::ForwardProblem& P, std::unique_ptr<detail::Backe
   result.provenance = driver.provenance();
 }
 
+// The prior draws x(t_max) ~ N(0, I) of reverse paths [first, first + n), n * d: the function and
+// stream every backend starts a reverse path with (physics::reverse_start, kReverseStart), whose
+// values depend only on the path's id.
+void reverse_starts(const detail::ForwardProblem& P, std::uint64_t first, std::uint64_t n,
+                    std::vector<float>& x) {
+  const std::size_t d = std::size_t(P.d);
+  x.resize(n * d);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    rng::PhiloxHostStream start(P.seed, rng::subsequence(rng::kReverseStart, first + i));
+    physics::reverse_start(P.d, start, x.data() + i * d);
+  }
+}
+
 // detailed_ft() after the tables: config.run.paths forward paths, then as many reverse paths.
 void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Backend> backend,
                      const RunOptions& options, Clock::time_point start, std::uint64_t min_count,
@@ -82,42 +97,57 @@ void run_detailed_ft(const detail::ForwardProblem& P, std::unique_ptr<detail::Ba
   detail::ChunkDriver driver(std::move(backend), c, P.steps, options, N, 2 * N, start);
   detail::Backend& b = driver.backend();
 
-  // Both sides' first paths: the automatic range, then they are reduced like any chunk.
+  // Both sides' first paths: the automatic range, then they are reduced like any chunk. The
+  // points only where the side is kept.
   std::vector<double> f_s, f_r, r_s, r_r;
+  std::vector<float> f_x0, f_xN, r_x0, r_xN;
+  PathValues* const keep_f = options.per_path;
+  PathValues* const keep_r = options.per_path_reverse;
+  const auto forward = [&](std::uint64_t first, std::uint64_t n) {
+    b.simulate(first, n, f_s, f_r, nullptr, keep_f ? &f_x0 : nullptr, keep_f ? &f_xN : nullptr);
+  };
+  const auto reverse = [&](std::uint64_t first, std::uint64_t n) {
+    b.simulate_reverse(first, n, true, &r_s, &r_r, keep_r ? &r_xN : nullptr);
+    if (keep_r) reverse_starts(P, first, n, r_x0);
+  };
   const std::uint64_t pilot = driver.pilot_paths();
   if (pilot > 0) {
-    b.simulate(0, pilot, f_s, f_r);
-    b.simulate_reverse(0, pilot, true, &r_s, &r_r, nullptr);
+    forward(0, pilot);
+    reverse(0, pilot);
   }
   const detail::HistogramSpec hist =
       pilot > 0 ? detail::common_range(c.histogram.bins, f_s, r_s) : driver.fixed_range();
   Side fwd(hist.bins), rev(hist.bins);
-  const auto keep = [](PathValues* to, const std::vector<double>& s, const std::vector<double>& r) {
-    if (to) to->append(s, r);
+  const auto keep_forward = [&] {
+    if (keep_f) keep_f->append(f_s, f_r, f_x0, f_xN);
   };
-  const std::uint64_t sides_kept = (options.per_path ? 1 : 0) + (options.per_path_reverse ? 1 : 0);
+  const auto keep_reverse = [&] {
+    if (keep_r) keep_r->append(r_s, r_r, r_x0, r_xN);
+  };
+  const std::uint64_t sides_kept = (keep_f ? 1 : 0) + (keep_r ? 1 : 0);
   if (sides_kept > 0)
-    detail::check_fits_in_memory(sides_kept * N * 2 * sizeof(double), "run.paths",
-                                 "the per-path values of " + std::to_string(sides_kept) + " x " +
-                                     std::to_string(N) + " paths");
-  for (PathValues* to : {options.per_path, options.per_path_reverse})
+    detail::check_fits_in_memory(
+        sides_kept * N * (2 * sizeof(double) + 2 * std::uint64_t(P.d) * sizeof(float)), "run.paths",
+        "the per-path values of " + std::to_string(sides_kept) + " x " + std::to_string(N) +
+            " paths");
+  for (PathValues* to : {keep_f, keep_r})
     if (to) *to = PathValues{};
   if (pilot > 0) {
     fwd.add(f_s, f_r, hist);
     rev.add(r_s, r_r, hist);
-    keep(options.per_path, f_s, f_r);
-    keep(options.per_path_reverse, r_s, r_r);
+    keep_forward();
+    keep_reverse();
     driver.advance(2 * pilot);
   }
   driver.for_each_chunk(pilot, [&](std::uint64_t first, std::uint64_t n) {
-    b.simulate(first, n, f_s, f_r);
+    forward(first, n);
     fwd.add(f_s, f_r, hist);
-    keep(options.per_path, f_s, f_r);
+    keep_forward();
   });
   driver.for_each_chunk(pilot, [&](std::uint64_t first, std::uint64_t n) {
-    b.simulate_reverse(first, n, true, &r_s, &r_r, nullptr);
+    reverse(first, n);
     rev.add(r_s, r_r, hist);
-    keep(options.per_path_reverse, r_s, r_r);
+    keep_reverse();
   });
 
   result.forward = detail::summarize(fwd.stats.taep, fwd.stats.nonfinite);

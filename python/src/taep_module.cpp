@@ -263,7 +263,7 @@ nb::dict paths(const std::string& config_json, std::uint64_t first, std::optiona
     for (std::uint64_t done = 0; done < n;) {
       const std::uint64_t m = std::min(piece, n - done);
       taep::PathValues v = taep::simulate_paths(problem, c.run.backend, first + done, m);
-      out.append(v.taep, v.reference);
+      out.append(v.taep, v.reference, v.x0, v.xN);
       done += m;
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -277,15 +277,16 @@ nb::dict paths(const std::string& config_json, std::uint64_t first, std::optiona
     return out;
   });
   nb::dict result;
-  const std::size_t n = all.taep.size();
-  if (!all.reference.empty()) {
-    std::vector<double> diff = all.errors();
-    result["S"] = to_numpy(std::move(all.taep), {n});
+  const std::size_t n = all.taep.size(), d = all.dim();
+  std::vector<double> diff = all.errors();
+  const bool exact = !all.reference.empty();
+  result["S"] = to_numpy(std::move(all.taep), {n});
+  if (exact) {
     result["R"] = to_numpy(std::move(all.reference), {n});
     result["S_minus_R"] = to_numpy(std::move(diff), {n});
-  } else {
-    result["S"] = to_numpy(std::move(all.taep), {n});
   }
+  result["x0"] = to_numpy(std::move(all.x0), {n, d});
+  result["xN"] = to_numpy(std::move(all.xN), {n, d});
   return result;
 }
 

@@ -84,7 +84,12 @@ def test_exact_score_function_gives_the_built_in_paths(built_in):
     values, result = built_in
     m = model_of(SMALL)
     mine = taep.paths(SMALL, score=m.score, divergence=m.divergence)
-    assert set(mine) == {"S"} and mine["S"].dtype == np.float64 and mine["S"].shape == (20000,)
+    assert set(mine) == {"S", "x0", "xN"}
+    assert mine["S"].dtype == np.float64 and mine["S"].shape == (20000,)
+    # The same random numbers: the same start, and (the step does not use the score) the same end,
+    # to the rounding of the built-in model's vector loop.
+    assert np.abs(mine["x0"] - values["x0"]).max() < 2e-6
+    assert np.abs(mine["xN"] - values["xN"]).max() < 1e-5
     err = np.abs(mine["S"] - values["S"])
     assert err.max() < PATH_TOL and err.max() > 0
     assert m.calls == 5 * SMALL["schedule"]["steps"]  # batches of 4096 over 20000 paths

@@ -187,11 +187,21 @@ TAEP_HD Stream& lane_stream(Stream& s, int) { return s; }
 template <class Stream, int N>
 TAEP_HD Stream& lane_stream(Stream (&s)[N], int l) { return s[l]; }
 
+// Where forward_path leaves the path's start x_0 and end x_N (d values each, lane l of a packet
+// being path l) when a pointer is not null: per-path output only, and outside the step loop, so
+// that asking for them changes no number.
+template <class T>
+struct PathEnds {
+  T* x0 = nullptr;
+  T* xN = nullptr;
+};
+
 // The whole path: sample x0, run all steps, return S (and the closed form for exact models).
 // The noise stream fixes the state type T: a float stream gives one path, a packet stream one path
 // per lane, whose initial-state streams init holds (see lane_stream).
 template <int D, Sharing Mode = Sharing::runtime, class Init, class Noise>
-TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
+TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise,
+                          PathEnds<typename NormalSource<Noise>::T> ends = {}) {
   using T = typename NormalSource<Noise>::T;
   using W = typename Lanes<T>::wide;
   const int d = D > 0 ? D : V.d;
@@ -203,6 +213,8 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
     sample_initial_state<D>(V, lane_stream(init, l), x, l);
     if (V.reference) set_lane(out.reference, l, log_ratio_at<D>(V, V.abar_start, x, l));
   }
+  if (ends.x0)
+    for (int i = 0; i < d; ++i) ends.x0[i] = x[i];
 
   NormalSource<Noise> z(noise);
   W S(0.0);
@@ -217,6 +229,8 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
     euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
   }
   out.taep = S;
+  if (ends.xN)
+    for (int i = 0; i < d; ++i) ends.xN[i] = x[i];
   if (V.reference)
     for (int l = 0; l < Lanes<T>::count; ++l)
       set_lane(out.reference, l, get_lane(out.reference, l) - log_ratio_at<D>(V, V.abar_end, x, l));
