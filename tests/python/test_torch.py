@@ -1,7 +1,8 @@
 """taep.torch.ScoreModule: a torch network as the score model. The PyTorch twin of taep's MLP
 (tools/taep_mlp.py) with the weights of tests/fixtures/ring8_trained.safetensors gives the native
 MLP's per-path S, with the exact divergence and with Hutchinson probes (the same probes: taep draws
-them from its own stream for both). Skipped without torch (Debian: python3-torch)."""
+them from its own stream for both). Skipped without torch (Debian: python3-torch); then
+test_torch_elsewhere.py runs this module under an interpreter that has it."""
 
 import sys
 
