@@ -149,27 +149,12 @@ def _run_config(config: Any, overrides: Optional[Mapping[str, Any]], dotted: Map
 ScoreFunction = Callable[[Any, float], Any]
 
 
-def _checked(name: str, value: Any, shape: Tuple[int, ...], t: float):
-    """value as an array of `shape` (float32 or float64, finite), else ConfigError(name)."""
-    import numpy as np
-
-    a = np.asarray(value)
-    if a.shape != shape:
-        raise ConfigError(name, f"must return an array of shape {shape} (got shape {a.shape} at t = {t!r})")
-    if a.dtype not in (np.float32, np.float64):
-        raise ConfigError(name, f"must return float32 or float64 values (got {a.dtype} at t = {t!r})")
-    if not np.isfinite(a).all():
-        bad = np.flatnonzero(~np.isfinite(a.reshape(shape[0], -1)).all(axis=1))
-        raise ConfigError(name, f"returned non-finite values at t = {t!r} (rows {bad[:5].tolist()} "
-                                f"of the batch, {bad.size} in all)")
-    return a
-
-
 class _ScoreCall:
     """The one function the engine calls per batch and grid point (python/src/taep_module.cpp,
-    PyScore): the user's score (and divergence) functions, or a score object's taep_evaluate, with
-    the results checked (errors naming `names`, the arguments they came from) and copied into
-    taep's buffers."""
+    python_call): the user's score (and divergence) functions, or a score object's taep_evaluate.
+    It returns (output, divergence), or (output, estimates) with probes; the extension checks them
+    (shape, float32/float64, device, finite; errors naming `names`, the arguments they came from)
+    and reads them from any DLPack producer (numpy, torch) into taep's buffers."""
 
     def __init__(self, score: Any, divergence: Optional[Callable[[Any, float], Any]],
                  names: Tuple[str, str] = ("score", "divergence")):
@@ -178,19 +163,10 @@ class _ScoreCall:
         self.evaluate = getattr(score, "taep_evaluate", None)
         self.names = names
 
-    def __call__(self, x, t, step, out, div, vectors, estimates):
-        n, d = x.shape
-        name, div_name = self.names
+    def __call__(self, x, t, step, vectors):
         if self.evaluate is not None:
-            s, extra = self.evaluate(x, t, vectors)
-            out[...] = _checked(name, s, (n, d), t)
-            if estimates is not None:
-                estimates[...] = _checked(name, extra, estimates.shape, t)
-            else:
-                div[...] = _checked(div_name, extra, (n,), t)
-            return
-        out[...] = _checked(name, self.score(x, t), (n, d), t)
-        div[...] = _checked(div_name, self.divergence(x, t), (n,), t)
+            return tuple(self.evaluate(x, t, vectors))
+        return self.score(x, t), self.divergence(x, t)
 
 
 def _function_model(score: Any, divergence: Any, parameterization: Any, names: Tuple[str, str]):
