@@ -267,8 +267,9 @@ void deliver(nb::handle value, const std::string& name, const std::vector<std::s
   read_host(a, name, r.t, out);
 }
 
-// A score model in Python (taep/__init__.py, _ScoreCall): evaluate(x, t, step, probe_vectors)
-// returns (output, divergence), or (output, estimates) when there are probes; its `names` are the
+// A score model in Python (taep/__init__.py, _ScoreCall): evaluate(x, t, step, probe_vectors,
+// with_divergence) returns (output, divergence), or (output, estimates) when there are probes, or
+// (output, None) without the divergence (a reverse step that reads no TAEP); its `names` are the
 // arguments it came from, which errors name. The handle is not reference-counted here: the
 // caller's argument keeps it alive, and copies of the callback are made with the GIL released.
 struct PyScore {
@@ -291,11 +292,13 @@ std::function<void(const taep::ScoreRequest&)> python_call(nb::handle fn, CallSt
       const auto names = nb::cast<std::pair<std::string, std::string>>(fn.attr("names"));
       const Place at = place_of(r);
       nb::object vectors = r.probe_vectors ? array_view(r.probe_vectors, {n, P, d}, at) : nb::none();
-      const nb::tuple got = nb::cast<nb::tuple>(fn(array_view(r.x, {n, d}, at), r.t, r.step, vectors));
+      const bool with_divergence = r.probe_estimates || r.divergence;
+      const nb::tuple got = nb::cast<nb::tuple>(
+          fn(array_view(r.x, {n, d}, at), r.t, r.step, vectors, with_divergence));
       deliver(got[0], names.first, {n, d}, r, r.output);
       if (r.probe_estimates)
         deliver(got[1], names.first, {n, P}, r, r.probe_estimates);
-      else
+      else if (r.divergence)
         deliver(got[1], names.second, {n}, r, r.divergence);
     });
   };
@@ -418,19 +421,27 @@ nb::dict paths(const std::string& config_json, std::uint64_t first, std::optiona
   return result;
 }
 
-nb::object sample(const std::string& config_json, std::uint64_t count, nb::object progress) {
+nb::object sample(const std::string& config_json, std::uint64_t count, nb::object progress,
+                  nb::object score, const std::string& parameterization, int batch,
+                  nb::object reference, const std::string& reference_parameterization) {
   CallState state(std::move(progress));
+  const std::optional<PyScore> model =
+      py_score(score, parameterization, batch, reference, reference_parameterization);
   taep::SampleResult r = state.released([&] {
-    return taep::sample(problem_from(config_json), count, state.run_options());
+    return taep::sample(problem_from(config_json, model, state), count, state.run_options());
   });
   return to_numpy(std::move(r.samples), {std::size_t(r.count), std::size_t(r.d)});
 }
 
 std::string detailed_ft_json(const std::string& config_json, std::uint64_t min_count,
-                             nb::object progress) {
+                             nb::object progress, nb::object score,
+                             const std::string& parameterization, int batch, nb::object reference,
+                             const std::string& reference_parameterization) {
   CallState state(std::move(progress));
+  const std::optional<PyScore> model =
+      py_score(score, parameterization, batch, reference, reference_parameterization);
   return state.released([&] {
-    const taep::Problem problem = problem_from(config_json);
+    const taep::Problem problem = problem_from(config_json, model, state);
     return taep::detailed_ft_to_json(taep::detailed_ft(problem, state.run_options(), min_count));
   });
 }
@@ -534,9 +545,14 @@ NB_MODULE(_taep, m) {
         nb::arg("progress").none(), nb::arg("score").none() = nb::none(),
         nb::arg("parameterization") = "score", nb::arg("batch") = 4096,
         nb::arg("reference").none() = nb::none(), nb::arg("reference_parameterization") = "score");
-  m.def("sample", &sample, nb::arg("config_json"), nb::arg("count"), nb::arg("progress").none());
+  m.def("sample", &sample, nb::arg("config_json"), nb::arg("count"), nb::arg("progress").none(),
+        nb::arg("score").none() = nb::none(), nb::arg("parameterization") = "score",
+        nb::arg("batch") = 4096, nb::arg("reference").none() = nb::none(),
+        nb::arg("reference_parameterization") = "score");
   m.def("detailed_ft", &detailed_ft_json, nb::arg("config_json"), nb::arg("min_count"),
-        nb::arg("progress").none());
+        nb::arg("progress").none(), nb::arg("score").none() = nb::none(),
+        nb::arg("parameterization") = "score", nb::arg("batch") = 4096,
+        nb::arg("reference").none() = nb::none(), nb::arg("reference_parameterization") = "score");
   m.def("train", &train, nb::arg("config_json"), nb::arg("progress").none());
   m.def("load_weights", &load_weights, nb::arg("path"));
   m.def("save_weights", &save_weights, nb::arg("path"), nb::arg("tensors"), nb::arg("metadata"));

@@ -152,7 +152,8 @@ ScoreFunction = Callable[[Any, float], Any]
 class _ScoreCall:
     """The one function the engine calls per batch and grid point (python/src/taep_module.cpp,
     python_call): the user's score (and divergence) functions, or a score object's taep_evaluate.
-    It returns (output, divergence), or (output, estimates) with probes; the extension checks them
+    It returns (output, divergence), or (output, estimates) with probes, or (output, None) where the
+    engine needs no divergence (reverse steps without TAEP); the extension checks them
     (shape, float32/float64, device, finite; errors naming `names`, the arguments they came from)
     and reads them from any DLPack producer (numpy, torch) into taep's buffers."""
 
@@ -163,7 +164,9 @@ class _ScoreCall:
         self.evaluate = getattr(score, "taep_evaluate", None)
         self.names = names
 
-    def __call__(self, x, t, step, vectors):
+    def __call__(self, x, t, step, vectors, with_divergence):
+        if not with_divergence:  # a reverse step that reads no TAEP needs the output alone
+            return self.score(x, t), None
         if self.evaluate is not None:
             return tuple(self.evaluate(x, t, vectors))
         return self.score(x, t), self.divergence(x, t)
@@ -325,7 +328,10 @@ def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, sc
                            None if count is None else int(count), callback, *engine)
 
 
-def sample(config: Any, n: int, *, overrides: Optional[Mapping[str, Any]] = None,
+def sample(config: Any, n: int, *, score: Any = None, divergence: Optional[ScoreFunction] = None,
+           parameterization: str = "score", batch: int = 4096, reference: Any = None,
+           reference_divergence: Optional[ScoreFunction] = None,
+           overrides: Optional[Mapping[str, Any]] = None,
            progress: Optional[ProgressCallback] = None, **dotted: Any):
     """Draw n samples with the reverse (generative) process of the config's model.
 
@@ -333,26 +339,40 @@ def sample(config: Any, n: int, *, overrides: Optional[Mapping[str, Any]] = None
     ``taep sample --count n`` writes (README.md, "taep sample"). run.paths is ignored.
 
     Args:
-        config, overrides, progress, **dotted: as for run().
+        config, score, divergence, parameterization, batch, reference, reference_divergence,
+            overrides, progress, **dotted: as for run(). A score model given as a function is
+            called at every grid point without its divergence (sampling reads no TAEP); a
+            divergence function is still needed, as for run().
         n: the number of samples, 1 <= n < 2^40 (else ConfigError("count")).
     """
+    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+                                  reference_divergence)
     with _Progress(progress, "sample") as callback:
-        return _taep.sample(_run_config(config, overrides, dotted), int(n), callback)
+        return _taep.sample(_run_config(config, overrides, dotted, model), int(n), callback,
+                            *engine)
 
 
-def detailed_ft(config: Any = None, *, min_count: int = 20, overrides: Optional[Mapping[str, Any]] = None,
+def detailed_ft(config: Any = None, *, min_count: int = 20, score: Any = None,
+                divergence: Optional[ScoreFunction] = None, parameterization: str = "score",
+                batch: int = 4096, reference: Any = None,
+                reference_divergence: Optional[ScoreFunction] = None,
+                overrides: Optional[Mapping[str, Any]] = None,
                 progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]:
     """Check the detailed fluctuation theorem (docs/physics.md section 9) and return its document.
 
     The document is the JSON ``taep dft --out`` writes (README.md, "taep dft"), parsed.
 
     Args:
-        config, overrides, progress, **dotted: as for run().
+        config, score, divergence, parameterization, batch, reference, reference_divergence,
+            overrides, progress, **dotted: as for run(); a score model runs both the forward and
+            the reverse paths.
         min_count: the least count per side of a merged bin in the fit (``--min-count``), >= 1.
     """
+    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+                                  reference_divergence)
     with _Progress(progress, "path") as callback:
-        return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted), int(min_count),
-                                            callback))
+        return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted, model),
+                                            int(min_count), callback, *engine))
 
 
 def train(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,

@@ -111,3 +111,10 @@ def test_a_function_returning_torch_tensors(net):
     b = taep.paths(MLP, 0, 200, score=lambda x, t: -np.array(x),
                    divergence=lambda x, t: np.full(len(x), -2.0))["S"]
     assert np.array_equal(a, b)
+
+
+def test_sample_with_a_module(net):
+    """The reverse process with the torch twin gives the native MLP's samples (float rounding)."""
+    native = taep.sample(MLP, 500)
+    mine = taep.sample(MLP, 500, score=taep.torch.ScoreModule(net), batch=250)
+    assert np.median(np.abs(mine - native)) < 1e-4 and np.abs(mine - native).max() < 1e-2
