@@ -76,12 +76,9 @@ class CudaBackend final : public Backend {
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
                 std::vector<double>& reference, std::vector<double>* aux, std::vector<float>* x0,
                 std::vector<float>* xN) override {
-    if (aux) aux->assign(count, 0.0);  // no side value for exact-score models
-    taep.assign(count, 0.0);
-    reference.assign(problem_.reference ? count : 0, 0.0);
+    // aux: no side value for exact-score models (zeros).
+    size_path_outputs(count, problem_.d, problem_.reference, taep, reference, aux, x0, xN);
     const std::uint64_t d = std::uint64_t(problem_.d);
-    for (std::vector<float>* v : {x0, xN})
-      if (v) v->assign(count * d, 0.f);
     std::vector<double> part;
     std::vector<float> part_x;
     // The points of n paths from a device buffer into rows off .. of *to.

@@ -89,14 +89,10 @@ class CudaMlpBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return max_chunk_; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference, std::vector<double>* aux, std::vector<float>* x0,
-                std::vector<float>* xN) override {
-    taep.assign(count, 0.0);
-    reference.clear();
-    if (aux) aux->assign(count, 0.0);
+                std::vector<double>& reference, std::vector<double>* aux,
+                std::vector<float>* x0, std::vector<float>* xN) override {
     const std::uint64_t d = std::uint64_t(problem_.d);
-    for (std::vector<float>* v : {x0, xN})
-      if (v) v->assign(count * d, 0.f);
+    size_path_outputs(count, problem_.d, false, taep, reference, aux, x0, xN);  // no closed form
     std::vector<double> part;
     for (std::uint64_t off = 0; off < count; off += max_chunk_) {
       const int n = int(std::min(max_chunk_, count - off));

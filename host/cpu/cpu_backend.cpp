@@ -196,12 +196,9 @@ class CpuBackend final : public Backend {
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
                 std::vector<double>& reference, std::vector<double>* aux, std::vector<float>* x0,
                 std::vector<float>* xN) override {
-    if (aux) aux->assign(count, 0.0);  // no side value for exact-score models
-    taep.assign(count, 0.0);
-    reference.assign(problem_.reference ? count : 0, 0.0);
+    // aux: no side value for exact-score models (zeros).
+    size_path_outputs(count, problem_.d, problem_.reference, taep, reference, aux, x0, xN);
     const std::uint64_t d = std::uint64_t(problem_.d);
-    for (std::vector<float>* v : {x0, xN})
-      if (v) v->assign(count * d, 0.f);
     const std::int64_t blocks = std::int64_t((count + physics::kReduceBlock - 1) / physics::kReduceBlock);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
     for (std::int64_t b = 0; b < blocks; ++b) {

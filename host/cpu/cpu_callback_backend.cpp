@@ -52,14 +52,10 @@ class CpuCallbackBackend final : public Backend {
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
                 std::vector<double>& reference, std::vector<double>* aux_out,
                 std::vector<float>* x0, std::vector<float>* xN) override {
-    taep.assign(count, 0.0);
-    reference.clear();  // no closed form: the model is not a mixture
-    std::vector<double> scratch;
-    std::vector<double>& aux = aux_out ? *aux_out : scratch;
-    aux.assign(count, 0.0);
     const std::uint64_t d = std::uint64_t(problem_.d);
-    for (std::vector<float>* v : {x0, xN})
-      if (v) v->assign(count * d, 0.f);
+    std::vector<double> aux_scratch;  // the batches write aux whether or not it is kept
+    std::vector<double>& aux = aux_out ? *aux_out : aux_scratch;
+    size_path_outputs(count, problem_.d, false, taep, reference, &aux, x0, xN);  // no closed form
     CallbackBatch b;
     const std::uint64_t batch = std::uint64_t(setup_.callback.batch);
     for (std::uint64_t off = 0; off < count; off += batch) {
@@ -177,22 +173,9 @@ class CpuCallbackBackend final : public Backend {
     b.x_next.resize(nd);
     const bool rademacher = setup_.probe_distribution == ProbeDistribution::rademacher;
     PathStreams st(view_.seed, first, n, rng::kReverseNoise, rademacher);
-    for (int p = 0; p < n; ++p) {
-      rng::PhiloxHostStream start(view_.seed, rng::subsequence(rng::kReverseStart, first + p));
-      physics::reverse_start(d, start, b.x.data() + std::size_t(p) * d);
-      if (taep) taep[p] = 0.0;
-    }
-    // x_{k+1} <- x_k, then the reverse step from t_k with the function's s_theta(x_k, t_k).
+    start_reverse_paths(view_.seed, first, n, d, b.x.data(), taep);
     auto step_all = [&](const physics::StepScalars& c) {
-      float xi[physics::storage_dim<D>()];
-      for (int p = 0; p < n; ++p) {
-        const std::size_t o = std::size_t(p) * d;
-        for (int i = 0; i < d; ++i) {
-          b.x_next[o + i] = b.x[o + i];
-          xi[i] = st.noise[std::size_t(p)].next();
-        }
-        physics::reverse_step(d, c, &b.out[o], xi, &b.x[o]);
-      }
+      reverse_step_all<D>(n, d, c, b.out.data(), st, b.x.data(), b.x_next.data());
     };
     const int N = problem_.steps;
     call_model(first, n, N, false, plan, b);

@@ -49,6 +49,19 @@ class Backend {
                                 std::vector<float>* samples);
 };
 
+// Sizes Backend::simulate's outputs for `count` paths of dimension d: taep and each non-null aux
+// zeros, reference count zeros with a closed form (else empty), each non-null x0 and xN count * d.
+inline void size_path_outputs(std::uint64_t count, int d, bool with_reference,
+                              std::vector<double>& taep, std::vector<double>& reference,
+                              std::vector<double>* aux, std::vector<float>* x0,
+                              std::vector<float>* xN) {
+  taep.assign(count, 0.0);
+  reference.assign(with_reference ? count : 0, 0.0);
+  if (aux) aux->assign(count, 0.0);
+  for (std::vector<float>* v : {x0, xN})
+    if (v) v->assign(count * std::uint64_t(d), 0.f);
+}
+
 // The grid's last point t_N = t_max in host memory, which reverse paths need and forward paths never
 // evaluate (physics::ReverseView::last, model_last): the step scalars there and, for exact-score
 // models, the model's per-component coefficients (model.K; empty for learned models).

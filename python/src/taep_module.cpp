@@ -320,11 +320,23 @@ taep::Problem problem_from(const std::string& config_json, const std::optional<P
   return taep::build_problem(taep::parse_config(config_json), std::move(cb));
 }
 
-std::optional<PyScore> py_score(nb::object evaluate, const std::string& parameterization, int batch,
-                                nb::object reference, const std::string& reference_parameterization) {
-  if (evaluate.is_none()) return std::nullopt;
-  return PyScore{evaluate, parameterization, batch, reference, reference_parameterization};
+// The score model of a call: None, or the tuple (evaluate, parameterization, batch, reference,
+// reference_parameterization) that taep/__init__.py's _score_model makes.
+std::optional<PyScore> py_score(nb::handle model) {
+  if (model.is_none()) return std::nullopt;
+  const auto t = nb::cast<nb::tuple>(model);
+  return PyScore{t[0], nb::cast<std::string>(t[1]), nb::cast<int>(t[2]), t[3],
+                 nb::cast<std::string>(t[4])};
 }
+
+// One engine call from Python: its progress and interrupt state, and its score model.
+struct ModelCall {
+  CallState state;
+  std::optional<PyScore> model;
+  ModelCall(nb::object progress, nb::handle score) : state(std::move(progress)), model(py_score(score)) {}
+  // The config's problem with the call's score model (with the GIL released).
+  taep::Problem problem(const std::string& config_json) { return problem_from(config_json, model, state); }
+};
 
 // The Python exception classes live in taep.errors (plain Python, with .field and .message).
 nb::object error_class(const char* name) {
@@ -356,28 +368,21 @@ void translate_errors(const std::exception_ptr& p, void*) {
 
 // ---- the calls ----------------------------------------------------------------------------------
 
-std::string run_json(const std::string& config_json, nb::object progress, nb::object score,
-                     const std::string& parameterization, int batch, nb::object reference,
-                     const std::string& reference_parameterization) {
-  CallState state(std::move(progress));
-  const std::optional<PyScore> model =
-      py_score(score, parameterization, batch, reference, reference_parameterization);
-  return state.released([&] {
-    const taep::Problem problem = problem_from(config_json, model, state);
-    return taep::result_to_json(taep::run(problem, state.run_options()));
+std::string run_json(const std::string& config_json, nb::object progress, nb::object score) {
+  ModelCall call(std::move(progress), score);
+  return call.state.released([&] {
+    return taep::result_to_json(taep::run(call.problem(config_json), call.state.run_options()));
   });
 }
 
 // Paths [first, first + count) in pieces of the run's chunk size, so that progress and Ctrl-C are
 // seen between pieces; a path's values depend only on its index, never on the piece it is in.
 nb::dict paths(const std::string& config_json, std::uint64_t first, std::optional<std::uint64_t> count,
-               nb::object progress, nb::object score, const std::string& parameterization,
-               int batch, nb::object reference, const std::string& reference_parameterization) {
-  CallState state(std::move(progress));
-  const std::optional<PyScore> model =
-      py_score(score, parameterization, batch, reference, reference_parameterization);
+               nb::object progress, nb::object score) {
+  ModelCall call(std::move(progress), score);
+  CallState& state = call.state;
   taep::PathValues all = state.released([&] {
-    const taep::Problem problem = problem_from(config_json, model, state);
+    const taep::Problem problem = call.problem(config_json);
     const taep::Config& c = problem.config();
     if (first >= c.run.paths && !count)
       throw taep::ConfigError("first", "must be below run.paths (" + std::to_string(c.run.paths) +
@@ -422,27 +427,20 @@ nb::dict paths(const std::string& config_json, std::uint64_t first, std::optiona
 }
 
 nb::object sample(const std::string& config_json, std::uint64_t count, nb::object progress,
-                  nb::object score, const std::string& parameterization, int batch,
-                  nb::object reference, const std::string& reference_parameterization) {
-  CallState state(std::move(progress));
-  const std::optional<PyScore> model =
-      py_score(score, parameterization, batch, reference, reference_parameterization);
-  taep::SampleResult r = state.released([&] {
-    return taep::sample(problem_from(config_json, model, state), count, state.run_options());
+                  nb::object score) {
+  ModelCall call(std::move(progress), score);
+  taep::SampleResult r = call.state.released([&] {
+    return taep::sample(call.problem(config_json), count, call.state.run_options());
   });
   return to_numpy(std::move(r.samples), {std::size_t(r.count), std::size_t(r.d)});
 }
 
 std::string detailed_ft_json(const std::string& config_json, std::uint64_t min_count,
-                             nb::object progress, nb::object score,
-                             const std::string& parameterization, int batch, nb::object reference,
-                             const std::string& reference_parameterization) {
-  CallState state(std::move(progress));
-  const std::optional<PyScore> model =
-      py_score(score, parameterization, batch, reference, reference_parameterization);
-  return state.released([&] {
-    const taep::Problem problem = problem_from(config_json, model, state);
-    return taep::detailed_ft_to_json(taep::detailed_ft(problem, state.run_options(), min_count));
+                             nb::object progress, nb::object score) {
+  ModelCall call(std::move(progress), score);
+  return call.state.released([&] {
+    return taep::detailed_ft_to_json(
+        taep::detailed_ft(call.problem(config_json), call.state.run_options(), min_count));
   });
 }
 
@@ -537,22 +535,15 @@ NB_MODULE(_taep, m) {
   m.def("check_config", [](const std::string& text) { taep::parse_config(text); });
   m.def("check_train_config", [](const std::string& text) { taep::parse_train_config(text); });
 
+  // score: None, or (evaluate, parameterization, batch, reference, reference_parameterization).
   m.def("run", &run_json, nb::arg("config_json"), nb::arg("progress").none(),
-        nb::arg("score").none() = nb::none(), nb::arg("parameterization") = "score",
-        nb::arg("batch") = 4096, nb::arg("reference").none() = nb::none(),
-        nb::arg("reference_parameterization") = "score");
+        nb::arg("score").none() = nb::none());
   m.def("paths", &paths, nb::arg("config_json"), nb::arg("first"), nb::arg("count").none(),
-        nb::arg("progress").none(), nb::arg("score").none() = nb::none(),
-        nb::arg("parameterization") = "score", nb::arg("batch") = 4096,
-        nb::arg("reference").none() = nb::none(), nb::arg("reference_parameterization") = "score");
+        nb::arg("progress").none(), nb::arg("score").none() = nb::none());
   m.def("sample", &sample, nb::arg("config_json"), nb::arg("count"), nb::arg("progress").none(),
-        nb::arg("score").none() = nb::none(), nb::arg("parameterization") = "score",
-        nb::arg("batch") = 4096, nb::arg("reference").none() = nb::none(),
-        nb::arg("reference_parameterization") = "score");
+        nb::arg("score").none() = nb::none());
   m.def("detailed_ft", &detailed_ft_json, nb::arg("config_json"), nb::arg("min_count"),
-        nb::arg("progress").none(), nb::arg("score").none() = nb::none(),
-        nb::arg("parameterization") = "score", nb::arg("batch") = 4096,
-        nb::arg("reference").none() = nb::none(), nb::arg("reference_parameterization") = "score");
+        nb::arg("progress").none(), nb::arg("score").none() = nb::none());
   m.def("train", &train, nb::arg("config_json"), nb::arg("progress").none());
   m.def("load_weights", &load_weights, nb::arg("path"));
   m.def("save_weights", &save_weights, nb::arg("path"), nb::arg("tensors"), nb::arg("metadata"));

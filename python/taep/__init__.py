@@ -203,15 +203,15 @@ def _function_model(score: Any, divergence: Any, parameterization: Any, names: T
 
 def _score_model(score: Any, divergence: Any, parameterization: Any, batch: Any,
                  reference: Any = None, reference_divergence: Any = None):
-    """The engine's arguments for the score arguments of run() and paths(): (the config's model
-    section or None, then the extension's score, parameterization, batch, reference and
-    reference_parameterization)."""
+    """(the config's model section or None, the extension's score argument: None or the tuple
+    (score, parameterization, batch, reference, reference_parameterization)) of the score
+    arguments of run(), paths(), sample() and detailed_ft()."""
     if score is None:
         for name, value in (("divergence", divergence), ("reference", reference),
                             ("reference_divergence", reference_divergence)):
             if value is not None:
                 raise ConfigError(name, "is for a score model given as a function: give score= too")
-        return None, None, "score", 4096, None, "score"
+        return None, None
     model, call, parameterization = _function_model(score, divergence, parameterization,
                                                     ("score", "divergence"))
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 2**20:
@@ -225,7 +225,7 @@ def _score_model(score: Any, divergence: Any, parameterization: Any, batch: Any,
                                            "(a ScoreModule with divergence=\"exact\")")
     elif reference_divergence is not None:
         raise ConfigError("reference_divergence", "is the divergence of reference=: give reference= too")
-    return model, call, parameterization, batch, ref_call, ref_param
+    return model, (call, parameterization, batch, ref_call, ref_param)
 
 
 class _Progress:
@@ -292,10 +292,10 @@ def run(config: Any = None, *, score: Any = None, divergence: Optional[ScoreFunc
         BackendUnavailable: run.backend "cuda" where CUDA cannot run.
         KeyboardInterrupt: Ctrl-C (at the next chunk boundary).
     """
-    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+    model, engine = _score_model(score, divergence, parameterization, batch, reference,
                                   reference_divergence)
     with _Progress(progress, "path") as callback:
-        return json.loads(_taep.run(_run_config(config, overrides, dotted, model), callback, *engine))
+        return json.loads(_taep.run(_run_config(config, overrides, dotted, model), callback, engine))
 
 
 def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, score: Any = None,
@@ -321,11 +321,11 @@ def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, sc
         first: the first path index.
         count: the number of paths; None means the rest of the run, run.paths - first.
     """
-    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+    model, engine = _score_model(score, divergence, parameterization, batch, reference,
                                   reference_divergence)
     with _Progress(progress, "path") as callback:
         return _taep.paths(_run_config(config, overrides, dotted, model), int(first),
-                           None if count is None else int(count), callback, *engine)
+                           None if count is None else int(count), callback, engine)
 
 
 def sample(config: Any, n: int, *, score: Any = None, divergence: Optional[ScoreFunction] = None,
@@ -345,11 +345,10 @@ def sample(config: Any, n: int, *, score: Any = None, divergence: Optional[Score
             divergence function is still needed, as for run().
         n: the number of samples, 1 <= n < 2^40 (else ConfigError("count")).
     """
-    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+    model, engine = _score_model(score, divergence, parameterization, batch, reference,
                                   reference_divergence)
     with _Progress(progress, "sample") as callback:
-        return _taep.sample(_run_config(config, overrides, dotted, model), int(n), callback,
-                            *engine)
+        return _taep.sample(_run_config(config, overrides, dotted, model), int(n), callback, engine)
 
 
 def detailed_ft(config: Any = None, *, min_count: int = 20, score: Any = None,
@@ -368,11 +367,11 @@ def detailed_ft(config: Any = None, *, min_count: int = 20, score: Any = None,
             the reverse paths.
         min_count: the least count per side of a merged bin in the fit (``--min-count``), >= 1.
     """
-    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+    model, engine = _score_model(score, divergence, parameterization, batch, reference,
                                   reference_divergence)
     with _Progress(progress, "path") as callback:
         return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted, model),
-                                            int(min_count), callback, *engine))
+                                            int(min_count), callback, engine))
 
 
 def train(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
