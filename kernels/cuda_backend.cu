@@ -56,8 +56,9 @@ class CudaBackend final : public Backend {
     reverse_view_.model_last = model_last_.data();
     std::size_t free_bytes = 0, total_bytes = 0;
     TAEP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    // Per path: S and the closed form (16 bytes), and for reverse paths also the sample (4d bytes);
-    // take at most a quarter of free memory.
+    // Per path: S and the closed form (16 bytes), and for reverse paths also the sample (4d bytes),
+    // for forward paths with their points x0 and xN (8d bytes); take at most a quarter of free
+    // memory.
     const auto chunk_for = [&](std::uint64_t bytes_per_path) {
       const std::uint64_t fit = free_bytes / 4 / bytes_per_path;
       return std::max<std::uint64_t>(
@@ -66,6 +67,7 @@ class CudaBackend final : public Backend {
     };
     max_chunk_ = chunk_for(2 * sizeof(double));
     max_reverse_chunk_ = chunk_for(2 * sizeof(double) + std::uint64_t(problem_.d) * sizeof(float));
+    max_points_chunk_ = chunk_for(2 * sizeof(double) + 2 * std::uint64_t(problem_.d) * sizeof(float));
   }
 
   std::string name() const override { return "cuda"; }
@@ -73,14 +75,27 @@ class CudaBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return max_chunk_; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference, std::vector<double>* aux) override {
-    if (aux) aux->assign(count, 0.0);  // no side value for exact-score models
-    taep.assign(count, 0.0);
-    reference.assign(problem_.reference ? count : 0, 0.0);
+                std::vector<double>& reference, std::vector<double>* aux, std::vector<float>* x0,
+                std::vector<float>* xN) override {
+    // aux: no side value for exact-score models (zeros).
+    size_path_outputs(count, problem_.d, problem_.reference, taep, reference, aux, x0, xN);
+    const std::uint64_t d = std::uint64_t(problem_.d);
     std::vector<double> part;
-    for (std::uint64_t off = 0; off < count; off += max_chunk_) {
-      const std::uint64_t n = std::min(max_chunk_, count - off);
-      forward(first + off, n);
+    std::vector<float> part_x;
+    // The points of n paths from a device buffer into rows off .. of *to.
+    const auto points = [&](const DeviceBuffer<float>& from, std::vector<float>* to,
+                            std::uint64_t off, std::uint64_t n) {
+      if (!to) return;
+      from.copy_to_host(part_x, n * d, stream_.get());
+      TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+      std::copy(part_x.begin(), part_x.end(), to->begin() + off * d);
+    };
+    const std::uint64_t chunk = x0 || xN ? max_points_chunk_ : max_chunk_;
+    for (std::uint64_t off = 0; off < count; off += chunk) {
+      const std::uint64_t n = std::min(chunk, count - off);
+      if (x0 && x0_.size() < n * d) x0_ = DeviceBuffer<float>(n * d);
+      if (xN && x_.size() < n * d) x_ = DeviceBuffer<float>(n * d);
+      forward(first + off, n, x0 ? x0_.data() : nullptr, xN ? x_.data() : nullptr);
       s_.copy_to_host(part, n, stream_.get());
       TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
       std::copy(part.begin(), part.end(), taep.begin() + off);
@@ -89,6 +104,8 @@ class CudaBackend final : public Backend {
         TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
         std::copy(part.begin(), part.end(), reference.begin() + off);
       }
+      points(x0_, x0, off, n);
+      points(x_, xN, off, n);
     }
   }
 
@@ -145,7 +162,8 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  void forward(std::uint64_t first, std::uint64_t count) {
+  // x0, xN: device buffers of count * d points, or null.
+  void forward(std::uint64_t first, std::uint64_t count, float* x0 = nullptr, float* xN = nullptr) {
     if (s_.size() < count) s_ = DeviceBuffer<double>(count);
     if (problem_.reference && r_.size() < count) r_ = DeviceBuffer<double>(count);
     ForwardLaunch f;
@@ -158,6 +176,8 @@ class CudaBackend final : public Backend {
     f.count = count;
     f.taep = s_.data();
     f.reference = problem_.reference ? r_.data() : nullptr;
+    f.x0 = x0;
+    f.xN = xN;
     f.stream = stream_.get();
     launch_forward_taep(f);
   }
@@ -172,9 +192,11 @@ class CudaBackend final : public Backend {
   physics::ReverseView reverse_view_;
   std::uint64_t max_chunk_ = physics::kReduceBlock;
   std::uint64_t max_reverse_chunk_ = physics::kReduceBlock;
+  std::uint64_t max_points_chunk_ = physics::kReduceBlock;  // forward paths with their points
   CudaStream stream_;
   DeviceBuffer<double> s_, r_;
-  DeviceBuffer<float> x_;  // reverse paths' samples
+  DeviceBuffer<float> x_;   // reverse paths' samples; forward paths' end points
+  DeviceBuffer<float> x0_;  // forward paths' start points
   ChunkReducer reducer_;
 };
 

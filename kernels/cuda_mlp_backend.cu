@@ -89,14 +89,15 @@ class CudaMlpBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return max_chunk_; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference, std::vector<double>* aux) override {
-    taep.assign(count, 0.0);
-    reference.clear();
-    if (aux) aux->assign(count, 0.0);
+                std::vector<double>& reference, std::vector<double>* aux,
+                std::vector<float>* x0, std::vector<float>* xN) override {
+    const std::uint64_t d = std::uint64_t(problem_.d);
+    size_path_outputs(count, problem_.d, false, taep, reference, aux, x0, xN);  // no closed form
     std::vector<double> part;
     for (std::uint64_t off = 0; off < count; off += max_chunk_) {
       const int n = int(std::min(max_chunk_, count - off));
-      forward(first + off, n);
+      forward(first + off, n, x0 ? x0->data() + off * d : nullptr,
+              xN ? xN->data() + off * d : nullptr);
       s_.copy_to_host(part, std::size_t(n), stream_.get());
       TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
       std::copy(part.begin(), part.end(), taep.begin() + off);
@@ -256,18 +257,29 @@ class CudaMlpBackend final : public Backend {
     return f;
   }
 
-  void forward(std::uint64_t first, int n) {
+  // x0, xN: host memory for the n * d start and end points (x_ before the first step and after
+  // the last), or null.
+  void forward(std::uint64_t first, int n, float* x0 = nullptr, float* xN = nullptr) {
     ensure(n);
     MlpStepLaunch a = chunk_launch(first, n, true);
     a.buf.dw = dw_.data();
     a.buf.aux = aux_.data();
     launch_mlp_init(a);
+    copy_points(n, x0);
     for (int k = 0; k < problem_.steps; ++k) {
       a.step = k;
       launch_mlp_prepare(a);
       network(n, k, true);
       launch_mlp_finish(finish_launch(a, true));
     }
+    copy_points(n, xN);
+  }
+
+  void copy_points(int n, float* to) {
+    if (!to) return;
+    TAEP_CUDA_CHECK(cudaMemcpyAsync(to, x_.data(), std::size_t(n) * problem_.d * sizeof(float),
+                                    cudaMemcpyDeviceToHost, stream_.get()));
+    TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
   }
 
   // Reverse paths [first, first + n) (physics/reverse_path.hpp): x_ ends as their samples x(t_min),

@@ -23,6 +23,8 @@ struct ForwardLaunch {
   std::uint64_t count = 0;
   double* taep = nullptr;       // count
   double* reference = nullptr;  // count, or nullptr
+  float* x0 = nullptr;          // count * d start points, or nullptr (per-path output only)
+  float* xN = nullptr;          // count * d end points, or nullptr
   cudaStream_t stream = nullptr;
 };
 void launch_forward_taep(const ForwardLaunch& args);

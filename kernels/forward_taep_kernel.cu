@@ -75,7 +75,8 @@ __global__ void __launch_bounds__(D > 0 ? kForwardThreads : kGenericThreads)
     forward_taep_kernel(const physics::ForwardView V, const physics::Log2Tables L,
                         const __grid_constant__ ComponentConstants<D, K> constants,
                         std::uint64_t first, std::uint64_t count, double* __restrict__ taep,
-                        double* __restrict__ reference) {
+                        double* __restrict__ reference, float* __restrict__ x0,
+                        float* __restrict__ xN) {
   const std::uint64_t i = std::uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
   const std::uint64_t path = first + i;
@@ -84,16 +85,23 @@ __global__ void __launch_bounds__(D > 0 ? kForwardThreads : kGenericThreads)
   Stream init = stream_of(V.seed, rng::subsequence(rng::kInitialState, path));
   Stream noise = stream_of(V.seed, rng::subsequence(rng::kForwardNoise, path));
   const physics::Log2Tables F = tables_of<D, K>(L, constants);
+  // The points (per-path output only): x0 written by the path before its steps, xN copied after.
+  const std::uint64_t d = D > 0 ? D : V.d;
+  float* const start = x0 ? x0 + i * d : nullptr;
   physics::PathResult r;
   if constexpr (D > 0) {
     float x[D], dw[D], sp[D], sq[D];
-    r = physics::forward_path_log2<D, K, Mode>(V, F, init, noise, {x, dw, sp, sq});
+    r = physics::forward_path_log2<D, K, Mode>(V, F, init, noise, {x, dw, sp, sq, start});
+    if (xN)
+      for (int j = 0; j < D; ++j) xN[i * d + j] = x[j];
   } else {
     extern __shared__ float rows[];
     const int row = generic_row(V.d);
     float* mine = rows + std::size_t(threadIdx.x) * 4 * row;
-    r = physics::forward_path_log2<0, 0, Mode>(V, F, init, noise,
-                                               {mine, mine + row, mine + 2 * row, mine + 3 * row});
+    r = physics::forward_path_log2<0, 0, Mode>(
+        V, F, init, noise, {mine, mine + row, mine + 2 * row, mine + 3 * row, start});
+    if (xN)
+      for (std::uint64_t j = 0; j < d; ++j) xN[i * d + j] = mine[j];
   }
   taep[i] = r.taep;
   if (reference) reference[i] = r.reference;
@@ -110,7 +118,7 @@ void launch(const ForwardLaunch& a, const ComponentConstants<D, K>& constants) {
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
   }
   forward_taep_kernel<D, Mode, K><<<blocks, threads, shared_bytes, a.stream>>>(
-      a.view, a.log2, constants, a.first, a.count, a.taep, a.reference);
+      a.view, a.log2, constants, a.first, a.count, a.taep, a.reference, a.x0, a.xN);
 }
 
 template <int D, int K>

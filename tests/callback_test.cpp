@@ -4,7 +4,9 @@
 // errors of a callback config.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <set>
 #include <vector>
@@ -245,7 +247,72 @@ TEST(ScoreCallback, Errors) {
 
   const taep::Problem p = taep::build_problem(callback_config(), mixture_callback());
   EXPECT_THROW(taep::simulate_paths(p, taep::Backend::cuda, 0, 10), taep::BackendUnavailable);
-  EXPECT_THROW(taep::sample(p, 10), taep::BackendUnavailable);
+  taep::Config on_cuda = callback_config();
+  on_cuda.run.backend = taep::Backend::cuda;
+  EXPECT_THROW(taep::sample(taep::build_problem(on_cuda, mixture_callback()), 10),
+               taep::BackendUnavailable);  // the reverse process likewise runs on the CPU only
+}
+
+// Reverse paths (sample, dft) of the exact mixture score as a function are the built-in exact
+// model's, to float rounding: the same streams (kReverseStart, kReverseNoise), the same steps, the
+// score computed in double and rounded once. Without TAEP the function is called without the
+// divergence, once per grid point N .. 1; the numbers do not depend on the batch.
+TEST(ScoreCallback, ReversePathsAreTheBuiltInModelsToo) {
+  const auto exact = taep::simulate_reverse_paths(exact_config(), taep::Backend::cpu, 0, 3000);
+  int calls = 0, with_divergence = 0;
+  taep::ScoreCallback cb = mixture_callback();
+  const auto inner = cb.evaluate;
+  cb.evaluate = [&](const taep::ScoreRequest& r) {
+    ++calls;
+    with_divergence += r.divergence != nullptr;
+    inner(r);
+  };
+  const taep::Problem p = taep::build_problem(callback_config(), cb);
+  const auto mine = taep::simulate_reverse_paths(p, taep::Backend::cpu, 0, 3000);
+  ASSERT_EQ(mine.samples.size(), exact.samples.size());
+  ASSERT_EQ(mine.taep.size(), 3000u);
+  EXPECT_TRUE(mine.reference.empty());
+  double dx = 0, ds = 0;
+  for (std::size_t i = 0; i < mine.samples.size(); ++i)
+    dx = std::max(dx, double(std::abs(mine.samples[i] - exact.samples[i])));
+  for (std::size_t i = 0; i < 3000; ++i) ds = std::max(ds, std::abs(mine.taep[i] - exact.taep[i]));
+  EXPECT_LT(dx, 1e-3) << "max |x_sample - x_sample(exact)|";
+  std::vector<double> dss(3000);
+  for (std::size_t i = 0; i < 3000; ++i) dss[i] = std::abs(mine.taep[i] - exact.taep[i]);
+  std::sort(dss.begin(), dss.end());
+  // A reverse path, unlike a forward one, moves with the score, and S reads dW back from the steps
+  // (implied_increment divides by sqrt(beta)), so a path that crosses between modes, where the
+  // score is steep, amplifies the rounding. Measured: median 5.5e-7, 99th percentile 2.7e-6, max
+  // 8.9e-4 (one path in 3000).
+  EXPECT_LT(dss[1500], 1e-5) << "median |S - S(exact)| on the forward clock";
+  EXPECT_LT(dss[2970], 2e-5) << "99th percentile";
+  EXPECT_LT(ds, 5e-3) << "max";
+  std::printf("    reverse paths: max |dx| %.2e; |dS| median %.2e, 99%% %.2e, max %.2e\n", dx,
+              dss[1500], dss[2970], ds);
+  const int N = exact_config().schedule.steps;
+  EXPECT_EQ(calls, N + 1);  // one batch: t_N (no TAEP there), then t_{N-1} .. t_0 with it
+  EXPECT_EQ(with_divergence, N);
+
+  calls = with_divergence = 0;
+  const auto samples = taep::simulate_reverse_paths(p, taep::Backend::cpu, 0, 3000, false);
+  EXPECT_EQ(samples.samples, mine.samples) << "a sample does not depend on whether S is read";
+  EXPECT_EQ(calls, N);
+  EXPECT_EQ(with_divergence, 0);
+  const auto batched = taep::simulate_reverse_paths(
+      taep::build_problem(callback_config(), mixture_callback(false, 700)), taep::Backend::cpu, 1000,
+      2000);
+  for (std::size_t i = 0; i < 2000; ++i) ASSERT_EQ(batched.taep[i], mine.taep[1000 + i]) << i;
+  for (std::size_t i = 0; i < batched.samples.size(); ++i)
+    ASSERT_EQ(batched.samples[i], mine.samples[2000 + i]) << i;
+
+  taep::Config c = callback_config();
+  c.run.paths = 3000;
+  const taep::DetailedFtResult dft = taep::detailed_ft(taep::build_problem(c, mixture_callback()));
+  taep::Config e = exact_config();
+  e.run.paths = 3000;
+  const taep::DetailedFtResult want = taep::detailed_ft(e);
+  EXPECT_NEAR(dft.reverse.mean, want.reverse.mean, 1e-5);
+  EXPECT_NEAR(dft.forward.mean, want.forward.mean, kPathTolerance);
 }
 
 TEST(ScoreCallback, AnExceptionInTheFunctionPropagates) {

@@ -39,10 +39,11 @@ class CountingBackend final : public taep::detail::Backend {
     inner_->run_chunk(first, count, hist, out);
   }
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference, std::vector<double>* aux) override {
+                std::vector<double>& reference, std::vector<double>* aux, std::vector<float>* x0,
+                std::vector<float>* xN) override {
     mark(first, count);
     ++simulate_calls;
-    inner_->simulate(first, count, taep, reference, aux);
+    inner_->simulate(first, count, taep, reference, aux, x0, xN);
   }
 
   std::vector<int> hits;

@@ -307,7 +307,7 @@ class SyntheticBackend final : public taep::detail::Backend {
     out.histogram[1] = count;
   }
   void simulate(std::uint64_t, std::uint64_t, std::vector<double>&, std::vector<double>&,
-                std::vector<double>*) override {
+                std::vector<double>*, std::vector<float>*, std::vector<float>*) override {
     ADD_FAILURE() << "simulate: a fixed range needs no pilot";
   }
   std::uint64_t next_ = 0;

@@ -73,13 +73,18 @@ TEST_F(PerPath, RunWritesEveryPathAndKeepsTheStatistics) {
   write("S.bin", std::string(reinterpret_cast<const char*>(v.taep.data()), v.taep.size() * 8));
   write("R.bin", std::string(reinterpret_cast<const char*>(v.reference.data()), v.reference.size() * 8));
   write("E.bin", std::string(reinterpret_cast<const char*>(err.data()), err.size() * 8));
+  write("x0.bin", std::string(reinterpret_cast<const char*>(v.x0.data()), v.x0.size() * 4));
+  write("xN.bin", std::string(reinterpret_cast<const char*>(v.xN.data()), v.xN.size() * 4));
   const std::string check =
       "import numpy as np, zipfile; assert zipfile.ZipFile('pp.npz').testzip() is None; "
-      "d = np.load('pp.npz'); assert sorted(d.files) == ['R', 'S', 'S_minus_R'], d.files; "
-      "assert all(d[k].dtype == np.float64 and d[k].shape == (20000,) for k in d.files); "
+      "d = np.load('pp.npz'); assert sorted(d.files) == ['R', 'S', 'S_minus_R', 'x0', 'xN'], d.files; "
+      "assert all(d[k].dtype == np.float64 and d[k].shape == (20000,) for k in ['R', 'S', 'S_minus_R']); "
+      "assert all(d[k].dtype == np.float32 and d[k].shape == (20000, 2) for k in ['x0', 'xN']); "
       "assert np.array_equal(d['S'], np.fromfile('S.bin'), equal_nan=True); "
       "assert np.array_equal(d['R'], np.fromfile('R.bin'), equal_nan=True); "
-      "assert np.array_equal(d['S_minus_R'], np.fromfile('E.bin'), equal_nan=True)";
+      "assert np.array_equal(d['S_minus_R'], np.fromfile('E.bin'), equal_nan=True); "
+      "assert np.array_equal(d['x0'].ravel(), np.fromfile('x0.bin', dtype=np.float32)); "
+      "assert np.array_equal(d['xN'].ravel(), np.fromfile('xN.bin', dtype=np.float32))";
   write("check.py", check);
   const std::string py = std::system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") == 0
                              ? "/usr/bin/python3" : "python3";
@@ -97,8 +102,10 @@ TEST_F(PerPath, SampleWritesNpyWhenTheNameSaysSo) {
   EXPECT_EQ(std::system(("cd '" + work_.string() + "' && python3 check.py").c_str()), 0);
 }
 
-// taep dft --per-path: both sides' values, the statistics bitwise those of the plain run, and the
-// forward side equal to simulate_paths.
+// taep dft --per-path: both sides' values, the statistics bitwise those of the plain run, the
+// forward side equal to simulate_paths, and the reverse side's points the prior draw (N(0, I)) and
+// the sample: `taep sample`'s, bitwise (a reverse path's sample does not depend on whether it also
+// computes its TAEP).
 TEST_F(PerPath, DftWritesBothSides) {
   if (std::system("python3 -c 'import numpy' 2>/dev/null") != 0) GTEST_SKIP() << "no numpy";
   expect_same_sections("dft --paths 5000 --steps 50 --seed 4 --backend cpu -q",
@@ -109,11 +116,18 @@ TEST_F(PerPath, DftWritesBothSides) {
   c.schedule.steps = 50;
   const taep::PathValues v = taep::simulate_paths(c, taep::Backend::cpu, 0, 5000);
   write("S.bin", std::string(reinterpret_cast<const char*>(v.taep.data()), v.taep.size() * 8));
+  write("x0.bin", std::string(reinterpret_cast<const char*>(v.x0.data()), v.x0.size() * 4));
+  ASSERT_EQ(run("sample --count 5000 --steps 50 --seed 4 --backend cpu -q --out samples.npy").exit_code, 0);
   write("check.py",
         "import numpy as np; d = np.load('pp.npz'); assert sorted(d.files) == ['R', 'S', "
-        "'S_minus_R', 'reverse_R', 'reverse_S', 'reverse_S_minus_R'], d.files; "
-        "assert all(d[k].shape == (5000,) for k in d.files); "
+        "'S_minus_R', 'reverse_R', 'reverse_S', 'reverse_S_minus_R', 'reverse_x0', 'reverse_xN', "
+        "'x0', 'xN'], d.files; "
+        "assert all(d[k].shape == (5000,) for k in d.files if 'x' not in k); "
+        "assert all(d[k].shape == (5000, 2) and d[k].dtype == np.float32 for k in d.files if 'x' in k); "
         "assert np.array_equal(d['S'], np.fromfile('S.bin'), equal_nan=True); "
+        "assert np.array_equal(d['x0'].ravel(), np.fromfile('x0.bin', dtype=np.float32)); "
+        "assert np.array_equal(d['reverse_xN'], np.load('samples.npy')); "
+        "z = d['reverse_x0']; assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05, (z.mean(), z.std()); "
         "assert np.array_equal(d['reverse_S_minus_R'], d['reverse_S'] - d['reverse_R'], equal_nan=True)");
   EXPECT_EQ(std::system(("cd '" + work_.string() + "' && python3 check.py").c_str()), 0);
 }

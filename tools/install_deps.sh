@@ -7,17 +7,19 @@
 set -euo pipefail
 # With --torch it also installs Debian's python3-torch (1.13, CPU; about 77 MB to fetch, 68 s to
 # install, 765 MB on disk) for the Python suite's taep.torch test (tests/python/test_torch.py), which
-# runs when the interpreter the extension is built for imports torch (Debian's python3 does; a pyenv
-# or venv python3 first on PATH does not, and the test then skips). CI does not pass it.
+# runs in the interpreter the extension is built for when it imports torch, else under Debian's
+# /usr/bin/python3 when that is the same Python minor version (test_torch_elsewhere.py; with Debian's
+# python3-pytest for it). CI (CI=true) gets them without the flag, so that the test runs there.
 packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev zlib1g-dev python3-numpy python3-matplotlib
           python3-dev python3-pip libopenmpi-dev openmpi-bin)
 for flag in "$@"; do
   case "$flag" in
     --fuzz) packages+=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
-    --torch) packages+=(python3-torch) ;;
+    --torch) packages+=(python3-torch python3-pytest) ;;
     *) echo "install_deps.sh: unknown option $flag (allowed: --fuzz, --torch)" >&2; exit 2 ;;
   esac
 done
+[ "${CI:-}" = true ] && packages+=(python3-torch python3-pytest)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -294,8 +294,12 @@ std::string per_path_npz(const std::vector<std::pair<std::string, const PathValu
   std::vector<std::vector<double>> errors;  // S - R per side, alive until the archive is made
   errors.reserve(sides.size());
   for (const auto& [prefix, v] : sides) {
-    const std::uint64_t n = v->taep.size();
+    const std::uint64_t n = v->taep.size(), d = v->dim();
     arrays.push_back({prefix + "S", {n}, v->taep.data(), false});
+    if (d > 0) {
+      arrays.push_back({prefix + "x0", {n, d}, v->x0.data(), true});
+      arrays.push_back({prefix + "xN", {n, d}, v->xN.data(), true});
+    }
     if (v->reference.empty()) continue;
     const std::vector<double>& error = errors.emplace_back(v->errors());
     arrays.push_back({prefix + "R", {n}, v->reference.data(), false});

@@ -76,13 +76,13 @@ bool cpu_supports(SimdIsa isa) {
 }
 
 void simulate_range_simd(SimdIsa isa, const physics::ForwardView& V, std::uint64_t first, int count,
-                         double* taep, double* reference) {
+                         double* taep, double* reference, float* x0, float* xN) {
   TAEP_EXPECTS(cpu_supports(isa), "the CPU vector loop was asked for where it cannot run");
 #if defined(TAEP_HAVE_CPU_SIMD)
-  if (isa == SimdIsa::avx512) return avx512::simulate_range(V, first, count, taep, reference);
-  avx2::simulate_range(V, first, count, taep, reference);
+  if (isa == SimdIsa::avx512) return avx512::simulate_range(V, first, count, taep, reference, x0, xN);
+  avx2::simulate_range(V, first, count, taep, reference, x0, xN);
 #else
-  (void)V, (void)first, (void)count, (void)taep, (void)reference;
+  (void)V, (void)first, (void)count, (void)taep, (void)reference, (void)x0, (void)xN;
 #endif
 }
 
@@ -138,12 +138,14 @@ std::optional<SimdIsa> choose_loop(CpuLoop loop) {
 
 template <int D>
 void simulate_range(const physics::ForwardView& V, std::uint64_t first, int count, double* taep,
-                    double* reference) {
+                    double* reference, float* x0, float* xN) {
+  const std::size_t d = std::size_t(V.d);
   for (int i = 0; i < count; ++i) {
     const std::uint64_t path = first + i;
     rng::PhiloxHostStream init(V.seed, rng::subsequence(rng::kInitialState, path));
     rng::PhiloxHostStream noise(V.seed, rng::subsequence(rng::kForwardNoise, path));
-    const physics::PathResult r = physics::forward_path<D>(V, init, noise);
+    const physics::PathResult r = physics::forward_path<D>(
+        V, init, noise, {x0 ? x0 + i * d : nullptr, xN ? xN + i * d : nullptr});
     taep[i] = r.taep;
     if (reference) reference[i] = r.reference;
   }
@@ -192,16 +194,18 @@ class CpuBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 20; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference, std::vector<double>* aux) override {
-    if (aux) aux->assign(count, 0.0);  // no side value for exact-score models
-    taep.assign(count, 0.0);
-    reference.assign(problem_.reference ? count : 0, 0.0);
+                std::vector<double>& reference, std::vector<double>* aux, std::vector<float>* x0,
+                std::vector<float>* xN) override {
+    // aux: no side value for exact-score models (zeros).
+    size_path_outputs(count, problem_.d, problem_.reference, taep, reference, aux, x0, xN);
+    const std::uint64_t d = std::uint64_t(problem_.d);
     const std::int64_t blocks = std::int64_t((count + physics::kReduceBlock - 1) / physics::kReduceBlock);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
     for (std::int64_t b = 0; b < blocks; ++b) {
       const std::uint64_t off = std::uint64_t(b) * physics::kReduceBlock;
       const int n = int(std::min<std::uint64_t>(physics::kReduceBlock, count - off));
-      run(first + off, n, taep.data() + off, problem_.reference ? reference.data() + off : nullptr);
+      run(first + off, n, taep.data() + off, problem_.reference ? reference.data() + off : nullptr,
+          x0 ? x0->data() + off * d : nullptr, xN ? xN->data() + off * d : nullptr);
     }
   }
 
@@ -264,10 +268,11 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  void run(std::uint64_t first, int n, double* taep, double* ref) const {
-    if (simd_) return simulate_range_simd(*simd_, view_, first, n, taep, ref);
+  void run(std::uint64_t first, int n, double* taep, double* ref, float* x0 = nullptr,
+           float* xN = nullptr) const {
+    if (simd_) return simulate_range_simd(*simd_, view_, first, n, taep, ref, x0, xN);
     dispatch_dim(problem_.d, [&](auto dim) {
-      simulate_range<decltype(dim)::value>(view_, first, n, taep, ref);
+      simulate_range<decltype(dim)::value>(view_, first, n, taep, ref, x0, xN);
     });
   }
 

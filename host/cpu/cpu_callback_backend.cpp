@@ -16,6 +16,7 @@
 #include "taep/error.hpp"
 #include "taep/physics/mlp_elementwise.hpp"
 #include "taep/physics/mlp_path.hpp"
+#include "taep/physics/reverse_path.hpp"
 
 namespace taep {
 namespace detail {
@@ -24,6 +25,7 @@ namespace {
 // One batch's state and the model's outputs, as flat (n, ...) arrays the function sees directly.
 struct CallbackBatch {
   std::vector<float> x, dw, out, est, vectors;            // the model's side
+  std::vector<float> x_next;                              // reverse paths: x_{k+1}
   std::vector<float> s_target, div_target, quad_target, r2;  // the target's side, per path
 };
 
@@ -48,18 +50,21 @@ class CpuCallbackBackend final : public Backend {
   }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference, std::vector<double>* aux_out) override {
-    taep.assign(count, 0.0);
-    reference.clear();  // no closed form: the model is not a mixture
-    std::vector<double> scratch;
-    std::vector<double>& aux = aux_out ? *aux_out : scratch;
-    aux.assign(count, 0.0);
+                std::vector<double>& reference, std::vector<double>* aux_out,
+                std::vector<float>* x0, std::vector<float>* xN) override {
+    const std::uint64_t d = std::uint64_t(problem_.d);
+    std::vector<double> aux_scratch;  // the batches write aux whether or not it is kept
+    std::vector<double>& aux = aux_out ? *aux_out : aux_scratch;
+    size_path_outputs(count, problem_.d, false, taep, reference, &aux, x0, xN);  // no closed form
     CallbackBatch b;
     const std::uint64_t batch = std::uint64_t(setup_.callback.batch);
     for (std::uint64_t off = 0; off < count; off += batch) {
       const int n = int(std::min(batch, count - off));
+      const physics::PathEnds<float> ends{x0 ? x0->data() + off * d : nullptr,
+                                          xN ? xN->data() + off * d : nullptr};
       dispatch_dim(problem_.d, [&](auto dim) {
-        run_batch<decltype(dim)::value>(first + off, n, taep.data() + off, aux.data() + off, b);
+        run_batch<decltype(dim)::value>(first + off, n, taep.data() + off, aux.data() + off, b,
+                                        ends);
       });
     }
   }
@@ -68,7 +73,7 @@ class CpuCallbackBackend final : public Backend {
                  ChunkStats& out) override {
     constexpr std::uint64_t B = physics::kReduceBlock;
     std::vector<double> taep, reference, aux;
-    simulate(first, count, taep, reference, &aux);
+    simulate(first, count, taep, reference, &aux, nullptr, nullptr);
     const bool with_aux = setup_.hutchinson() && setup_.probes >= 2;
     out.blocks.clear();
     for (std::uint64_t off = 0; off < count; off += B)
@@ -83,20 +88,36 @@ class CpuCallbackBackend final : public Backend {
     }
   }
 
-  void simulate_reverse(std::uint64_t, std::uint64_t, bool, std::vector<double>*,
-                        std::vector<double>*, std::vector<float>*) override {
-    throw BackendUnavailable(
-        "the reverse process (sample, dft) does not take a score callback yet; a callback model "
-        "runs forward paths only (run, paths)");
+  // Reverse paths in batches of the callback's batch size, as the MLP backend runs them
+  // (physics/reverse_path.hpp): the function is evaluated at every grid point from t_max down, with
+  // its divergence (or probes) only where a TAEP increment is read (with_taep, k < N).
+  void simulate_reverse(std::uint64_t first, std::uint64_t count, bool with_taep,
+                        std::vector<double>* taep, std::vector<double>* reference,
+                        std::vector<float>* samples) override {
+    const std::uint64_t d = std::uint64_t(problem_.d);
+    if (reference) reference->clear();  // no closed form: the model is not a mixture
+    std::vector<double> taep_scratch;
+    std::vector<float> sample_scratch;
+    std::vector<double>& S = taep ? *taep : taep_scratch;
+    std::vector<float>& X = samples ? *samples : sample_scratch;
+    S.assign(with_taep ? count : 0, 0.0);
+    X.assign(count * d, 0.f);
+    CallbackBatch b;
+    const std::uint64_t batch = std::uint64_t(setup_.callback.batch);
+    for (std::uint64_t off = 0; off < count; off += batch) {
+      const int n = int(std::min(batch, count - off));
+      dispatch_dim(problem_.d, [&](auto dim) {
+        run_reverse_batch<decltype(dim)::value>(first + off, n, with_taep,
+                                                with_taep ? S.data() + off : nullptr,
+                                                X.data() + off * d, b);
+      });
+    }
   }
 
  private:
-  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n).
-  template <int D>
-  void run_batch(std::uint64_t first, int n, double* taep, double* aux, CallbackBatch& b) const {
-    const int d = problem_.d;
-    const int P = plan_.count;  // Hutchinson probes, or 0: the function gives the divergence
-    const std::size_t nd = std::size_t(n) * d;
+  void resize(int n, const physics::MlpTangentPlan& plan, CallbackBatch& b) const {
+    const int P = plan.count;
+    const std::size_t nd = std::size_t(n) * problem_.d;
     b.x.resize(nd);
     b.dw.resize(nd);
     b.out.resize(nd);
@@ -106,6 +127,94 @@ class CpuCallbackBackend final : public Backend {
     b.div_target.resize(std::size_t(n));
     b.quad_target.resize(std::size_t(n));
     b.r2.resize(std::size_t(n));
+  }
+
+  // The function over the batch b.x at grid point k: the model's output into b.out and, with
+  // `with_divergence`, its divergence (or the plan's probe estimates) into b.est, both converted to
+  // the score's for an eps-prediction (mlp.hpp); then the reference function, if any, into the
+  // target's buffers.
+  void call_model(std::uint64_t first, int n, int k, bool with_divergence,
+                  const physics::MlpTangentPlan& plan, CallbackBatch& b) const {
+    const int P = with_divergence ? plan.count : 0;
+    ScoreRequest request;
+    request.n = n;
+    request.d = problem_.d;
+    request.first_path = first;
+    request.x = b.x.data();
+    request.output = b.out.data();
+    request.divergence = with_divergence && P == 0 ? b.est.data() : nullptr;
+    request.probes = P;
+    request.probe_vectors = P > 0 ? b.vectors.data() : nullptr;
+    request.probe_estimates = P > 0 ? b.est.data() : nullptr;
+    const double t = problem_.grid.t(k);
+    request.step = k;
+    request.t = t;
+    setup_.callback.evaluate(request);
+    const double abar = problem_.schedule.abar(t);
+    if (with_divergence && setup_.callback.reference) this->reference(request, abar, b);
+    if (setup_.callback.parameterization != Parameterization::eps) return;
+    const float scale = physics::output_scale(true, abar);
+    const std::size_t nd = std::size_t(n) * problem_.d, ne = std::size_t(n) * std::max(1, P);
+    for (std::size_t i = 0; i < nd; ++i) b.out[i] *= scale;
+    if (with_divergence)
+      for (std::size_t i = 0; i < ne; ++i) b.est[i] *= scale;
+  }
+
+  // Reverse paths [first, first + n): S read on the forward clock into taep[0..n) (with_taep), the
+  // samples x(t_min) into samples[0..n*d).
+  template <int D>
+  void run_reverse_batch(std::uint64_t first, int n, bool with_taep, double* taep, float* samples,
+                         CallbackBatch& b) const {
+    const int d = problem_.d;
+    const physics::MlpTangentPlan plan = with_taep ? plan_ : physics::MlpTangentPlan{};
+    const int P = plan.count;
+    const std::size_t nd = std::size_t(n) * d;
+    resize(n, plan, b);
+    b.x_next.resize(nd);
+    const bool rademacher = setup_.probe_distribution == ProbeDistribution::rademacher;
+    PathStreams st(view_.seed, first, n, rng::kReverseNoise, rademacher);
+    start_reverse_paths(view_.seed, first, n, d, b.x.data(), taep);
+    auto step_all = [&](const physics::StepScalars& c) {
+      reverse_step_all<D>(n, d, c, b.out.data(), st, b.x.data(), b.x_next.data());
+    };
+    const int N = problem_.steps;
+    call_model(first, n, N, false, plan, b);
+    step_all(physics::step_scalars_at(problem_.schedule, problem_.grid, N));
+    for (int k = N - 1; k >= 0; --k) {
+      if (!with_taep && k == 0) break;  // x_0 is the sample; nothing is evaluated there
+      const physics::StepScalars c = view_.step[k];
+      if (with_taep)
+        for (int p = 0; p < n; ++p) {
+          const std::size_t o = std::size_t(p) * d;
+          physics::implied_increment(d, c, &b.x_next[o], &b.x[o], &b.dw[o]);
+          b.r2[std::size_t(p)] = prepare_learned_path<D>(
+              view_, k, c.sqrt_abar, plan, &b.x[o], &b.dw[o], b.vectors.data() + o * std::size_t(P),
+              st.probes[std::size_t(p)], &b.s_target[o], &b.div_target[std::size_t(p)],
+              &b.quad_target[std::size_t(p)]);
+        }
+      call_model(first, n, k, with_taep, plan, b);
+      if (with_taep)
+        for (int p = 0; p < n; ++p) {
+          const std::size_t o = std::size_t(p) * d, q = std::size_t(p) * std::size_t(std::max(1, P));
+          taep[p] += double(physics::mlp_increment(d, c, plan, &b.out[o], &b.est[q], &b.s_target[o],
+                                                   b.div_target[std::size_t(p)],
+                                                   b.quad_target[std::size_t(p)],
+                                                   b.r2[std::size_t(p)], &b.dw[o], nullptr));
+        }
+      if (k > 0) step_all(c);
+    }
+    std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), samples);
+  }
+
+  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n),
+  // the start and end points into ends (n * d each, where not null).
+  template <int D>
+  void run_batch(std::uint64_t first, int n, double* taep, double* aux, CallbackBatch& b,
+                 physics::PathEnds<float> ends) const {
+    const int d = problem_.d;
+    const int P = plan_.count;  // Hutchinson probes, or 0: the function gives the divergence
+    const std::size_t nd = std::size_t(n) * d;
+    resize(n, plan_, b);
     const bool rademacher = setup_.probe_distribution == ProbeDistribution::rademacher;
     PathStreams st(view_.seed, first, n, rng::kForwardNoise, rademacher);
     for (int p = 0; p < n; ++p) {
@@ -114,18 +223,7 @@ class CpuCallbackBackend final : public Backend {
       taep[p] = 0.0;
       aux[p] = 0.0;
     }
-
-    ScoreRequest request;
-    request.n = n;
-    request.d = d;
-    request.first_path = first;
-    request.x = b.x.data();
-    request.output = b.out.data();
-    request.divergence = P == 0 ? b.est.data() : nullptr;
-    request.probes = P;
-    request.probe_vectors = P > 0 ? b.vectors.data() : nullptr;
-    request.probe_estimates = P > 0 ? b.est.data() : nullptr;
-    const bool eps = setup_.callback.parameterization == Parameterization::eps;
+    if (ends.x0) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.x0);
 
     for (int k = 0; k < problem_.steps; ++k) {
       const physics::StepScalars c = view_.step[k];
@@ -138,21 +236,9 @@ class CpuCallbackBackend final : public Backend {
             &b.quad_target[std::size_t(p)]);
       }
 
-      const double t = problem_.grid.t(k);
-      request.step = k;
-      request.t = t;
-      setup_.callback.evaluate(request);
-      // An eps-prediction's output and its divergence both scale into the score's (mlp.hpp).
-      const double abar = problem_.schedule.abar(t);
-      const float scale = physics::output_scale(eps, abar);
-      if (setup_.callback.reference) reference(request, abar, b);
-
+      call_model(first, n, k, true, plan_, b);
       for (int p = 0; p < n; ++p) {
         const std::size_t o = std::size_t(p) * d, q = std::size_t(p) * std::size_t(std::max(1, P));
-        if (eps) {
-          for (int i = 0; i < d; ++i) b.out[o + i] *= scale;
-          for (int j = 0; j < std::max(1, P); ++j) b.est[q + j] *= scale;
-        }
         taep[p] += double(physics::mlp_increment(d, c, plan_, &b.out[o], &b.est[q], &b.s_target[o],
                                                  b.div_target[std::size_t(p)],
                                                  b.quad_target[std::size_t(p)],
@@ -160,6 +246,7 @@ class CpuCallbackBackend final : public Backend {
         physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
       }
     }
+    if (ends.xN) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.xN);
   }
 
   // s* and its divergence from the reference function, in place of the mixture's (the mixture's

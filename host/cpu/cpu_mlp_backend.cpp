@@ -61,14 +61,16 @@ class CpuMlpBackend final : public Backend {
   std::uint64_t max_chunk_paths() const override { return std::uint64_t(1) << 16; }
 
   void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                std::vector<double>& reference, std::vector<double>* aux_out) override {
-    taep.assign(count, 0.0);
-    reference.clear();
+                std::vector<double>& reference, std::vector<double>* aux_out,
+                std::vector<float>* x0, std::vector<float>* xN) override {
     std::vector<double> scratch;
     std::vector<double>& aux = aux_out ? *aux_out : scratch;
-    aux.assign(count, 0.0);
+    // No closed form: the model is not a mixture.
+    size_path_outputs(count, problem_.d, false, taep, reference, &aux, x0, xN);
+    const std::uint64_t d = std::uint64_t(problem_.d);
     for_each_batch(count, [&](std::uint64_t off, int n, BatchBuffers& buf) {
-      run_batch(first + off, n, taep.data() + off, aux.data() + off, buf);
+      run_batch(first + off, n, taep.data() + off, aux.data() + off, buf,
+                {x0 ? x0->data() + off * d : nullptr, xN ? xN->data() + off * d : nullptr});
     });
   }
 
@@ -142,8 +144,10 @@ class CpuMlpBackend final : public Backend {
     }
   }
 
-  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n).
-  void run_batch(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
+  // Paths [first, first + n): S into taep[0..n), the probe-noise variance of S into aux[0..n),
+  // and the start and end points into ends (n * d each, where not null).
+  void run_batch(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b,
+                 physics::PathEnds<float> ends = {}) const {
 #if defined(TAEP_HAVE_CPU_SIMD)
     if (isa_ != MlpIsa::blas) {
       MlpBatchJob job;
@@ -156,6 +160,7 @@ class CpuMlpBackend final : public Backend {
       job.n = n;
       job.taep = taep;
       job.aux = aux;
+      job.ends = ends;
       float* work = aligned_workspace(
           b.work, mlp_batch_workspace(b.net.kernel_view(), isa_, job.probes));
       if (isa_ == MlpIsa::avx512)
@@ -165,7 +170,9 @@ class CpuMlpBackend final : public Backend {
       return;
     }
 #endif
-    dispatch_dim(problem_.d, [&](auto dim) { run_batch_d<decltype(dim)::value>(first, n, taep, aux, b); });
+    dispatch_dim(problem_.d, [&](auto dim) {
+      run_batch_d<decltype(dim)::value>(first, n, taep, aux, b, ends);
+    });
   }
 
   physics::MlpTangentPlan plan_for(bool with_taep) const {
@@ -209,7 +216,8 @@ class CpuMlpBackend final : public Backend {
   }
 
   template <int D>
-  void run_batch_d(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b) const {
+  void run_batch_d(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b,
+                   physics::PathEnds<float> ends) const {
     const int d = problem_.d;
     const physics::MlpTangentPlan plan = plan_for(true);
     resize_buffers(n, plan, b);
@@ -220,6 +228,8 @@ class CpuMlpBackend final : public Backend {
       taep[p] = 0.0;
       aux[p] = 0.0;
     }
+    const std::size_t nd = std::size_t(n) * d;
+    if (ends.x0) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.x0);
 
     for (int k = 0; k < problem_.steps; ++k) {
       const physics::StepScalars c = view_.step[k];
@@ -236,6 +246,7 @@ class CpuMlpBackend final : public Backend {
         physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
       }
     }
+    if (ends.xN) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.xN);
   }
 
   // Reverse paths [first, first + n) (physics/reverse_path.hpp): at each grid point t_k from t_N
@@ -252,23 +263,9 @@ class CpuMlpBackend final : public Backend {
     const std::size_t nd = std::size_t(n) * d;
     b.x_next.resize(nd);
     PathStreams st(view_.seed, first, n, rng::kReverseNoise, rademacher());
-    for (int p = 0; p < n; ++p) {
-      rng::PhiloxHostStream start(view_.seed, rng::subsequence(rng::kReverseStart, first + p));
-      physics::reverse_start(d, start, b.x.data() + std::size_t(p) * d);
-      if (taep) taep[p] = 0.0;
-    }
-
-    // x_{k+1} <- x_k, then the reverse step from t_k with this batch's s_theta(x_k, t_k).
+    start_reverse_paths(view_.seed, first, n, d, b.x.data(), taep);
     auto step_all = [&](const physics::StepScalars& c) {
-      float xi[physics::storage_dim<D>()];
-      for (int p = 0; p < n; ++p) {
-        const std::size_t o = std::size_t(p) * d;
-        for (int i = 0; i < d; ++i) {
-          b.x_next[o + i] = b.x[o + i];
-          xi[i] = st.noise[std::size_t(p)].next();
-        }
-        physics::reverse_step(d, c, &b.s_model[o], xi, &b.x[o]);
-      }
+      reverse_step_all<D>(n, d, c, b.s_model.data(), st, b.x.data(), b.x_next.data());
     };
 
     const int N = problem_.steps;

@@ -446,6 +446,14 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
     }
     for (int i = 0; i < d; ++i) x[i].store_aligned(xs + (std::size_t(g) * d + i) * L);
   }
+  // Path g L + l's point in xs to row g L + l of `rows` (n * d).
+  const auto store_points = [&](float* rows) {
+    for (int g = 0; g < packets; ++g)
+      for (int l = 0; l < L && g * L + l < job.n; ++l)
+        for (int i = 0; i < d; ++i)
+          rows[std::size_t(g * L + l) * d + i] = xs[(std::size_t(g) * d + i) * L + l];
+  };
+  if (job.ends.x0) store_points(job.ends.x0);
 
   auto probe = [&](int q) -> const float* { return probes + std::size_t(q) * d * L; };
   for (int k = 0; k < V.steps; ++k) {
@@ -478,6 +486,7 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
       for (int i = 0; i < d; ++i) x[i].store_aligned(xg + std::size_t(i) * L);
     }
   }
+  if (job.ends.xN) store_points(job.ends.xN);
   for (int g = 0; g < packets; ++g) {
     for (int l = 0; l < L && g * L + l < job.n; ++l) {
       job.taep[g * L + l] = physics::get_lane(st[g].taep, l);

@@ -23,12 +23,12 @@ bool cpu_supports(SimdIsa isa);
 // A CPU backend's device line: "CPU (how), N OpenMP threads" ("CPU, ..." when how is empty).
 std::string cpu_device(const std::string& how, int threads);
 
-// Paths [first, first + count) of V, per-path values to taep (and reference, unless null), in
-// packets of simd_lanes(isa) consecutive path ids; a last partial packet is padded with the
-// following ids, whose values are discarded. Each path's values depend only on its id, never on its
-// packet. Requires cpu_supports(isa).
+// Paths [first, first + count) of V, per-path values to taep (and reference, x0, xN: count * d
+// start and end points, unless null), in packets of simd_lanes(isa) consecutive path ids; a last
+// partial packet is padded with the following ids, whose values are discarded. Each path's values
+// depend only on its id, never on its packet. Requires cpu_supports(isa).
 void simulate_range_simd(SimdIsa isa, const physics::ForwardView& V, std::uint64_t first, int count,
-                         double* taep, double* reference);
+                         double* taep, double* reference, float* x0, float* xN);
 
 // For tests: `blocks` blocks of the packet Philox stream whose lane l is (seed, first_subsequence +
 // l), l < simd_lanes(isa). words[(4 b + j) lanes + l] is word j of block b in lane l; normals
@@ -40,7 +40,7 @@ void cpu_simd_philox_probe(SimdIsa isa, std::uint64_t seed, std::uint64_t first_
 // once for both namespaces.
 #define TAEP_SIMD_LOOP_ENTRY_POINTS                                                                  \
   void simulate_range(const physics::ForwardView& V, std::uint64_t first, int count, double* taep, \
-                      double* reference);                                                          \
+                      double* reference, float* x0, float* xN);                                    \
   void philox_probe(std::uint64_t seed, std::uint64_t first_subsequence, int blocks,               \
                     std::uint32_t* words, float* normals);
 namespace avx2 {

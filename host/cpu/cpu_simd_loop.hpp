@@ -42,20 +42,36 @@ PhiloxPacketStream<A> packet_stream(std::uint64_t seed, std::uint64_t first_subs
 // own scalar initial-state stream (physics::sample_initial_state works lane by lane).
 template <class A, int D, std::size_t... L>
 physics::PathResultOf<DoublePacket<A>> run_packet(const physics::ForwardView& V,
-                                                  std::uint64_t first, std::index_sequence<L...>) {
+                                                  std::uint64_t first, std::index_sequence<L...>,
+                                                  physics::PathEnds<FloatPacket<A>> ends) {
   rng::PhiloxHostStream init[] = {
       rng::PhiloxHostStream(V.seed, rng::subsequence(rng::kInitialState, first + L))...};
   PhiloxPacketStream<A> noise =
       packet_stream<A>(V.seed, rng::subsequence(rng::kForwardNoise, first));
-  return physics::forward_path<D>(V, init, noise);
+  return physics::forward_path<D>(V, init, noise, ends);
+}
+
+// Lanes [0, valid) of the d packets p into rows i .. i + valid - 1 of the (count, d) array out.
+template <class A>
+void store_rows(const FloatPacket<A>* p, int d, int valid, float* out) {
+  constexpr int n = int(FloatPacket<A>::size);
+  alignas(A::alignment()) float lane[n];
+  for (int j = 0; j < d; ++j) {
+    p[j].store_aligned(lane);
+    for (int l = 0; l < valid; ++l) out[std::size_t(l) * d + j] = lane[l];
+  }
 }
 
 template <class A, int D>
 void simulate_packets(const physics::ForwardView& V, std::uint64_t first, int count, double* taep,
-                      double* reference) {
+                      double* reference, float* x0, float* xN) {
   constexpr int n = int(FloatPacket<A>::size);
+  const int d = V.d;
+  FloatPacket<A> e0[physics::storage_dim<D>()], eN[physics::storage_dim<D>()];
+  const physics::PathEnds<FloatPacket<A>> ends{x0 ? e0 : nullptr, xN ? eN : nullptr};
   for (int i = 0; i < count; i += n) {
-    const auto r = run_packet<A, D>(V, first + std::uint64_t(i), std::make_index_sequence<n>{});
+    const auto r =
+        run_packet<A, D>(V, first + std::uint64_t(i), std::make_index_sequence<n>{}, ends);
     alignas(A::alignment()) double s[n], ref[n];
     r.taep.lo.store_aligned(s);
     r.taep.hi.store_aligned(s + n / 2);
@@ -66,14 +82,16 @@ void simulate_packets(const physics::ForwardView& V, std::uint64_t first, int co
       taep[i + l] = s[l];
       if (reference) reference[i + l] = ref[l];
     }
+    if (x0) store_rows<A>(e0, d, valid, x0 + std::size_t(i) * d);
+    if (xN) store_rows<A>(eN, d, valid, xN + std::size_t(i) * d);
   }
 }
 
 template <class A>
 void simulate_range_packets(const physics::ForwardView& V, std::uint64_t first, int count,
-                            double* taep, double* reference) {
+                            double* taep, double* reference, float* x0, float* xN) {
   dispatch_dim(V.d, [&](auto dim) {
-    simulate_packets<A, decltype(dim)::value>(V, first, count, taep, reference);
+    simulate_packets<A, decltype(dim)::value>(V, first, count, taep, reference, x0, xN);
   });
 }
 

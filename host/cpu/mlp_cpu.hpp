@@ -120,6 +120,7 @@ struct MlpBatchJob {
   int n = 0;
   double* taep = nullptr;
   double* aux = nullptr;
+  physics::PathEnds<float> ends;  // n * d start and end points, where not null
 };
 
 // Entry points of the vector kernel units (call only for an available MlpIsa).

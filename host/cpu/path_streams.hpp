@@ -9,6 +9,7 @@
 
 #include "taep/physics/mlp_path.hpp"
 #include "taep/physics/philox.hpp"
+#include "taep/physics/reverse_path.hpp"
 #include "taep/physics/rng_streams.hpp"
 
 namespace taep {
@@ -52,6 +53,34 @@ float prepare_learned_path(const physics::ForwardView& V, int k, float sqrt_abar
   *div_target = target.div;
   *quad_target = target.quad;
   return r2;
+}
+
+// The starts x(t_max) ~ N(0, I) of reverse paths [first, first + n) into x (n * d), and S = 0 into
+// taep (n; unless null).
+inline void start_reverse_paths(std::uint64_t seed, std::uint64_t first, int n, int d, float* x,
+                                double* taep) {
+  for (int p = 0; p < n; ++p) {
+    rng::PhiloxHostStream start(seed, rng::subsequence(rng::kReverseStart, first + p));
+    physics::reverse_start(d, start, x + std::size_t(p) * d);
+    if (taep) taep[p] = 0.0;
+  }
+}
+
+// Every path's reverse step from grid point k (scalars c) with the model's score s_theta(x_k, t_k)
+// in `score` (n * d), the noise xi from st.noise; x_next keeps x_k (the implied increment of the
+// next TAEP evaluation needs it).
+template <int D>
+void reverse_step_all(int n, int d, const physics::StepScalars& c, const float* score,
+                      PathStreams& st, float* x, float* x_next) {
+  float xi[physics::storage_dim<D>()];
+  for (int p = 0; p < n; ++p) {
+    const std::size_t o = std::size_t(p) * d;
+    for (int i = 0; i < d; ++i) {
+      x_next[o + i] = x[o + i];
+      xi[i] = st.noise[std::size_t(p)].next();
+    }
+    physics::reverse_step(d, c, score + o, xi, x + o);
+  }
 }
 
 }  // namespace detail

@@ -32,8 +32,12 @@ class Backend {
                          ChunkStats& out) = 0;
   // Per-path values to host memory (reference empty unless the problem has one; aux, when asked
   // for, the per-path side value of the reduction: the probe-noise variance of S, else zeros).
+  // x0 and xN, when not null, are resized to count * d and get each path's start point x(t_min)
+  // and end point x(t_max), row-major, as the path held them (float). Asking for them changes no
+  // other value; only per-path output asks (run_chunk never keeps them).
   virtual void simulate(std::uint64_t first, std::uint64_t count, std::vector<double>& taep,
-                        std::vector<double>& reference, std::vector<double>* aux = nullptr) = 0;
+                        std::vector<double>& reference, std::vector<double>* aux = nullptr,
+                        std::vector<float>* x0 = nullptr, std::vector<float>* xN = nullptr) = 0;
   // Reverse-process paths [first, first + count) (physics/reverse_path.hpp; path i draws only from
   // its own streams kReverseStart, kReverseNoise and, for Hutchinson, kHutchinson, so its values do
   // not depend on first, count, batching or threads). Each output that is not null is resized and
@@ -44,6 +48,19 @@ class Backend {
                                 std::vector<double>* taep, std::vector<double>* reference,
                                 std::vector<float>* samples);
 };
+
+// Sizes Backend::simulate's outputs for `count` paths of dimension d: taep and each non-null aux
+// zeros, reference count zeros with a closed form (else empty), each non-null x0 and xN count * d.
+inline void size_path_outputs(std::uint64_t count, int d, bool with_reference,
+                              std::vector<double>& taep, std::vector<double>& reference,
+                              std::vector<double>* aux, std::vector<float>* x0,
+                              std::vector<float>* xN) {
+  taep.assign(count, 0.0);
+  reference.assign(with_reference ? count : 0, 0.0);
+  if (aux) aux->assign(count, 0.0);
+  for (std::vector<float>* v : {x0, xN})
+    if (v) v->assign(count * std::uint64_t(d), 0.f);
+}
 
 // The grid's last point t_N = t_max in host memory, which reverse paths need and forward paths never
 // evaluate (physics::ReverseView::last, model_last): the step scalars there and, for exact-score

@@ -268,21 +268,29 @@ ChunkDriver::Round ChunkDriver::share_round(const std::string& name,
 ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
   const bool root = world().rank() == 0;
   ForwardTotals t;
-  LoopState<physics::PathStats> st(std::size_t(config_.histogram.bins) + 2, keep ? 2 : 0, 0);
-  if (keep && root)
-    check_fits_in_memory(paths_ * 2 * sizeof(double), "run.paths",
+  // Kept per path: S and R (f64), the start and end points x0, xN (f32).
+  LoopState<physics::PathStats> st(std::size_t(config_.histogram.bins) + 2, keep ? 2 : 0,
+                                   keep ? 2 : 0);
+  if (keep && root) {
+    const std::uint64_t d = std::uint64_t(config_.target.mixture.dim());
+    check_fits_in_memory(paths_ * (2 * sizeof(double) + 2 * d * sizeof(float)), "run.paths",
                          "the per-path values of " + std::to_string(paths_) + " paths");
+  }
   // Paths [first, first + n) on backend b through their per-path values (the pilot, --per-path):
   // reduced on the host like a chunk, kept when asked; their S and R stay in taep and reference.
   const auto by_path = [&](Backend& b, std::uint64_t first, std::uint64_t n,
                            Part<physics::PathStats>& part, std::vector<double>& taep,
                            std::vector<double>& reference) {
     std::vector<double> aux;
-    b.simulate(first, n, taep, reference, with_aux ? &aux : nullptr);
+    std::vector<float> x0, xN;
+    b.simulate(first, n, taep, reference, with_aux ? &aux : nullptr, keep ? &x0 : nullptr,
+               keep ? &xN : nullptr);
     reduce_blocks(taep, reference, with_aux ? &aux : nullptr, part.blocks);
     if (keep) {
       append(part.f64[0], taep);
       append(part.f64[1], reference);
+      append(part.f32[0], x0);
+      append(part.f32[1], xN);
     }
   };
   const auto histogram = [&](const std::vector<double>& taep, const std::vector<double>& reference,
@@ -299,12 +307,14 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
     if (pilot > 0) {
       Part<physics::PathStats> part;
       part.f64.resize(st.f64.size());
+      part.f32.resize(st.f32.size());
       std::vector<double> taep, reference;
       by_path(backend(), 0, pilot, part, taep, reference);
       t.hist = padded_range(config_.histogram.bins, taep);
       histogram(taep, reference, st.counts);
       for (const auto& blk : part.blocks) st.fold.add_block(blk);
       for (std::size_t i = 0; i < st.f64.size(); ++i) st.f64[i] = std::move(part.f64[i]);
+      for (std::size_t i = 0; i < st.f32.size(); ++i) st.f32[i] = std::move(part.f32[i]);
       st.next = pilot;
       advance(pilot);
     }
@@ -330,6 +340,8 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
     *keep = PathValues{};
     keep->taep = std::move(st.f64[0]);
     keep->reference = std::move(st.f64[1]);
+    keep->x0 = std::move(st.f32[0]);
+    keep->xN = std::move(st.f32[1]);
   }
   return t;
 }

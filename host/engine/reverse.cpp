@@ -17,6 +17,8 @@
 #include "host/engine/result_warnings.hpp"
 #include "taep/distributed.hpp"
 #include "taep/error.hpp"
+#include "taep/physics/philox.hpp"
+#include "taep/physics/reverse_path.hpp"
 #include "taep/physics/rng_streams.hpp"
 
 namespace taep {
@@ -39,13 +41,20 @@ struct SideBlock {
 // `keep`, the per-path S and R.
 using SideState = detail::LoopState<SideBlock>;
 SideState side_state(int bins, bool keep) {
-  return SideState(2 * (std::size_t(bins) + 2), keep ? 2 : 0, 0);
+  return SideState(2 * (std::size_t(bins) + 2), keep ? 2 : 0, keep ? 2 : 0);
 }
 
 // Per-path values of paths [first, first + n), first a multiple of kBlock, into a part (or, for
 // the pilot, straight into the state).
-void reduce_side(const std::vector<double>& s, const std::vector<double>& r,
-                 const detail::HistogramSpec& h, detail::Part<SideBlock>& part) {
+// One side's per-path values of paths [first, first + n): S, R and, where kept, the points.
+struct Ends {
+  std::vector<double> s, r;
+  std::vector<float> x0, xN;
+};
+
+void reduce_side(const Ends& e, const detail::HistogramSpec& h, detail::Part<SideBlock>& part) {
+  const std::vector<double>& s = e.s;
+  const std::vector<double>& r = e.r;
   std::vector<physics::PathStats> blocks;
   detail::reduce_blocks(s, r, nullptr, blocks);
   const bool with_ref = !r.empty();
@@ -67,6 +76,8 @@ void reduce_side(const std::vector<double>& s, const std::vector<double>& r,
   if (!part.f64.empty()) {
     part.f64[0].insert(part.f64[0].end(), s.begin(), s.end());
     part.f64[1].insert(part.f64[1].end(), r.begin(), r.end());
+    part.f32[0].insert(part.f32[0].end(), e.x0.begin(), e.x0.end());
+    part.f32[1].insert(part.f32[1].end(), e.xN.begin(), e.xN.end());
   }
 }
 
@@ -75,6 +86,7 @@ void fold_part(detail::Part<SideBlock>& part, std::uint64_t n, SideState& st) {
   for (const SideBlock& b : part.blocks) st.fold.add_block(b);
   for (std::size_t i = 0; i < st.counts.size(); ++i) st.counts[i] += part.counts[i];
   for (std::size_t i = 0; i < st.f64.size(); ++i) st.f64[i] = std::move(part.f64[i]);
+  for (std::size_t i = 0; i < st.f32.size(); ++i) st.f32[i] = std::move(part.f32[i]);
   st.next = n;
 }
 
@@ -82,6 +94,7 @@ detail::Part<SideBlock> empty_part(const SideState& st) {
   detail::Part<SideBlock> part;
   part.counts.assign(st.counts.size(), 0);
   part.f64.resize(st.f64.size());
+  part.f32.resize(st.f32.size());
   return part;
 }
 
@@ -126,6 +139,19 @@ void draw_samples(const detail::ForwardProblem& P,
   detail::check_nonfinite(c, "samples", result.nonfinite, count, result.warnings);
 }
 
+// The prior draws x(t_max) ~ N(0, I) of reverse paths [first, first + n), n * d: the function and
+// stream every backend starts a reverse path with (physics::reverse_start, kReverseStart), whose
+// values depend only on the path's id.
+void reverse_starts(const detail::ForwardProblem& P, std::uint64_t first, std::uint64_t n,
+                    std::vector<float>& x) {
+  const std::size_t d = std::size_t(P.d);
+  x.resize(n * d);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    rng::PhiloxHostStream start(P.seed, rng::subsequence(rng::kReverseStart, first + i));
+    physics::reverse_start(P.d, start, x.data() + i * d);
+  }
+}
+
 // detailed_ft() after the tables: config.run.paths forward paths, then as many reverse paths.
 void run_detailed_ft(const detail::ForwardProblem& P,
                      std::vector<std::unique_ptr<detail::Backend>> backend,
@@ -140,28 +166,38 @@ void run_detailed_ft(const detail::ForwardProblem& P,
 
   const std::uint64_t sides_kept = (options.per_path ? 1 : 0) + (options.per_path_reverse ? 1 : 0);
   if (sides_kept > 0 && root)
-    detail::check_fits_in_memory(sides_kept * N * 2 * sizeof(double), "run.paths",
-                                 "the per-path values of " + std::to_string(sides_kept) + " x " +
-                                     std::to_string(N) + " paths");
+    detail::check_fits_in_memory(
+        sides_kept * N * (2 * sizeof(double) + 2 * std::uint64_t(P.d) * sizeof(float)), "run.paths",
+        "the per-path values of " + std::to_string(sides_kept) + " x " + std::to_string(N) +
+            " paths");
   SideState fwd = side_state(c.histogram.bins, options.per_path != nullptr);
   SideState rev = side_state(c.histogram.bins, options.per_path_reverse != nullptr);
   // Both sides' first paths (rank 0): the automatic range, then they are reduced like any chunk.
-  std::vector<double> f_s, f_r, r_s, r_r;
+  // The points only where the side is kept.
+  const bool keep_f = options.per_path != nullptr, keep_r = options.per_path_reverse != nullptr;
+  const auto forward = [&](detail::Backend& on, std::uint64_t first, std::uint64_t n, Ends& e) {
+    on.simulate(first, n, e.s, e.r, nullptr, keep_f ? &e.x0 : nullptr, keep_f ? &e.xN : nullptr);
+  };
+  const auto reverse = [&](detail::Backend& on, std::uint64_t first, std::uint64_t n, Ends& e) {
+    on.simulate_reverse(first, n, true, &e.s, &e.r, keep_r ? &e.xN : nullptr);
+    if (keep_r) reverse_starts(P, first, n, e.x0);
+  };
   detail::HistogramSpec hist;
   if (root && driver.resume("forward", fwd)) {
     driver.resume("reverse", rev);
     hist = driver.resumed_histogram();
   } else if (root) {
     const std::uint64_t pilot = driver.pilot_paths();
+    Ends f, r;
     if (pilot > 0) {
-      b.simulate(0, pilot, f_s, f_r);
-      b.simulate_reverse(0, pilot, true, &r_s, &r_r, nullptr);
+      forward(b, 0, pilot, f);
+      reverse(b, 0, pilot, r);
     }
-    hist = pilot > 0 ? detail::common_range(c.histogram.bins, f_s, r_s) : driver.fixed_range();
+    hist = pilot > 0 ? detail::common_range(c.histogram.bins, f.s, r.s) : driver.fixed_range();
     if (pilot > 0) {
       detail::Part<SideBlock> pf = empty_part(fwd), pr = empty_part(rev);
-      reduce_side(f_s, f_r, hist, pf);
-      reduce_side(r_s, r_r, hist, pr);
+      reduce_side(f, hist, pf);
+      reduce_side(r, hist, pr);
       fold_part(pf, pilot, fwd);
       fold_part(pr, pilot, rev);
       driver.advance(2 * pilot);
@@ -173,15 +209,15 @@ void run_detailed_ft(const detail::ForwardProblem& P,
   hist = driver.share(hist);
   driver.ordered_loop("forward", fwd, [&](detail::Backend& on, std::uint64_t first, std::uint64_t n,
                                          detail::Part<SideBlock>& part) {
-    std::vector<double> s, r;
-    on.simulate(first, n, s, r);
-    reduce_side(s, r, hist, part);
+    Ends e;
+    forward(on, first, n, e);
+    reduce_side(e, hist, part);
   });
   driver.ordered_loop("reverse", rev, [&](detail::Backend& on, std::uint64_t first, std::uint64_t n,
                                           detail::Part<SideBlock>& part) {
-    std::vector<double> s, r;
-    on.simulate_reverse(first, n, true, &s, &r, nullptr);
-    reduce_side(s, r, hist, part);
+    Ends e;
+    reverse(on, first, n, e);
+    reduce_side(e, hist, part);
   });
   result.performance = driver.performance();
   result.provenance = driver.provenance();
@@ -191,6 +227,8 @@ void run_detailed_ft(const detail::ForwardProblem& P,
     *to = PathValues{};
     to->taep = std::move(st.f64[0]);
     to->reference = std::move(st.f64[1]);
+    to->x0 = std::move(st.f32[0]);
+    to->xN = std::move(st.f32[1]);
   };
   keep(options.per_path, fwd);
   keep(options.per_path_reverse, rev);

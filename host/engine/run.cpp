@@ -110,7 +110,7 @@ PathValues simulate_paths(const Problem& problem, Backend backend, std::uint64_t
   const detail::ForwardProblem& P = problem.forward();
   auto b = detail::make_backend(P, backend, c.run.threads);
   PathValues out;
-  b->simulate(first, count, out.taep, out.reference);
+  b->simulate(first, count, out.taep, out.reference, nullptr, &out.x0, &out.xN);
   return out;
 }
 

@@ -25,6 +25,10 @@ struct ScoreRequest {
   int step = 0;      // grid index k, t = t_k
   double t = 0.0;
   std::uint64_t first_path = 0;
+  // Where every pointer below points: -1 for host memory (the CPU backend, the only one that takes
+  // callbacks so far), else the CUDA device of that id (a model may then answer in device memory,
+  // e.g. through DLPack).
+  int device = -1;
   const float* x = nullptr;  // (n, d), row-major
   // Out: the model's output at x, (n, d): s_theta, or the noise prediction eps for
   // Parameterization::eps (taep converts both it and its divergence with score = -eps / sqrt(1 -

@@ -149,27 +149,13 @@ def _run_config(config: Any, overrides: Optional[Mapping[str, Any]], dotted: Map
 ScoreFunction = Callable[[Any, float], Any]
 
 
-def _checked(name: str, value: Any, shape: Tuple[int, ...], t: float):
-    """value as an array of `shape` (float32 or float64, finite), else ConfigError(name)."""
-    import numpy as np
-
-    a = np.asarray(value)
-    if a.shape != shape:
-        raise ConfigError(name, f"must return an array of shape {shape} (got shape {a.shape} at t = {t!r})")
-    if a.dtype not in (np.float32, np.float64):
-        raise ConfigError(name, f"must return float32 or float64 values (got {a.dtype} at t = {t!r})")
-    if not np.isfinite(a).all():
-        bad = np.flatnonzero(~np.isfinite(a.reshape(shape[0], -1)).all(axis=1))
-        raise ConfigError(name, f"returned non-finite values at t = {t!r} (rows {bad[:5].tolist()} "
-                                f"of the batch, {bad.size} in all)")
-    return a
-
-
 class _ScoreCall:
     """The one function the engine calls per batch and grid point (python/src/taep_module.cpp,
-    PyScore): the user's score (and divergence) functions, or a score object's taep_evaluate, with
-    the results checked (errors naming `names`, the arguments they came from) and copied into
-    taep's buffers."""
+    python_call): the user's score (and divergence) functions, or a score object's taep_evaluate.
+    It returns (output, divergence), or (output, estimates) with probes, or (output, None) where the
+    engine needs no divergence (reverse steps without TAEP); the extension checks them
+    (shape, float32/float64, device, finite; errors naming `names`, the arguments they came from)
+    and reads them from any DLPack producer (numpy, torch) into taep's buffers."""
 
     def __init__(self, score: Any, divergence: Optional[Callable[[Any, float], Any]],
                  names: Tuple[str, str] = ("score", "divergence")):
@@ -178,19 +164,12 @@ class _ScoreCall:
         self.evaluate = getattr(score, "taep_evaluate", None)
         self.names = names
 
-    def __call__(self, x, t, step, out, div, vectors, estimates):
-        n, d = x.shape
-        name, div_name = self.names
+    def __call__(self, x, t, step, vectors, with_divergence):
+        if not with_divergence:  # a reverse step that reads no TAEP needs the output alone
+            return self.score(x, t), None
         if self.evaluate is not None:
-            s, extra = self.evaluate(x, t, vectors)
-            out[...] = _checked(name, s, (n, d), t)
-            if estimates is not None:
-                estimates[...] = _checked(name, extra, estimates.shape, t)
-            else:
-                div[...] = _checked(div_name, extra, (n,), t)
-            return
-        out[...] = _checked(name, self.score(x, t), (n, d), t)
-        div[...] = _checked(div_name, self.divergence(x, t), (n,), t)
+            return tuple(self.evaluate(x, t, vectors))
+        return self.score(x, t), self.divergence(x, t)
 
 
 def _function_model(score: Any, divergence: Any, parameterization: Any, names: Tuple[str, str]):
@@ -224,15 +203,15 @@ def _function_model(score: Any, divergence: Any, parameterization: Any, names: T
 
 def _score_model(score: Any, divergence: Any, parameterization: Any, batch: Any,
                  reference: Any = None, reference_divergence: Any = None):
-    """The engine's arguments for the score arguments of run() and paths(): (the config's model
-    section or None, then the extension's score, parameterization, batch, reference and
-    reference_parameterization)."""
+    """(the config's model section or None, the extension's score argument: None or the tuple
+    (score, parameterization, batch, reference, reference_parameterization)) of the score
+    arguments of run(), paths(), sample() and detailed_ft()."""
     if score is None:
         for name, value in (("divergence", divergence), ("reference", reference),
                             ("reference_divergence", reference_divergence)):
             if value is not None:
                 raise ConfigError(name, "is for a score model given as a function: give score= too")
-        return None, None, "score", 4096, None, "score"
+        return None, None
     model, call, parameterization = _function_model(score, divergence, parameterization,
                                                     ("score", "divergence"))
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 2**20:
@@ -246,7 +225,7 @@ def _score_model(score: Any, divergence: Any, parameterization: Any, batch: Any,
                                            "(a ScoreModule with divergence=\"exact\")")
     elif reference_divergence is not None:
         raise ConfigError("reference_divergence", "is the divergence of reference=: give reference= too")
-    return model, call, parameterization, batch, ref_call, ref_param
+    return model, (call, parameterization, batch, ref_call, ref_param)
 
 
 class _Progress:
@@ -313,10 +292,10 @@ def run(config: Any = None, *, score: Any = None, divergence: Optional[ScoreFunc
         BackendUnavailable: run.backend "cuda" where CUDA cannot run.
         KeyboardInterrupt: Ctrl-C (at the next chunk boundary).
     """
-    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+    model, engine = _score_model(score, divergence, parameterization, batch, reference,
                                   reference_divergence)
     with _Progress(progress, "path") as callback:
-        return json.loads(_taep.run(_run_config(config, overrides, dotted, model), callback, *engine))
+        return json.loads(_taep.run(_run_config(config, overrides, dotted, model), callback, engine))
 
 
 def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, score: Any = None,
@@ -342,14 +321,17 @@ def paths(config: Any = None, first: int = 0, count: Optional[int] = None, *, sc
         first: the first path index.
         count: the number of paths; None means the rest of the run, run.paths - first.
     """
-    model, *engine = _score_model(score, divergence, parameterization, batch, reference,
+    model, engine = _score_model(score, divergence, parameterization, batch, reference,
                                   reference_divergence)
     with _Progress(progress, "path") as callback:
         return _taep.paths(_run_config(config, overrides, dotted, model), int(first),
-                           None if count is None else int(count), callback, *engine)
+                           None if count is None else int(count), callback, engine)
 
 
-def sample(config: Any, n: int, *, overrides: Optional[Mapping[str, Any]] = None,
+def sample(config: Any, n: int, *, score: Any = None, divergence: Optional[ScoreFunction] = None,
+           parameterization: str = "score", batch: int = 4096, reference: Any = None,
+           reference_divergence: Optional[ScoreFunction] = None,
+           overrides: Optional[Mapping[str, Any]] = None,
            progress: Optional[ProgressCallback] = None, **dotted: Any):
     """Draw n samples with the reverse (generative) process of the config's model.
 
@@ -357,26 +339,39 @@ def sample(config: Any, n: int, *, overrides: Optional[Mapping[str, Any]] = None
     ``taep sample --count n`` writes (README.md, "taep sample"). run.paths is ignored.
 
     Args:
-        config, overrides, progress, **dotted: as for run().
+        config, score, divergence, parameterization, batch, reference, reference_divergence,
+            overrides, progress, **dotted: as for run(). A score model given as a function is
+            called at every grid point without its divergence (sampling reads no TAEP); a
+            divergence function is still needed, as for run().
         n: the number of samples, 1 <= n < 2^40 (else ConfigError("count")).
     """
+    model, engine = _score_model(score, divergence, parameterization, batch, reference,
+                                  reference_divergence)
     with _Progress(progress, "sample") as callback:
-        return _taep.sample(_run_config(config, overrides, dotted), int(n), callback)
+        return _taep.sample(_run_config(config, overrides, dotted, model), int(n), callback, engine)
 
 
-def detailed_ft(config: Any = None, *, min_count: int = 20, overrides: Optional[Mapping[str, Any]] = None,
+def detailed_ft(config: Any = None, *, min_count: int = 20, score: Any = None,
+                divergence: Optional[ScoreFunction] = None, parameterization: str = "score",
+                batch: int = 4096, reference: Any = None,
+                reference_divergence: Optional[ScoreFunction] = None,
+                overrides: Optional[Mapping[str, Any]] = None,
                 progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]:
     """Check the detailed fluctuation theorem (docs/physics.md section 9) and return its document.
 
     The document is the JSON ``taep dft --out`` writes (README.md, "taep dft"), parsed.
 
     Args:
-        config, overrides, progress, **dotted: as for run().
+        config, score, divergence, parameterization, batch, reference, reference_divergence,
+            overrides, progress, **dotted: as for run(); a score model runs both the forward and
+            the reverse paths.
         min_count: the least count per side of a merged bin in the fit (``--min-count``), >= 1.
     """
+    model, engine = _score_model(score, divergence, parameterization, batch, reference,
+                                  reference_divergence)
     with _Progress(progress, "path") as callback:
-        return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted), int(min_count),
-                                            callback))
+        return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted, model),
+                                            int(min_count), callback, engine))
 
 
 def train(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,

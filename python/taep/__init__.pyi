@@ -31,9 +31,15 @@ def paths(config: Config = None, first: int = 0, count: Optional[int] = None, *,
           reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
           progress: Optional[ProgressCallback] = None,
           **dotted: Any) -> Dict[str, npt.NDArray[np.float64]]: ...
-def sample(config: Config, n: int, *, overrides: Overrides = None,
+def sample(config: Config, n: int, *, score: Any = None,
+           divergence: Optional[ScoreFunction] = None, parameterization: str = "score",
+           batch: int = 4096, reference: Any = None,
+           reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
            progress: Optional[ProgressCallback] = None, **dotted: Any) -> npt.NDArray[np.float32]: ...
-def detailed_ft(config: Config = None, *, min_count: int = 20, overrides: Overrides = None,
+def detailed_ft(config: Config = None, *, min_count: int = 20, score: Any = None,
+                divergence: Optional[ScoreFunction] = None, parameterization: str = "score",
+                batch: int = 4096, reference: Any = None,
+                reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
                 progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]: ...
 def train(config: Config = None, *, overrides: Overrides = None,
           progress: Optional[ProgressCallback] = None,

@@ -84,7 +84,12 @@ def test_exact_score_function_gives_the_built_in_paths(built_in):
     values, result = built_in
     m = model_of(SMALL)
     mine = taep.paths(SMALL, score=m.score, divergence=m.divergence)
-    assert set(mine) == {"S"} and mine["S"].dtype == np.float64 and mine["S"].shape == (20000,)
+    assert set(mine) == {"S", "x0", "xN"}
+    assert mine["S"].dtype == np.float64 and mine["S"].shape == (20000,)
+    # The same random numbers: the same start, and (the step does not use the score) the same end,
+    # to the rounding of the built-in model's vector loop.
+    assert np.abs(mine["x0"] - values["x0"]).max() < 2e-6
+    assert np.abs(mine["xN"] - values["xN"]).max() < 1e-5
     err = np.abs(mine["S"] - values["S"])
     assert err.max() < PATH_TOL and err.max() > 0
     assert m.calls == 5 * SMALL["schedule"]["steps"]  # batches of 4096 over 20000 paths
@@ -199,3 +204,34 @@ def test_ctrl_c_stops_inside_a_long_call():
     with pytest.raises(KeyboardInterrupt):
         taep.paths(SMALL, score=score, divergence=m.divergence)
     assert len(calls) == 5  # stopped at the next call, not at the end of the chunk
+
+
+def test_sample_and_detailed_ft_take_the_function():
+    # Reverse paths of the exact score as a function: the built-in model's samples and S, to float
+    # rounding (a reverse path moves with the score, so rare paths between modes amplify it).
+    small = dict(SMALL, schedule={"steps": 40})
+    m = model_of(small)
+    divergences = []
+
+    def divergence(x, t):
+        divergences.append(t)
+        return m.divergence(x, t)
+
+    want = taep.sample(small, 3000)
+    mine = taep.sample(small, 3000, score=m.score, divergence=divergence)
+    assert mine.shape == (3000, 2) and mine.dtype == np.float32
+    assert np.abs(mine - want).max() < 1e-3 and np.median(np.abs(mine - want)) < 1e-5
+    assert m.calls == 40 and divergences == []  # t_N .. t_1, and sampling reads no TAEP
+    assert np.array_equal(taep.sample(small, 3000, score=m.score, divergence=m.divergence,
+                                      batch=700), mine)
+
+    doc = taep.detailed_ft(small, score=m.score, divergence=m.divergence, run__paths=3000)
+    built_in = taep.detailed_ft(small, run__paths=3000)
+    assert doc["config"]["model"]["type"] == "callback"
+    for side in ("forward", "reverse"):
+        assert abs(doc[side]["taep"]["mean"] - built_in[side]["taep"]["mean"]) < 1e-4, side
+    with pytest.raises(taep.BackendUnavailable):
+        taep.sample(small, 10, score=m.score, divergence=m.divergence, run__backend="cuda")
+    with pytest.raises(taep.ConfigError) as e:
+        taep.sample(small, 10, score=m.score)
+    assert e.value.field == "divergence"

@@ -1,5 +1,6 @@
 """taep.paths: the per-path values the run reduces (engine.hpp simulate_paths), as numpy arrays."""
 
+import json
 import math
 
 import numpy as np
@@ -16,11 +17,47 @@ def small():
 
 def test_keys_types_and_no_copy(small):
     values, _ = small
-    assert set(values) == {"S", "R", "S_minus_R"}
+    assert set(values) == {"S", "R", "S_minus_R", "x0", "xN"}
+    for key in ("S", "R", "S_minus_R"):
+        assert values[key].dtype == np.float64 and values[key].shape == (20000,)
+    for key in ("x0", "xN"):
+        assert values[key].dtype == np.float32 and values[key].shape == (20000, 2)
     for a in values.values():
-        assert a.dtype == np.float64 and a.shape == (20000,)
         assert not a.flags.owndata  # a view of taep's own buffer
     assert np.array_equal(values["S_minus_R"], values["S"] - values["R"])
+
+
+def test_start_and_end_points(small):
+    values, _ = small
+    x0, xn = values["x0"], values["xN"]
+    # x0 ~ p(x, t_min): the ring8 target (means at radius 4, sd 0.25) barely diffused.
+    radius = np.linalg.norm(x0, axis=1)
+    assert abs(radius.mean() - 4.0) < 0.02 and radius.std() < 0.3
+    # xN ~ N(0, I) (abar(t_max) = exp(-10.05)), up to Euler's own stationary variance at the last
+    # steps, beta h / (1 - (1 - beta h / 2)^2) = 1.053 for beta = 20, h = 0.01: sd 1.026.
+    assert np.abs(xn.mean(axis=0)).max() < 0.03
+    assert np.abs(xn.std(axis=0) - 1.026).max() < 0.03
+    # The start depends only on the seed, the target and the path: not on the steps or the model.
+    fewer = taep.paths(SMALL, 0, 1000, schedule__steps=10)
+    assert np.array_equal(fewer["x0"], x0[:1000])
+    assert not np.array_equal(fewer["xN"], xn[:1000])
+    learned = taep.paths(MLP, 0, 1000, run__seed=SMALL["run"]["seed"])
+    assert np.array_equal(learned["x0"], x0[:1000])
+    # ... and xN only on x0 and the noise: the learned model ends where the exact one does.
+    exact = taep.paths(SMALL, 0, 1000, schedule__steps=MLP["schedule"]["steps"])
+    assert np.abs(learned["xN"] - exact["xN"]).max() < 1e-5
+
+
+def test_points_equal_the_clis_per_path_archive(cli, tmp_path):
+    cfg = {**SMALL, "run": {**SMALL["run"], "paths": 5000}}
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    cli("run", tmp_path / "c.json", "-q", "--out", tmp_path / "r.json", "--per-path",
+        tmp_path / "pp.npz")
+    archive = np.load(tmp_path / "pp.npz")
+    mine = taep.paths(cfg)
+    assert sorted(archive.files) == sorted(mine)
+    for key in mine:
+        assert archive[key].dtype == mine[key].dtype and np.array_equal(archive[key], mine[key])
 
 
 def test_statistics_are_the_runs(small):
@@ -64,7 +101,7 @@ def test_beyond_run_paths_with_count():
 
 def test_learned_model_has_no_reference():
     values = taep.paths(MLP, 0, 500)
-    assert set(values) == {"S"}
+    assert set(values) == {"S", "x0", "xN"}
     result = taep.run(MLP, run__paths=500)
     assert math.isclose(values["S"].mean(), result["taep"]["mean"], rel_tol=1e-12)
 

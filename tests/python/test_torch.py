@@ -1,7 +1,8 @@
 """taep.torch.ScoreModule: a torch network as the score model. The PyTorch twin of taep's MLP
 (tools/taep_mlp.py) with the weights of tests/fixtures/ring8_trained.safetensors gives the native
 MLP's per-path S, with the exact divergence and with Hutchinson probes (the same probes: taep draws
-them from its own stream for both). Skipped without torch (Debian: python3-torch)."""
+them from its own stream for both). Skipped without torch (Debian: python3-torch); then
+test_torch_elsewhere.py runs this module under an interpreter that has it."""
 
 import sys
 
@@ -73,3 +74,47 @@ def test_bad_arguments():
         taep.paths(MLP, 0, 10, score=taep.torch.ScoreModule(torch.nn.Linear(2, 2)),
                    parameterization="eps")
     assert e.value.field == "parameterization"
+
+
+def test_torch_tensors_pass_both_ways_through_dlpack():
+    from taep import _taep
+    import warnings
+
+    view = _taep._array_view(1, 0)  # what a function gets on the host: a read-only numpy view
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that the view is not writable
+        t = torch.from_numpy(view)
+    assert t.dtype == torch.float32 and t.data_ptr() == view.ctypes.data  # shared, no copy
+    want = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for value in [torch.arange(6.0).reshape(2, 3),
+                  torch.arange(6.0, dtype=torch.float64).reshape(2, 3)]:
+        assert np.array_equal(_taep._accept_array(value, [2, 3]), want)
+    transposed = torch.arange(6.0).reshape(3, 2).t()  # column-major strides
+    assert np.array_equal(_taep._accept_array(transposed, [2, 3]), transposed.numpy())
+    strided = torch.zeros(2, 6, dtype=torch.float64)
+    strided[:, 1::2] = torch.arange(6.0).reshape(2, 3)
+    assert np.array_equal(_taep._accept_array(strided[:, 1::2], [2, 3]), want)  # read in place
+    with pytest.raises(taep.ConfigError) as e:
+        _taep._accept_array(torch.zeros(2, 3, dtype=torch.int64), [2, 3])
+    assert "got int64" in e.value.message
+
+
+def test_a_function_returning_torch_tensors(net):
+    """score and divergence as plain functions of torch CPU tensors: the same S as numpy ones."""
+    def score(x, t):
+        return -torch.from_numpy(np.array(x))
+
+    def div(x, t):
+        return torch.full((len(x),), -2.0, dtype=torch.float64)
+
+    a = taep.paths(MLP, 0, 200, score=score, divergence=div)["S"]
+    b = taep.paths(MLP, 0, 200, score=lambda x, t: -np.array(x),
+                   divergence=lambda x, t: np.full(len(x), -2.0))["S"]
+    assert np.array_equal(a, b)
+
+
+def test_sample_with_a_module(net):
+    """The reverse process with the torch twin gives the native MLP's samples (float rounding)."""
+    native = taep.sample(MLP, 500)
+    mine = taep.sample(MLP, 500, score=taep.torch.ScoreModule(net), batch=250)
+    assert np.median(np.abs(mine - native)) < 1e-4 and np.abs(mine - native).max() < 1e-2

@@ -191,11 +191,21 @@ TAEP_HD Stream& lane_stream(Stream& s, int) { return s; }
 template <class Stream, int N>
 TAEP_HD Stream& lane_stream(Stream (&s)[N], int l) { return s[l]; }
 
+// Where forward_path leaves the path's start x_0 and end x_N (d values each, lane l of a packet
+// being path l) when a pointer is not null: per-path output only, and outside the step loop, so
+// that asking for them changes no number.
+template <class T>
+struct PathEnds {
+  T* x0 = nullptr;
+  T* xN = nullptr;
+};
+
 // The whole path: sample x0, run all steps, return S (and the closed form for exact models).
 // The noise stream fixes the state type T: a float stream gives one path, a packet stream one path
 // per lane, whose initial-state streams init holds (see lane_stream).
 template <int D, Sharing Mode = Sharing::runtime, class Init, class Noise>
-TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
+TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise,
+                          PathEnds<typename NormalSource<Noise>::T> ends = {}) {
   using T = typename NormalSource<Noise>::T;
   using W = typename Lanes<T>::wide;
   const int d = D > 0 ? D : V.d;
@@ -207,6 +217,8 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
     sample_initial_state<D>(V, lane_stream(init, l), x, l);
     if (V.reference) set_lane(out.reference, l, log_ratio_at<D>(V, V.abar_start, x, l));
   }
+  if (ends.x0)
+    for (int i = 0; i < d; ++i) ends.x0[i] = x[i];
 
   NormalSource<Noise> z(noise);
   W S(0.0);
@@ -221,6 +233,8 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise) {
     euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
   }
   out.taep = S;
+  if (ends.xN)
+    for (int i = 0; i < d; ++i) ends.xN[i] = x[i];
   if (V.reference)
     for (int l = 0; l < Lanes<T>::count; ++l)
       set_lane(out.reference, l, get_lane(out.reference, l) - log_ratio_at<D>(V, V.abar_end, x, l));
@@ -258,6 +272,9 @@ struct PathStorage {
   float* dw;
   float* sp;  // target's score sums, then its score
   float* sq;  // model's
+  // Where the start point x_0 goes when not null (per-path output only, written outside the step
+  // loop; the end point is x after the path).
+  float* x0 = nullptr;
 };
 
 // One step k of a path whose dW is already in P.dw; returns the float TAEP increment.
@@ -300,6 +317,8 @@ TAEP_HD PathResult forward_path_log2(const ForwardView& V, const Log2Tables& F, 
   const int d = D > 0 ? D : V.d;
   PathResult out{0.0, 0.0};
   sample_initial_state<D>(V, init, P.x);
+  if (P.x0)
+    for (int i = 0; i < d; ++i) P.x0[i] = P.x[i];
   if (V.reference) out.reference = log_ratio_at<D>(V, V.abar_start, P.x);
   double S = 0.0;
   if constexpr (D > 0) {
