@@ -3,11 +3,16 @@
 // evaluates the network over the chunk, with the divergence's tangents (e_1..e_d, or the P probes)
 // as extra GEMM rows; a fused kernel adds the TAEP increment and takes the Euler-Maruyama step.
 // The time embedding is folded into layer 0's bias once per step (a table built on the host).
+// Forward paths of a model.math "tf32" run take the fused kernel instead where the network fits it
+// (kernels/fused_mlp_kernel.cu, docs/fused-mlp.md): one launch per chunk, the whole path per warp
+// tile, the network on tensor cores. TAEP_CUDA_MLP=cublas forces the GEMM path, =fused refuses to run
+// without the fused kernel (BackendUnavailable, saying why).
 // Reverse-process paths run the same network over the chunk at every grid point from t_max down
 // (tangents only where a TAEP increment is evaluated), between a per-path prepare kernel (probes,
 // target score) and a finish kernel (implied increment, TAEP increment, reverse step).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,7 +40,6 @@ class CudaMlpBackend final : public Backend {
   explicit CudaMlpBackend(const ForwardProblem& problem)
       : problem_(problem),
         mlp_(*problem_.mlp),
-        device_(describe_device0() + "; MLP via cuBLAS, " + to_string(mlp_.math)),
         tables_(problem_),
         view_(tables_.view()) {
     // The kernels here take Euler steps only; the config rejects Milstein for learned models, and
@@ -70,6 +74,11 @@ class CudaMlpBackend final : public Backend {
                                                  problem_.schedule.abar(t)));
     }
     bias0_ = DeviceBuffer<float>(bias0);
+    choose_fused();
+    device_ = describe_device0() + "; MLP via " +
+              (fused_warps_ > 0 ? "the fused tensor-core kernel (" + std::to_string(fused_warps_) +
+                                      " warps per block, forward paths), " + to_string(mlp_.math)
+                                : "cuBLAS, " + std::string(to_string(mlp_.math)));
 
     TAEP_CUBLAS_CHECK(cublasSetStream(blas_.get(), stream_.get()));
     TAEP_CUBLAS_CHECK(cublasSetMathMode(
@@ -147,6 +156,63 @@ class CudaMlpBackend final : public Backend {
  private:
   int tangents() const { return mlp_.tangents(); }
 
+  // The fused kernel runs the forward paths where the run asked for TF32 (its products are TF32),
+  // the shape fits its registers (physics::fused::fits) and at least one warp's tile fits the
+  // device's shared memory beside the weights; TAEP_CUDA_MLP overrides (see the top of the file).
+  void choose_fused() {
+    const char* env = std::getenv("TAEP_CUDA_MLP");
+    const std::string want = env ? env : "";
+    if (!want.empty() && want != "fused" && want != "cublas")
+      throw BackendUnavailable("TAEP_CUDA_MLP must be 'fused' or 'cublas', not '" + want + "'");
+    if (want == "cublas") return;
+    const int P = mlp_.hutchinson() ? mlp_.probes : 0;
+    std::string why;
+    int dev = 0, major = 0, optin = 0;
+    TAEP_CUDA_CHECK(cudaGetDevice(&dev));
+    TAEP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    TAEP_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    physics::fused::PackedNet packed;
+    if (mlp_.math != MathMode::tf32) {
+      why = "model.math is not 'tf32'";
+    } else if (major < 8) {
+      why = "the device has no TF32 tensor cores (compute capability < 8.0)";
+    } else if (!physics::fused::fits(mlp_.model, P)) {
+      why = "the network is wider than 128 or deeper than 8 layers";
+    } else {
+      packed = physics::fused::pack(mlp_.model, P, true);
+      for (int w = kFusedMaxWarps; w >= 1 && fused_warps_ == 0; --w)
+        if (fused_mlp_smem_bytes(packed.net, packed.data.size(), w) <= std::size_t(optin)) fused_warps_ = w;
+      if (fused_warps_ == 0) why = "its weights and one tile do not fit the device's shared memory";
+    }
+    if (fused_warps_ == 0) {
+      if (want == "fused") throw BackendUnavailable("TAEP_CUDA_MLP=fused: " + why);
+      return;
+    }
+    fused_net_ = packed.net;
+    fused_weights_ = DeviceBuffer<float>(packed.data);
+    fused_scale_ = DeviceBuffer<float>(out_scale_);
+  }
+
+  void forward_fused(std::uint64_t first, int n) {
+    ensure_paths(n);
+    FusedMlpLaunch f;
+    f.view = view_;
+    f.net = fused_net_;
+    f.weights = fused_weights_.data();
+    f.weight_floats = fused_weights_.size();
+    f.bias0 = bias0_.data();
+    f.out0 = layers_.front().out;
+    f.out_scale = fused_scale_.data();
+    f.first = first;
+    f.n = n;
+    f.rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    f.warps = fused_warps_;
+    f.taep = s_.data();
+    f.aux = aux_.data();
+    f.stream = stream_.get();
+    launch_fused_mlp_forward(f);
+  }
+
   std::uint64_t bytes_per_path() const {
     const int d = problem_.d, T = tangents(), P = mlp_.hutchinson() ? mlp_.probes : 0;
     return sizeof(float) * (std::uint64_t(3) * width_ + 2ull * T * width_ + 5ull * d + std::uint64_t(P) * d +
@@ -154,8 +220,16 @@ class CudaMlpBackend final : public Backend {
            2 * sizeof(double);
   }
 
-  void ensure(int n) {
+  // S and the probe-noise variance per path: all the fused kernel needs.
+  void ensure_paths(int n) {
     if (std::size_t(n) <= s_.size()) return;
+    s_ = DeviceBuffer<double>(std::size_t(n));
+    aux_ = DeviceBuffer<double>(std::size_t(n));
+  }
+
+  void ensure(int n) {
+    ensure_paths(n);
+    if (std::size_t(n) <= x_.size() / std::size_t(problem_.d)) return;
     const std::size_t N = std::size_t(n), d = std::size_t(problem_.d), T = std::size_t(tangents());
     const std::size_t P = mlp_.hutchinson() ? std::size_t(mlp_.probes) : 0, W = std::size_t(width_);
     x_ = DeviceBuffer<float>(N * d);
@@ -170,8 +244,6 @@ class CudaMlpBackend final : public Backend {
     tan_b_ = DeviceBuffer<float>(N * T * W);
     out_ = DeviceBuffer<float>(N * d);
     out_tan_ = DeviceBuffer<float>(N * T * d);
-    s_ = DeviceBuffer<double>(N);
-    aux_ = DeviceBuffer<double>(N);
   }
 
   // Row-major C[m x n] = A[m x k] . B^T with B row-major [n x k] (leading dimension ldb): in cuBLAS's
@@ -257,6 +329,7 @@ class CudaMlpBackend final : public Backend {
   }
 
   void forward(std::uint64_t first, int n) {
+    if (fused_warps_ > 0) return forward_fused(first, n);
     ensure(n);
     MlpStepLaunch a = chunk_launch(first, n, true);
     a.buf.dw = dw_.data();
@@ -305,6 +378,9 @@ class CudaMlpBackend final : public Backend {
       tan_b_, out_, out_tan_;
   DeviceBuffer<double> s_, aux_;
   ChunkReducer reducer_;
+  int fused_warps_ = 0;  // warps per block of the fused kernel; 0: the cuBLAS path
+  physics::fused::Net fused_net_;
+  DeviceBuffer<float> fused_weights_, fused_scale_;
 };
 
 }  // namespace
