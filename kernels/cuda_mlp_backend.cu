@@ -42,11 +42,6 @@ class CudaMlpBackend final : public Backend {
         mlp_(*problem_.mlp),
         tables_(problem_),
         view_(tables_.view()) {
-    // The kernels here take Euler steps only; the config rejects Milstein for learned models, and
-    // should it ever allow it, this backend must not silently drop the correction.
-    if (problem_.milstein)
-      throw BackendUnavailable(
-          "schedule.scheme: 'milstein' for a learned model is not implemented on the cuda backend");
     reverse_view_.fwd = view_;  // no model mixture: model_last stays null
     reverse_view_.last = build_reverse_end(problem_).last;
     const MlpModel& m = mlp_.model;
@@ -75,6 +70,12 @@ class CudaMlpBackend final : public Backend {
     }
     bias0_ = DeviceBuffer<float>(bias0);
     choose_fused();
+    // The GEMM path takes Euler steps only: it must not silently drop the Milstein correction,
+    // which the fused kernel's forward paths carry (docs/physics.md section 4.3).
+    if (problem_.milstein && fused_warps_ == 0)
+      throw BackendUnavailable(
+          "schedule.scheme: 'milstein' for a learned model needs the cuda backend's fused kernel "
+          "(model.math 'tf32' and a network it fits: " + fused_why_ + ")");
     device_ = describe_device0() + "; MLP via " +
               (fused_warps_ > 0 ? "the fused tensor-core kernel (" + std::to_string(fused_warps_) +
                                       " warps per block, forward paths), " + to_string(mlp_.math)
@@ -120,6 +121,10 @@ class CudaMlpBackend final : public Backend {
   void simulate_reverse(std::uint64_t first, std::uint64_t count, bool with_taep,
                         std::vector<double>* taep, std::vector<double>* reference,
                         std::vector<float>* samples) override {
+    if (problem_.milstein)  // reverse paths run the GEMM path, which has no Milstein correction
+      throw BackendUnavailable(
+          "schedule.scheme: 'milstein' for a learned model: reverse paths are not implemented on "
+          "the cuda backend");
     const std::uint64_t d = std::uint64_t(problem_.d);
     if (reference) reference->clear();  // no closed form for learned models
     if (taep) taep->assign(with_taep ? count : 0, 0.0);
@@ -164,9 +169,12 @@ class CudaMlpBackend final : public Backend {
     const std::string want = env ? env : "";
     if (!want.empty() && want != "fused" && want != "cublas")
       throw BackendUnavailable("TAEP_CUDA_MLP must be 'fused' or 'cublas', not '" + want + "'");
-    if (want == "cublas") return;
+    if (want == "cublas") {
+      fused_why_ = "TAEP_CUDA_MLP=cublas";
+      return;
+    }
     const int P = mlp_.hutchinson() ? mlp_.probes : 0;
-    std::string why;
+    std::string& why = fused_why_;
     int dev = 0, major = 0, optin = 0;
     TAEP_CUDA_CHECK(cudaGetDevice(&dev));
     TAEP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
@@ -179,7 +187,7 @@ class CudaMlpBackend final : public Backend {
     } else if (!physics::fused::fits(mlp_.model, P)) {
       why = "the network is wider than 128 or deeper than 8 layers";
     } else {
-      packed = physics::fused::pack(mlp_.model, P, true);
+      packed = physics::fused::pack(mlp_.model, P, true, problem_.milstein);
       for (int w = kFusedMaxWarps; w >= 1 && fused_warps_ == 0; --w)
         if (fused_mlp_smem_bytes(packed.net, packed.data.size(), w) <= std::size_t(optin)) fused_warps_ = w;
       if (fused_warps_ == 0) why = "its weights and one tile do not fit the device's shared memory";
@@ -379,6 +387,7 @@ class CudaMlpBackend final : public Backend {
   DeviceBuffer<double> s_, aux_;
   ChunkReducer reducer_;
   int fused_warps_ = 0;  // warps per block of the fused kernel; 0: the cuBLAS path
+  std::string fused_why_;  // why not the fused kernel
   physics::fused::Net fused_net_;
   DeviceBuffer<float> fused_weights_, fused_scale_;
 };

@@ -53,15 +53,17 @@ struct DeviceTileRng {
   }
 };
 
-template <int D>
-__global__ void __launch_bounds__(kFusedMaxWarps * 32, 1) fused_mlp_forward_kernel(const FusedMlpLaunch a) {
+// NTH: the hidden layers' output tiles when all are 128 wide (unrolled loops), else 0. The launch
+// arguments stay in the parameter space (__grid_constant__): the layer table is read from there.
+template <int D, int NTH>
+__global__ void __launch_bounds__(kFusedMaxWarps * 32, 1)
+    fused_mlp_forward_kernel(const __grid_constant__ FusedMlpLaunch a) {
   extern __shared__ float4 smem4[];
   float* smem = reinterpret_cast<float*>(smem4);
   const int tid = int(threadIdx.x), threads = int(blockDim.x), warps = threads / 32, warp = tid / 32;
   const float4* w = reinterpret_cast<const float4*>(a.weights);
   for (std::size_t i = std::size_t(tid); i < a.weight_floats / 4; i += std::size_t(threads)) smem4[i] = w[i];
-  fused::Net net = a.net;
-  net.bind(smem);
+  const fused::Net& net = a.net;
   const int pad0 = net.layer[0].out;
   float* bias = smem + a.weight_floats;  // layer 0's bias of steps k even, k odd
   const fused::Scratch sc =
@@ -86,7 +88,7 @@ __global__ void __launch_bounds__(kFusedMaxWarps * 32, 1) fused_mlp_forward_kern
     __syncthreads();
     if (k + 1 < V.steps) stage(k + 1, bias + ((k + 1) & 1) * pad0);
     if (rows > 0)
-      fused::tile_step<DeviceWarp, D>(net, V, k, bias + (k & 1) * pad0, a.out_scale[k], rows, sc, rng);
+      fused::tile_step<DeviceWarp, D, NTH>(net, smem, V, k, bias + (k & 1) * pad0, a.out_scale[k], rows, sc, rng);
   }
   if (rows > 0)
     DeviceWarp::rows(rows, [&](int p) {
@@ -95,28 +97,31 @@ __global__ void __launch_bounds__(kFusedMaxWarps * 32, 1) fused_mlp_forward_kern
     });
 }
 
-template <int D>
+template <int D, int NTH>
 void launch_with(const FusedMlpLaunch& a) {
   const std::size_t smem = fused_mlp_smem_bytes(a.net, a.weight_floats, a.warps);
   const unsigned per_block = unsigned(a.warps * fused::kRows);
   const unsigned blocks = (unsigned(a.n) + per_block - 1) / per_block;
-  TAEP_CUDA_CHECK(cudaFuncSetAttribute(fused_mlp_forward_kernel<D>,
+  TAEP_CUDA_CHECK(cudaFuncSetAttribute(fused_mlp_forward_kernel<D, NTH>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  fused_mlp_forward_kernel<D><<<blocks, unsigned(a.warps * 32), smem, a.stream>>>(a);
+  fused_mlp_forward_kernel<D, NTH><<<blocks, unsigned(a.warps * 32), smem, a.stream>>>(a);
   TAEP_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace
 
 // d = 2 (the paper's ring) keeps the per-path state in fixed-size arrays; every other d takes the
-// runtime-d instantiation (arrays of kMaxDim in local memory for the per-path physics only).
+// runtime-d instantiation (arrays of kMaxDim in local memory for the per-path physics only). Each
+// with the unrolled 128-wide hidden layers, or the general widths.
 void launch_fused_mlp_forward(const FusedMlpLaunch& a) {
   if (a.n == 0) return;
   TAEP_EXPECTS(a.warps >= 1 && a.warps <= kFusedMaxWarps, "fused MLP kernel: 1 .. 8 warps per block");
-  if (a.view.d == 2)
-    launch_with<2>(a);
-  else
-    launch_with<0>(a);
+  fused::dispatch_hidden_tiles(a.net, [&](auto nth) {
+    if (a.view.d == 2)
+      launch_with<2, decltype(nth)::value>(a);
+    else
+      launch_with<0, decltype(nth)::value>(a);
+  });
 }
 
 }  // namespace detail

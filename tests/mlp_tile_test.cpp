@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <vector>
 
 #include "host/cpu/mlp_cpu.hpp"
@@ -20,6 +21,7 @@
 #include "taep/physics/rng_streams.hpp"
 #include "taep/problem.hpp"
 #include "tests/support/test_rng.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace {
 
@@ -109,6 +111,46 @@ TEST(MlpTile, Tf32RoundingIsNearestTiesAway) {
     EXPECT_EQ(u & 0x1fffu, 0u);
     EXPECT_LE(std::fabs(double(r) - double(x)), kTf32 * std::fabs(double(x)));
   }
+}
+
+// A packed layer (B fragments in the chaining permutation, two k blocks, three output tiles, padded
+// input and output) through layer_matmul and store_tiles equals the plain product bit for bit, and
+// the buffer layout round-trips: integer weights and inputs are exact in TF32, and so is every sum.
+TEST(MlpTile, PackedLayerMatmulIsExact) {
+  TestRng rng(9);
+  taep::MlpModel m;
+  m.dim = 13;
+  m.embedding_dim = 2;
+  auto small = [&] { return float(int(rng.uniform() * 9) - 4); };
+  for (const auto& shape : {std::pair<int, int>{15, 21}, std::pair<int, int>{21, 13}}) {
+    taep::MlpLayer l;
+    l.in = shape.first;
+    l.out = shape.second;
+    for (int e = 0; e < l.in * l.out; ++e) l.weight.push_back(small());
+    for (int e = 0; e < l.out; ++e) l.bias.push_back(small());
+    m.layers.push_back(l);
+  }
+  using X = tile::HostWarp<true>;
+  const fused::PackedNet packed = fused::pack(m, 0, true);
+  const fused::Net& net = packed.net;
+  ASSERT_EQ(net.layer[0].in, 16);
+  ASSERT_EQ(net.layer[0].out, 24);
+  std::vector<float> buf(std::size_t(fused::kRows * net.stride), 0.f);
+  float x[fused::kRows][13];
+  for (int p = 0; p < fused::kRows; ++p)
+    for (int i = 0; i < 13; ++i) buf[std::size_t(fused::act_at(net.stride, p, i))] = x[p][i] = small();
+  fused::Tiles<X> acc;
+  fused::zero_tiles<X>(acc);
+  fused::layer_matmul<X, 0>(net, packed.data.data(), 0, buf.data(), acc);
+  fused::store_tiles<X, 0>(3, net.stride, buf.data(), [&](int nt, int i, int lane, int) { return acc[nt][i][lane]; });
+  for (int p = 0; p < fused::kRows; ++p)
+    for (int j = 0; j < 21; ++j) {
+      float want = 0.f;
+      for (int i = 0; i < 13; ++i) want += m.layers[0].weight[std::size_t(j * 15 + i)] * x[p][i];
+      EXPECT_EQ(buf[std::size_t(fused::act_at(net.stride, p, j))], want) << p << "," << j;
+    }
+  for (int p = 0; p < fused::kRows; ++p)  // padded outputs: zero weights, zero sums
+    for (int j = 21; j < 24; ++j) EXPECT_EQ(buf[std::size_t(fused::act_at(net.stride, p, j))], 0.f);
 }
 
 // ---- networks ----------------------------------------------------------------------------------
@@ -269,33 +311,34 @@ template <bool Tf32>
 void fused_network(const taep::MlpModel& m, int probes, double t, float out_scale,
                    const std::vector<float>& X, const std::vector<float>& V, std::vector<float>& score,
                    std::vector<float>& est) {
-  fused::PackedNet packed = fused::pack(m, probes, Tf32);
-  fused::Net net = packed.net;
-  net.bind(packed.data.data());
+  const fused::PackedNet packed = fused::pack(m, probes, Tf32);
+  const fused::Net& net = packed.net;
   TileMemory mem(net);
-  const int d = m.dim, P = probes, T = net.tangents(), in0 = net.layer[0].in;
-  std::fill(mem.sc.act, mem.sc.act + std::size_t(net.streams()) * fused::kRows * net.stride, 0.f);
+  const int d = m.dim, P = probes, T = net.tangents(), in0 = net.layer[0].in, st = net.stride;
+  std::fill(mem.sc.act, mem.sc.act + std::size_t(net.streams()) * fused::kRows * st, 0.f);
   for (int p = 0; p < fused::kRows; ++p)
     for (int q = 0; q <= P; ++q)
       for (int i = 0; i < in0; ++i)
-        mem.sc.act[(std::size_t(q) * fused::kRows + p) * net.stride + i] =
+        mem.sc.stream(net, q)[fused::act_at(st, p, i)] =
             i >= d ? 0.f : q == 0 ? X[std::size_t(p * d + i)] : V[std::size_t((p * P + q - 1) * d + i)];
   const std::vector<float> bias0 = bias0_at(m, net, t);
-  fused::network<tile::HostWarp<Tf32>>(net, bias0.data(), out_scale, mem.sc);
+  fused::dispatch_hidden_tiles(net, [&](auto nth) {
+    fused::network<tile::HostWarp<Tf32>, decltype(nth)::value>(net, packed.data.data(), bias0.data(),
+                                                                out_scale, mem.sc);
+  });
   score.assign(std::size_t(fused::kRows * d), 0.f);
   est.assign(std::size_t(fused::kRows * std::max(1, P)), 0.f);
   for (int p = 0; p < fused::kRows; ++p) {
-    for (int i = 0; i < d; ++i) score[std::size_t(p * d + i)] = mem.sc.act[std::size_t(p) * net.stride + i];
-    const float* row = mem.sc.act;
+    for (int i = 0; i < d; ++i) score[std::size_t(p * d + i)] = mem.sc.stream(net, 0)[fused::act_at(st, p, i)];
     if (P == 0) {
       float tr = 0.f;
-      for (int i = 0; i < T; ++i) tr += row[(std::size_t(1 + i) * fused::kRows + p) * net.stride + i];
+      for (int i = 0; i < T; ++i) tr += mem.sc.stream(net, 1 + i)[fused::act_at(st, p, i)];
       est[std::size_t(p)] = tr * out_scale;
     } else {
       for (int j = 0; j < P; ++j) {
         float e = 0.f;
         for (int i = 0; i < d; ++i)
-          e += V[std::size_t((p * P + j) * d + i)] * row[(std::size_t(1 + j) * fused::kRows + p) * net.stride + i];
+          e += V[std::size_t((p * P + j) * d + i)] * mem.sc.stream(net, 1 + j)[fused::act_at(st, p, i)];
         est[std::size_t(p * P + j)] = e * out_scale;
       }
     }
@@ -308,6 +351,8 @@ struct NetCase {
   std::vector<int> hidden;
   int probes;
 };
+
+void PrintTo(const NetCase& c, std::ostream* os) { *os << c.name; }
 
 class MlpTileNetwork : public ::testing::TestWithParam<NetCase> {};
 
@@ -390,9 +435,8 @@ std::vector<double> fused_paths(const taep::Problem& problem, int n) {
   const taep::physics::ForwardView V = fp.view([](const auto& v) { return v.data(); });
   const taep::detail::MlpSetup& mlp = *fp.mlp;
   const int P = mlp.hutchinson() ? mlp.probes : 0;
-  fused::PackedNet packed = fused::pack(mlp.model, P, Tf32);
-  fused::Net net = packed.net;
-  net.bind(packed.data.data());
+  const fused::PackedNet packed = fused::pack(mlp.model, P, Tf32, V.milstein);
+  const fused::Net& net = packed.net;
   std::vector<std::vector<float>> bias0;
   std::vector<float> scale;
   for (int k = 0; k < fp.steps; ++k) {
@@ -411,8 +455,11 @@ std::vector<double> fused_paths(const taep::Problem& problem, int n) {
     fused::tile_init<X, 0>(net, V, rows, mem.sc, [&](int p) {
       return taep::rng::PhiloxHostStream(V.seed, taep::rng::subsequence(taep::rng::kInitialState, std::uint64_t(first + p)));
     });
-    for (int k = 0; k < fp.steps; ++k)
-      fused::tile_step<X, 0>(net, V, k, bias0[std::size_t(k)].data(), scale[std::size_t(k)], rows, mem.sc, rng);
+    fused::dispatch_hidden_tiles(net, [&](auto nth) {
+      for (int k = 0; k < fp.steps; ++k)
+        fused::tile_step<X, 0, decltype(nth)::value>(net, packed.data.data(), V, k, bias0[std::size_t(k)].data(),
+                                                     scale[std::size_t(k)], rows, mem.sc, rng);
+    });
     S.insert(S.end(), mem.sc.taep, mem.sc.taep + rows);
   }
   return S;
@@ -420,10 +467,12 @@ std::vector<double> fused_paths(const taep::Problem& problem, int n) {
 
 // The tolerance of |S(fused) - S(CPU)| of each path: the paths' states do not depend on the model
 // (forward paths move with the true drift), so they are replayed here, and at every step the
-// network's tolerance at x_k (kSigmas standard deviations of point_noise) becomes one of the TAEP
-// increment (docs/physics.md section 4: 2 e_div + sum (2 |s_i| + e_i) e_i in the drift term,
-// sum |dW_i| e_i in the noise term) plus the FP32 rounding of the increment on both sides; the
-// steps' tolerances are added (as if every step's error had the same sign).
+// network's noise at x_k (point_noise) becomes the TAEP increment's (docs/physics.md section 4: to
+// first order 2 e_div + sum 2 |s_i| e_i in the drift term, sum |dW_i| e_i in the noise term, and
+// Milstein's r2 e_{v0.J v0} - h e_div); the steps' roundings are independent, so their variances
+// add. The tolerance is kSigmas standard deviations of the sum, plus what is not random: the second
+// order term sum e_i^2 of the drift at kSigmas, and the FP32 rounding of the increment on both sides
+// (added over the steps).
 std::vector<double> path_bounds(const taep::Problem& problem, int n, double u) {
   const taep::detail::ForwardProblem& fp = problem.forward();
   const taep::physics::ForwardView V = fp.view([](const auto& v) { return v.data(); });
@@ -431,11 +480,12 @@ std::vector<double> path_bounds(const taep::Problem& problem, int n, double u) {
   const taep::MlpModel& m = mlp.model;
   const int d = V.d, P = mlp.hutchinson() ? mlp.probes : 0;
   const fused::PackedNet packed = fused::pack(m, P, false);
-  const taep::physics::MlpTangentPlan plan = taep::physics::mlp_tangent_plan(true, P, false, d);
+  const taep::physics::MlpTangentPlan plan = taep::physics::mlp_tangent_plan(true, P, V.milstein, d);
   taep::detail::PathStreams st(V.seed, 0, n, taep::rng::kForwardNoise,
                                mlp.probe_distribution == taep::ProbeDistribution::rademacher);
   std::vector<double> bound(std::size_t(n), 0.0);
   for (int p = 0; p < n; ++p) {
+    double var = 0, fixed = 0;
     taep::rng::PhiloxHostStream init(V.seed, taep::rng::subsequence(taep::rng::kInitialState, std::uint64_t(p)));
     std::vector<float> x(static_cast<std::size_t>(d)), dw = x, probes(static_cast<std::size_t>(std::max(P, d) * d));
     taep::physics::sample_initial_state<0>(V, init, x.data());
@@ -444,29 +494,43 @@ std::vector<double> path_bounds(const taep::Problem& problem, int n, double u) {
       const double t = fp.grid.t(k);
       for (int i = 0; i < d; ++i) dw[std::size_t(i)] = c.sqrt_h * st.noise[std::size_t(p)].next();
       float s_target[taep::physics::kMaxDim], div_target, quad;
-      taep::detail::prepare_learned_path<0>(V, k, c.sqrt_abar, plan, x.data(), dw.data(), probes.data(),
-                                            st.probes[std::size_t(p)], s_target, &div_target, &quad);
+      const float r2 = taep::detail::prepare_learned_path<0>(V, k, c.sqrt_abar, plan, x.data(), dw.data(),
+                                                             probes.data(), st.probes[std::size_t(p)],
+                                                             s_target, &div_target, &quad);
       const std::vector<float> bias0 = bias0_at(m, packed.net, t);
       const double scale = taep::physics::output_scale(m.parameterization == taep::Parameterization::eps,
                                                        fp.schedule.abar(t));
-      const PointNoise b = point_noise(m, bias0.data(), scale, x.data(), P, probes.data(), u);
-      double ediv = 0, div = 0;
+      // Milstein's tangents are its basis, its divergence their sum; Hutchinson's is the mean.
+      const PointNoise b = point_noise(m, bias0.data(), scale, x.data(), V.milstein ? d : P, probes.data(), u);
+      double ediv = 0, div = 0;  // the noise of the divergence (its estimates' mean, or sum)
+      const double w = V.milstein ? 1.0 : 1.0 / double(b.est.size());
       for (std::size_t j = 0; j < b.est.size(); ++j) {
-        ediv += kSigmas * b.sd_est[j] / double(b.est.size());
-        div += b.est[j] / double(b.est.size());
+        ediv += b.sd_est[j] * w;
+        div += b.est[j] * w;
       }
-      double drift = 2 * ediv, noise = 0, size = 2 * (std::fabs(div) + std::fabs(div_target)), nsize = 0;
+      double drift = 2 * ediv, second = 0, noise = 0, nsize = 0;
+      double size = 2 * (std::fabs(div) + std::fabs(div_target));
       for (int i = 0; i < d; ++i) {
-        const double e = kSigmas * b.sd_s[std::size_t(i)], s = b.s[std::size_t(i)], w = std::fabs(dw[std::size_t(i)]);
-        drift += (2 * std::fabs(s) + e) * e;
-        noise += w * e;
+        const double e = b.sd_s[std::size_t(i)], s = b.s[std::size_t(i)], a = std::fabs(dw[std::size_t(i)]);
+        drift += 2 * std::fabs(s) * e;
+        second += (kSigmas * e) * (kSigmas * e);
+        noise += a * e;
         size += s * s + double(s_target[i]) * s_target[i];
-        nsize += (std::fabs(s) + std::fabs(s_target[i])) * w;
+        nsize += (std::fabs(s) + std::fabs(s_target[i])) * a;
       }
       const double hb = double(c.half_beta) * c.h, sb = c.sqrt_beta;
-      bound[std::size_t(p)] += hb * drift + sb * noise + 16 * (d + 2) * kF32 * (hb * size + sb * nsize);
+      double sd = hb * drift + sb * noise;
+      fixed += hb * second + 16 * (d + 2) * kF32 * (hb * size + sb * nsize);
+      if (V.milstein) {  // c.half_beta ((r2 est_0 - quad_target) - h (div - div_target))
+        const double q = double(r2) * b.est[0];
+        sd += c.half_beta * (r2 * b.sd_est[0] + c.h * ediv);
+        fixed += 16 * (d + 2) * kF32 * c.half_beta *
+                 (std::fabs(q) + std::fabs(quad) + c.h * (std::fabs(div) + std::fabs(div_target)));
+      }
+      var += sd * sd;
       taep::physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, dw.data(), x.data());
     }
+    bound[std::size_t(p)] = kSigmas * std::sqrt(var) + fixed;
   }
   return bound;
 }
@@ -477,7 +541,10 @@ struct PathCase {
   std::vector<int> hidden;
   int probes;  // 0: exact
   int paths, steps;
+  bool milstein = false;
 };
+
+void PrintTo(const PathCase& c, std::ostream* os) { *os << c.name; }
 
 class MlpTilePaths : public ::testing::TestWithParam<PathCase> {};
 
@@ -508,7 +575,10 @@ TEST_P(MlpTilePaths, PerPathTaepMatchesCpuBackend) {
   cfg.run.paths = std::uint64_t(c.paths);
   cfg.run.backend = taep::Backend::cpu;
   cfg.schedule.steps = c.steps;
-  const taep::Problem problem = taep::build_problem(cfg, random_model(c.d, c.hidden, 21));
+  if (c.milstein) cfg.schedule.scheme = taep::Scheme::milstein;
+  const taep::Problem problem = taep::build_problem(
+      cfg, c.hidden.empty() ? taep::load_mlp(taep_test::fixture("ring8_trained.safetensors"))
+                            : random_model(c.d, c.hidden, 21));
   const taep::PathValues cpu = taep::simulate_paths(problem, taep::Backend::cpu, 0, std::uint64_t(c.paths));
   const std::vector<double> s19 = fused_paths<true>(problem, c.paths);
   const std::vector<double> s32 = fused_paths<false>(problem, c.paths);
@@ -532,6 +602,10 @@ TEST_P(MlpTilePaths, PerPathTaepMatchesCpuBackend) {
 
 INSTANTIATE_TEST_SUITE_P(Nets, MlpTilePaths,
                          ::testing::Values(PathCase{"h3x128_d2_exact", 2, {128, 128, 128}, 0, 20, 30},
+                                           PathCase{"ring8_trained_3x128_exact", 2, {}, 0, 20, 30},
+                                           PathCase{"ring8_trained_3x128_hutch2", 2, {}, 2, 20, 30},
+                                           PathCase{"ring8_trained_3x128_milstein", 2, {}, 0, 20, 30, true},
+                                           PathCase{"h2x64_d16_milstein", 16, {64, 64}, 0, 18, 20, true},
                                            PathCase{"h2x64_d16_hutch2", 16, {64, 64}, 2, 18, 20}),
                          [](const auto& info) { return std::string(info.param.name); });
 

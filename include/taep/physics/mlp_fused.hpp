@@ -17,6 +17,7 @@
 // tangents W_0 e_i need no product (column i of W_0 times SiLU').
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "taep/mlp.hpp"
@@ -51,47 +52,71 @@ struct Layer {
   // step's bias0 instead).
   std::uint32_t frag_at = 0, bias_at = 0;
 };
+// (Offsets, not pointers: on the device every address is then visibly the shared array plus an
+// integer, and the compiler emits shared loads, not generic ones.)
 
 struct Net {
   int d = 0;
   int hidden = 0;  // hidden layers; layer[hidden] is the linear output (out = pad8(d))
-  int stride = 0;  // floats per activation row: widest layer + 8 (64-bit loads without conflicts)
+  int stride = 0;  // floats per row pair of a stream's buffer (act_at): widest layer, padded
   int probes = 0;  // Hutchinson probes P; 0: the exact divergence, d tangents
+  // Milstein (exact divergence only): the d tangents are the rotated basis of physics::
+  // milstein_basis (docs/physics.md section 4.3), carried through layer 0 by products like probes.
+  bool milstein = false;
   Layer layer[kMaxLayers];
   std::uint32_t w0col_at = 0;  // exact divergence: W_0[j][i] at w0col_at + i * layer[0].out + j
-  // A copy of the packed block (host memory, or the kernel's shared memory). Only offsets live in
-  // the layers: the device then sees every address derive from its shared array (LDS, not generic
-  // loads), though the layer table itself sits in local memory.
-  const float* base = nullptr;
   TAEP_HD int tangents() const { return probes > 0 ? probes : d; }
   TAEP_HD int streams() const { return 1 + tangents(); }
-  TAEP_HD void bind(const float* block) { base = block; }
-  TAEP_HD const float* frag(int l) const { return base + layer[l].frag_at; }
-  TAEP_HD const float* bias(int l) const { return base + layer[l].bias_at; }
-  TAEP_HD const float* w0col() const { return base + w0col_at; }
+  // The tangents are e_1..e_d (W_0 e_i needs no product), not vectors the paths carry.
+  TAEP_HD bool unit_tangents() const { return probes == 0 && !milstein; }
+  // Tangent values each path carries into the network: P or d vectors of d, or none.
+  TAEP_HD int carried() const { return unit_tangents() ? 0 : tangents() * d; }
+  // Output tiles of every hidden layer when they are all one width of 128 (the paper's networks),
+  // for loops the compiler unrolls; 0 otherwise.
+  TAEP_HD int uniform_hidden_tiles() const {
+    for (int l = 0; l < hidden; ++l)
+      if (layer[l].out != kMaxWidth) return 0;
+    return kMaxTiles;
+  }
 };
+
+// f(std::integral_constant<int, NTH>) with NTH = net.uniform_hidden_tiles(): 16 or 0.
+template <class F>
+decltype(auto) dispatch_hidden_tiles(const Net& net, F&& f) {
+  if (net.uniform_hidden_tiles() == kMaxTiles) return f(std::integral_constant<int, kMaxTiles>{});
+  return f(std::integral_constant<int, 0>{});
+}
+
+// A stream's buffer holds its 16 rows as 8 row pairs (r, r + 8), interleaved element by element:
+// then a lane's A fragment (a0..a3 = rows g, g + 8 at k slots t, t + 4, i.e. columns 2t, 2t + 1) is
+// four adjacent floats, one 128-bit load, and its C fragment one 128-bit store (c0, c2, c1, c3).
+// With stride = 8 mod 16, the 8 lanes of each quarter-warp hit distinct banks.
+TAEP_HD int act_at(int stride, int row, int col) { return ((row & 7) * stride + col) * 2 + (row >> 3); }
 
 // The per-path state and the activation buffer of one tile (a warp's slice of shared memory).
 struct Scratch {
   double* taep;  // kRows: S
   double* aux;   // kRows: probe-noise variance of S (Hutchinson, P >= 2)
-  float* act;    // streams * kRows rows of `stride` floats; stream s, path p: row s * kRows + p
+  float* act;    // streams buffers of kRows * stride floats: stream s at s * kRows * stride
   float* x;      // kRows * d
   float* dw;     // kRows * d
   float* st;     // kRows * d: the target's score
   float* divt;   // kRows: the target's divergence
-  float* pv;     // kRows * P * d: the probes
+  float* quad;   // kRows: the target's dW.(grad s_*).dW (Milstein)
+  float* r2;     // kRows: |dW|^2 (Milstein)
+  float* pv;     // kRows * carried(): the probes, or the Milstein basis
+  TAEP_HD float* stream(const Net& n, int s) const { return act + s * kRows * n.stride; }
 };
 
 // Floats of one tile's Scratch, a multiple of 4 (tiles stay 16-byte aligned).
 TAEP_HD std::size_t scratch_floats(const Net& n) {
   const std::size_t d = std::size_t(n.d);
   const std::size_t f = 4 * kRows + std::size_t(n.streams()) * kRows * n.stride + 3 * kRows * d +
-                        kRows + std::size_t(kRows) * n.probes * d;
+                        3 * kRows + std::size_t(kRows) * n.carried();
   return (f + 3) / 4 * 4;
 }
 
-// base: 8-byte aligned.
+// base: 16-byte aligned.
 TAEP_HD Scratch scratch_at(const Net& n, float* base) {
   Scratch s;
   s.taep = reinterpret_cast<double*>(base);
@@ -101,7 +126,9 @@ TAEP_HD Scratch scratch_at(const Net& n, float* base) {
   s.dw = s.x + kRows * n.d;
   s.st = s.dw + kRows * n.d;
   s.divt = s.st + kRows * n.d;
-  s.pv = s.divt + kRows;
+  s.quad = s.divt + kRows;
+  s.r2 = s.quad + kRows;
+  s.pv = s.r2 + kRows;
   return s;
 }
 
@@ -116,19 +143,20 @@ inline bool fits(const MlpModel& m, int probes) {
 }
 
 struct PackedNet {
-  Net net;                  // unbound: bind() it to where `data` lives
+  Net net;
   std::vector<float> data;  // B fragments, biases, W_0's x columns; a multiple of 4 floats
 };
 
 // Packs a model for the tile math: B fragments per layer (rounded to TF32 when tf32, as the
 // device's operands are; biases and W_0's columns stay FP32: they enter FP32 epilogues).
-// Precondition: fits(m, probes).
-inline PackedNet pack(const MlpModel& m, int probes, bool tf32) {
+// Precondition: fits(m, probes); milstein only with probes == 0.
+inline PackedNet pack(const MlpModel& m, int probes, bool tf32, bool milstein = false) {
   PackedNet p;
   Net& n = p.net;
   n.d = m.dim;
   n.hidden = int(m.layers.size()) - 1;
   n.probes = probes;
+  n.milstein = milstein && probes == 0;
   int widest = pad8(m.dim);
   auto take = [&](std::size_t count) {
     const std::uint32_t at = std::uint32_t(p.data.size());
@@ -164,35 +192,37 @@ inline PackedNet pack(const MlpModel& m, int probes, bool tf32) {
   for (int i = 0; i < m.dim; ++i)
     for (int j = 0; j < l0.out; ++j)
       p.data[n.w0col_at + std::size_t(i) * n.layer[0].out + j] = l0.weight[std::size_t(j) * l0.in + i];
-  n.stride = widest + 8;
+  n.stride = (widest + 15) / 16 * 16 + 8;
   return p;
 }
 
 template <class X>
 using Tiles = typename X::template Reg<float>[kMaxTiles][4];
 
-// acc = in . W^T over the layer (in: 16 rows of `stride`, the permuted k order of the packing).
-template <class X>
-TAEP_HD void layer_matmul(const Net& net, int l, const float* in, int stride, Tiles<X>& acc) {
+// The output tiles of a layer: NTC when the caller knows it at compile time, else NT (runtime).
+template <int NTC>
+TAEP_HD constexpr bool tile_in(int nt, int NT) {
+  return NTC > 0 ? nt < NTC : nt < NT;
+}
+
+// acc += in . W^T over layer l (in: one stream's buffer, act_at; w: the packed block).
+template <class X, int NTC>
+TAEP_HD void layer_matmul(const Net& net, const float* w, int l, const float* in, Tiles<X>& acc) {
   using R = typename X::template Reg<float>;
   const Layer& L = net.layer[l];
-  const int NT = L.out / 8;
+  const int NT = NTC > 0 ? NTC : L.out / 8, stride = net.stride;
+  const float* frag = w + L.frag_at;
   for (int kb = 0; kb < L.in / 8; ++kb) {
     R a[4];
     X::lanes([&](int lane) {
-      const float* p = in + tile::group_of(lane) * stride + 8 * kb + 2 * tile::thread_in_group(lane);
-      float v0, v1, v2, v3;
-      X::load2(p, v0, v2);               // row g: k slots t, t + 4
-      X::load2(p + 8 * stride, v1, v3);  // row g + 8
-      a[0][lane] = X::operand(v0);
-      a[1][lane] = X::operand(v1);
-      a[2][lane] = X::operand(v2);
-      a[3][lane] = X::operand(v3);
+      float v[4];
+      X::load4(in + act_at(stride, tile::group_of(lane), 8 * kb + 2 * tile::thread_in_group(lane)), v);
+      for (int i = 0; i < 4; ++i) a[i][lane] = X::operand(v[i]);
     });
-    const float* bk = net.frag(l) + kb * NT * (2 * tile::kWarp);  // int offsets: immediate addresses
+    const float* bk = frag + kb * NT * (2 * tile::kWarp);  // int offsets: immediate addresses
     TAEP_TILE_UNROLL
     for (int nt = 0; nt < kMaxTiles; ++nt) {
-      if (nt >= NT) break;
+      if (!tile_in<NTC>(nt, NT)) break;
       R b[2];
       X::lanes([&](int lane) { X::load2(bk + (nt * tile::kWarp + lane) * 2, b[0][lane], b[1][lane]); });
       X::mma(acc[nt], a, b);
@@ -210,62 +240,74 @@ TAEP_HD void zero_tiles(Tiles<X>& acc) {
   });
 }
 
-// Writes out(row, col) of every C element of the layer's tiles over `rows` (the stream's buffer):
-// out(nt, i, lane, col) gives the value of element i of tile nt at column col.
-template <class X, class Out>
-TAEP_HD void store_tiles(int NT, float* rows, int stride, Out&& out) {
+// Writes every C element of the layer's tiles into a stream's buffer: out(nt, i, lane, col) gives
+// element i of tile nt (at column col).
+template <class X, int NTC, class Out>
+TAEP_HD void store_tiles(int NT, int stride, float* buf, Out&& out) {
   X::lanes([&](int lane) {
-    const int g = tile::group_of(lane), col0 = 2 * tile::thread_in_group(lane);
+    const int g = tile::group_of(lane), c = 2 * tile::thread_in_group(lane);
     TAEP_TILE_UNROLL
     for (int nt = 0; nt < kMaxTiles; ++nt) {
-      if (nt >= NT) break;
-      const int c = 8 * nt + col0;
-      X::store2(rows + g * stride + c, out(nt, 0, lane, c), out(nt, 1, lane, c + 1));
-      X::store2(rows + (g + 8) * stride + c, out(nt, 2, lane, c), out(nt, 3, lane, c + 1));
+      if (!tile_in<NTC>(nt, NT)) break;
+      const int col = 8 * nt + c;
+      const float v[4] = {out(nt, 0, lane, col), out(nt, 2, lane, col), out(nt, 1, lane, col + 1),
+                          out(nt, 3, lane, col + 1)};
+      X::store4(buf + act_at(stride, g, col), v);
     }
   });
 }
 
-// The network over the tile's streams in sc.act (inputs: stream 0 the points x, Hutchinson streams
-// 1..P the probes; d columns, zero padded to layer 0's in). Leaves in each stream's row p, columns
-// 0..d-1: stream 0 the score (output bias and out_scale applied), stream s > 0 the output tangent
-// (J v_s before out_scale; exact: J e_s).
-template <class X>
-TAEP_HD void network(const Net& net, const float* bias0, float out_scale, const Scratch& sc) {
+// The network over the tile's streams (inputs: stream 0 the points x, streams 1.. the carried
+// tangents, Hutchinson's probes or Milstein's basis; d columns, zero padded to layer 0's in). Leaves in each stream's row p, columns 0..d-1:
+// stream 0 the score (output bias and out_scale applied), stream s > 0 the output tangent (J v_s
+// before out_scale; exact: J e_s). NTH: net.uniform_hidden_tiles().
+template <class X, int NTH>
+TAEP_HD void network(const Net& net, const float* w, const float* bias0, float out_scale,
+                     const Scratch& sc) {
   const int S = net.streams(), stride = net.stride;
   Tiles<X> deriv;  // SiLU'(z) of the current layer, in the C fragments' places
-  for (int l = 0; l <= net.hidden; ++l) {
+  for (int l = 0; l < net.hidden; ++l) {
     const Layer& L = net.layer[l];
-    const bool last = l == net.hidden;
-    const float* bias = l == 0 ? bias0 : net.bias(l);
+    const int NT = L.out / 8;
+    const float* bias = l == 0 ? bias0 : w + L.bias_at;
     for (int s = 0; s < S; ++s) {
-      float* rows = sc.act + std::size_t(s) * kRows * stride;
-      const bool basis = l == 0 && s > 0 && net.probes == 0;  // W_0 e_i: no product needed
+      float* buf = sc.stream(net, s);
+      const bool basis = l == 0 && s > 0 && net.unit_tangents();  // W_0 e_i: no product needed
       Tiles<X> acc;
       zero_tiles<X>(acc);
-      if (!basis) layer_matmul<X>(net, l, rows, stride, acc);
+      if (!basis) layer_matmul<X, NTH>(net, w, l, buf, acc);
       X::sync();  // every lane has read this stream's inputs before any output overwrites them
-      if (last) {
-        store_tiles<X>(L.out / 8, rows, stride, [&](int nt, int i, int lane, int c) {
-          return s == 0 ? (acc[nt][i][lane] + bias[c]) * out_scale : acc[nt][i][lane];
-        });
-      } else if (s == 0) {
-        store_tiles<X>(L.out / 8, rows, stride, [&](int nt, int i, int lane, int c) {
+      if (s == 0) {
+        store_tiles<X, NTH>(NT, stride, buf, [&](int nt, int i, int lane, int c) {
           float a, dz;
-          silu_and_derivative(acc[nt][i][lane] + bias[c], a, dz);
+          X::silu(acc[nt][i][lane] + bias[c], a, dz);
           deriv[nt][i][lane] = dz;
           return a;
         });
       } else if (basis) {
-        const float* w = net.w0col() + (s - 1) * L.out;
-        store_tiles<X>(L.out / 8, rows, stride,
-                       [&](int nt, int i, int lane, int c) { return w[c] * deriv[nt][i][lane]; });
+        const float* col = w + net.w0col_at + (s - 1) * L.out;
+        store_tiles<X, NTH>(NT, stride, buf,
+                            [&](int nt, int i, int lane, int c) { return col[c] * deriv[nt][i][lane]; });
       } else {
-        store_tiles<X>(L.out / 8, rows, stride,
-                       [&](int nt, int i, int lane, int) { return acc[nt][i][lane] * deriv[nt][i][lane]; });
+        store_tiles<X, NTH>(NT, stride, buf, [&](int nt, int i, int lane, int) {
+          return acc[nt][i][lane] * deriv[nt][i][lane];
+        });
       }
       X::sync();
     }
+  }
+  const Layer& L = net.layer[net.hidden];
+  const float* bias = w + L.bias_at;
+  for (int s = 0; s < S; ++s) {
+    float* buf = sc.stream(net, s);
+    Tiles<X> acc;
+    zero_tiles<X>(acc);
+    layer_matmul<X, 0>(net, w, net.hidden, buf, acc);
+    X::sync();
+    store_tiles<X, 0>(L.out / 8, stride, buf, [&](int nt, int i, int lane, int c) {
+      return s == 0 ? (acc[nt][i][lane] + bias[c]) * out_scale : acc[nt][i][lane];
+    });
+    X::sync();
   }
 }
 
@@ -276,74 +318,78 @@ template <class X, int D, class OpenInit>
 TAEP_HD void tile_init(const Net& net, const ForwardView& V, int rows, const Scratch& sc,
                        OpenInit&& open_init) {
   const int d = D > 0 ? D : V.d;
-  const std::size_t act = std::size_t(net.streams()) * kRows * net.stride;
+  const int act = net.streams() * kRows * net.stride;
   X::lanes([&](int lane) {
-    for (std::size_t e = std::size_t(lane); e < act; e += tile::kWarp) sc.act[e] = 0.f;
+    for (int e = lane; e < act; e += tile::kWarp) sc.act[e] = 0.f;
     for (int e = lane; e < kRows * d; e += tile::kWarp) sc.x[e] = 0.f;
   });
   X::sync();
   X::rows(rows, [&](int p) {
     auto&& init = open_init(p);
-    sample_initial_state<D>(V, init, sc.x + std::size_t(p) * d);
+    sample_initial_state<D>(V, init, sc.x + p * d);
     sc.taep[p] = 0.0;
     sc.aux[p] = 0.0;
   });
   X::sync();
 }
 
-// Step k of the tile's paths. bias0: layer 0's bias at t_k (W_t emb(t_k) + b_0, padded to layer
-// 0's out); out_scale: the output factor at t_k. rng.noise(p, k) and rng.probes(p, k) return path
-// p's sources positioned at step k (kForwardNoise values k d .., kHutchinson values k P d ..).
-template <class X, int D, class Rng>
-TAEP_HD void tile_step(const Net& net, const ForwardView& V, int k, const float* bias0,
+// Step k of the tile's paths. w: the packed block; bias0: layer 0's bias at t_k (W_t emb(t_k) + b_0,
+// padded to layer 0's out); out_scale: the output factor at t_k. rng.noise(p, k) and
+// rng.probes(p, k) return path p's sources positioned at step k (kForwardNoise values k d ..,
+// kHutchinson values k P d ..). NTH: net.uniform_hidden_tiles().
+template <class X, int D, int NTH, class Rng>
+TAEP_HD void tile_step(const Net& net, const float* w, const ForwardView& V, int k, const float* bias0,
                        float out_scale, int rows, const Scratch& sc, Rng& rng) {
   const int d = D > 0 ? D : V.d;
-  const int P = net.probes, stride = net.stride, in0 = net.layer[0].in;
-  const MlpTangentPlan plan = mlp_tangent_plan(true, P, false, d);
+  const int P = net.probes, T = net.tangents(), stride = net.stride, in0 = net.layer[0].in;
+  const int inputs = net.unit_tangents() ? 1 : 1 + T;  // streams whose layer-0 input a path writes
+  const MlpTangentPlan plan = mlp_tangent_plan(true, P, net.milstein, d);
   X::rows(rows, [&](int p) {
     const StepScalars c = V.step[k];
-    float* x = sc.x + std::size_t(p) * d;
-    float* dw = sc.dw + std::size_t(p) * d;
+    float* x = sc.x + p * d;
+    float* dw = sc.dw + p * d;
     {
       auto&& z = rng.noise(p, k);
       for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * z.next();
     }
-    PathTangents tan{sc.pv + std::size_t(p) * P * d};
+    PathTangents tan{sc.pv + p * net.carried()};
     ScoreEval<D, float> target;
-    mlp_prepare<D>(V, k, c.sqrt_abar, plan, x, dw, [&]() -> decltype(auto) { return rng.probes(p, k); },
-                   tan, target);
-    for (int i = 0; i < d; ++i) sc.st[std::size_t(p) * d + i] = target.s[i];
+    sc.r2[p] = mlp_prepare<D>(V, k, c.sqrt_abar, plan, x, dw,
+                              [&]() -> decltype(auto) { return rng.probes(p, k); }, tan, target);
+    for (int i = 0; i < d; ++i) sc.st[p * d + i] = target.s[i];
     sc.divt[p] = target.div;
-    for (int q = 0; q <= P; ++q) {
-      float* row = sc.act + (std::size_t(q) * kRows + p) * stride;
-      const float* v = q == 0 ? x : tan.v + std::size_t(q - 1) * d;
-      for (int i = 0; i < in0; ++i) row[i] = i < d ? v[i] : 0.f;
+    sc.quad[p] = target.quad;
+    for (int q = 0; q < inputs; ++q) {
+      float* buf = sc.stream(net, q);
+      const float* v = q == 0 ? x : tan.v + (q - 1) * d;
+      for (int i = 0; i < in0; ++i) buf[act_at(stride, p, i)] = i < d ? v[i] : 0.f;
     }
   });
   X::sync();
-  network<X>(net, bias0, out_scale, sc);
+  network<X, NTH>(net, w, bias0, out_scale, sc);
   X::rows(rows, [&](int p) {
     const StepScalars c = V.step[k];
-    float s[storage_dim<D>()], est[kMaxProbes];
-    const float* out = sc.act + std::size_t(p) * stride;
-    for (int i = 0; i < d; ++i) s[i] = out[i];
-    if (P > 0) {
-      for (int j = 0; j < P; ++j) {
-        const float* oj = sc.act + (std::size_t(1 + j) * kRows + p) * stride;
-        const float* vj = sc.pv + (std::size_t(p) * P + j) * d;
+    constexpr int kEst = kMaxProbes > storage_dim<D>() ? kMaxProbes : storage_dim<D>();  // P or d
+    float s[storage_dim<D>()], est[kEst];
+    const float* out = sc.stream(net, 0);
+    for (int i = 0; i < d; ++i) s[i] = out[act_at(stride, p, i)];
+    if (!net.unit_tangents()) {  // v_j . J v_j of each carried tangent
+      for (int j = 0; j < T; ++j) {
+        const float* oj = sc.stream(net, 1 + j);
+        const float* vj = sc.pv + p * net.carried() + j * d;
         float vjv = 0.f;
-        for (int i = 0; i < d; ++i) vjv += vj[i] * oj[i];
+        for (int i = 0; i < d; ++i) vjv += vj[i] * oj[act_at(stride, p, i)];
         est[j] = vjv * out_scale;
       }
     } else {
       float trace = 0.f;
-      for (int i = 0; i < d; ++i) trace += sc.act[(std::size_t(1 + i) * kRows + p) * stride + i];
+      for (int i = 0; i < d; ++i) trace += sc.stream(net, 1 + i)[act_at(stride, p, i)];
       est[0] = trace * out_scale;
     }
-    float* dw = sc.dw + std::size_t(p) * d;
-    sc.taep[p] += double(mlp_increment(d, c, plan, s, est, sc.st + std::size_t(p) * d, sc.divt[p],
-                                       0.f, 0.f, dw, P > 0 ? sc.aux + p : nullptr));
-    euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, sc.x + std::size_t(p) * d);
+    float* dw = sc.dw + p * d;
+    sc.taep[p] += double(mlp_increment(d, c, plan, s, est, sc.st + p * d, sc.divt[p], sc.quad[p],
+                                       sc.r2[p], dw, P > 0 ? sc.aux + p : nullptr));
+    euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, sc.x + p * d);
   });
   X::sync();
 }

@@ -25,6 +25,7 @@
 #include <cstring>
 
 #include "taep/physics/hd.hpp"
+#include "taep/physics/mlp_elementwise.hpp"
 
 namespace taep {
 namespace physics {
@@ -104,14 +105,18 @@ struct HostWarp {
   }
   static void sync() {}
   static float operand(float x) { return Tf32 ? round_tf32_emulated(x) : x; }
-  // Two adjacent floats (the device loads them as one 64-bit word).
+  // SiLU and its derivative as the CPU computes them.
+  static void silu(float z, float& act, float& deriv) { silu_and_derivative(z, act, deriv); }
+  // Two or four adjacent floats (the device moves them as one 64- or 128-bit word).
   static void load2(const float* p, float& x, float& y) {
     x = p[0];
     y = p[1];
   }
-  static void store2(float* p, float x, float y) {
-    p[0] = x;
-    p[1] = y;
+  static void load4(const float* p, float (&v)[4]) {
+    for (int i = 0; i < 4; ++i) v[i] = p[i];
+  }
+  static void store4(float* p, const float (&v)[4]) {
+    for (int i = 0; i < 4; ++i) p[i] = v[i];
   }
   // c += a b over the warp's fragments.
   static void mma(Reg<float> (&c)[4], const Reg<float> (&a)[4], const Reg<float> (&b)[2]) {
@@ -155,17 +160,28 @@ struct DeviceWarp {
   }
   __device__ __forceinline__ static void sync() { __syncwarp(); }
   __device__ __forceinline__ static float operand(float x) { return round_tf32(x); }
-  // The fused kernel keeps every buffer the tile math reads or writes in shared memory; saying so
-  // turns generic 64-bit loads into LDS.64 with 32-bit addresses.
+  // SiLU with the fast exponential and an IEEE reciprocal: its error, a few FP32 ulps (__expf:
+  // 2 + 1.16 |z| ulp), is far below the TF32 rounding of the next layer's operands, and the
+  // accurate expf and division cost more issue slots than the layer's mma (docs/fused-mlp.md).
+  __device__ __forceinline__ static void silu(float z, float& act, float& deriv) {
+    const float sig = __frcp_rn(1.f + __expf(-z));
+    act = z * sig;
+    deriv = sig * (1.f + z * (1.f - sig));
+  }
   __device__ __forceinline__ static void load2(const float* p, float& x, float& y) {
-    //ASSUME
     const float2 v = *reinterpret_cast<const float2*>(p);
     x = v.x;
     y = v.y;
   }
-  __device__ __forceinline__ static void store2(float* p, float x, float y) {
-    //ASSUME
-    *reinterpret_cast<float2*>(p) = make_float2(x, y);
+  __device__ __forceinline__ static void load4(const float* p, float (&v)[4]) {
+    const float4 q = *reinterpret_cast<const float4*>(p);
+    v[0] = q.x;
+    v[1] = q.y;
+    v[2] = q.z;
+    v[3] = q.w;
+  }
+  __device__ __forceinline__ static void store4(float* p, const float (&v)[4]) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
   }
   __device__ __forceinline__ static void mma(Reg<float> (&c)[4], const Reg<float> (&a)[4],
                                              const Reg<float> (&b)[2]) {
