@@ -196,29 +196,24 @@ class CudaMlpBackend final : public Backend {
       if (want == "fused") throw BackendUnavailable("TAEP_CUDA_MLP=fused: " + why);
       return;
     }
-    fused_net_ = packed.net;
     fused_weights_ = DeviceBuffer<float>(packed.data);
     fused_scale_ = DeviceBuffer<float>(out_scale_);
+    // Everything but the chunk (first, n and the output buffers: forward_fused), in the order of
+    // FusedMlpLaunch's members.
+    const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    fused_ = FusedMlpLaunch{view_, packed.net, fused_weights_.data(), fused_weights_.size(),
+                            bias0_.data(), layers_.front().out, fused_scale_.data(),
+                            0, 0, rademacher, fused_warps_, nullptr, nullptr, stream_.get()};
   }
 
   void forward_fused(std::uint64_t first, int n) {
     ensure_paths(n);
-    FusedMlpLaunch f;
-    f.view = view_;
-    f.net = fused_net_;
-    f.weights = fused_weights_.data();
-    f.weight_floats = fused_weights_.size();
-    f.bias0 = bias0_.data();
-    f.out0 = layers_.front().out;
-    f.out_scale = fused_scale_.data();
-    f.first = first;
-    f.n = n;
-    f.rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
-    f.warps = fused_warps_;
-    f.taep = s_.data();
-    f.aux = aux_.data();
-    f.stream = stream_.get();
-    launch_fused_mlp_forward(f);
+    FusedMlpLaunch chunk = fused_;
+    chunk.first = first;
+    chunk.n = n;
+    chunk.taep = s_.data();
+    chunk.aux = aux_.data();
+    launch_fused_mlp_forward(chunk);
   }
 
   std::uint64_t bytes_per_path() const {
@@ -388,8 +383,8 @@ class CudaMlpBackend final : public Backend {
   ChunkReducer reducer_;
   int fused_warps_ = 0;  // warps per block of the fused kernel; 0: the cuBLAS path
   std::string fused_why_;  // why not the fused kernel
-  physics::fused::Net fused_net_;
   DeviceBuffer<float> fused_weights_, fused_scale_;
+  FusedMlpLaunch fused_;  // the fused kernel's launch without its chunk
 };
 
 }  // namespace
