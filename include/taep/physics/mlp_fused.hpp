@@ -4,10 +4,11 @@
 // DeviceWarp on tensor cores, tests/mlp_tile_test.cpp runs the same code with HostWarp against the
 // CPU backend. Per step every path of the tile does what the CPU backend's scalar loop does
 // (host/cpu/cpu_mlp_backend.cpp, run_batch_d): its dW, its probes and the target's score
-// (physics::mlp_prepare), the network, its TAEP increment (physics::mlp_increment) and the
-// Euler-Maruyama step. Only the network differs: it is a chain of m16n8k8 tiles, paths as the 16
-// rows, the forward values and each tangent (d basis vectors e_i, or P probes; docs/physics.md
-// section 7.3) as separate 16-row "streams" of the warp's activation buffer.
+// (physics::mlp_prepare), the network, its TAEP increment with (Milstein) its correction
+// (physics::mlp_increment) and the Euler-Maruyama step. Only the network differs: it is a chain of
+// m16n8k8 tiles, paths as the 16 rows, the forward values and each tangent (the d basis vectors
+// e_i, P probes, or Milstein's rotated basis; docs/physics.md sections 4.3 and 7.3) as separate
+// 16-row "streams" of the warp's activation buffer.
 //
 // A layer of one stream: the whole output width into registers (acc, at most kMaxTiles tiles of 8
 // outputs), k block by k block (A from the buffer, B from the packed weights), then, once every

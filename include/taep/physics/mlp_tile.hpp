@@ -17,9 +17,10 @@
 //   C (16 x 8, f32): c0 (g, 2t)  c1 (g, 2t + 1)  c2 (g + 8, 2t)  c3 (g + 8, 2t + 1)
 // Chained layers use a permutation of k inside each block of 8 (slot t holds column 2t, slot t + 4
 // column 2t + 1; kslot_column): then a layer's C fragment is, element for element, the next
-// layer's A fragment (a0 = c0, a1 = c2, a2 = c1, a3 = c3), and a row's two A values of a lane are
-// adjacent in memory (one 64-bit load or store). B is packed with the same permutation, so the
-// product is unchanged: a sum over k does not care how k is numbered.
+// layer's A fragment (a0 = c0, a1 = c2, a2 = c1, a3 = c3), and a lane's A values are columns 2t,
+// 2t + 1 of rows g and g + 8 (physics/mlp_fused.hpp keeps these four adjacent: one 128-bit load). B
+// is packed with the same permutation, so the product is unchanged: a sum over k does not care how
+// k is numbered.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
