@@ -141,7 +141,7 @@ TEST(MlpTile, PackedLayerMatmulIsExact) {
     for (int i = 0; i < 13; ++i) buf[std::size_t(fused::act_at(net.stride, p, i))] = x[p][i] = small();
   fused::Tiles<X> acc;
   fused::zero_tiles<X>(acc);
-  fused::layer_matmul<X, 0>(net, packed.data.data(), 0, buf.data(), acc);
+  fused::layer_matmul<X, 0>(net, packed.data.data(), 0, buf.data(), net.stride, acc);
   fused::store_tiles<X, 0>(3, net.stride, buf.data(), [&](int nt, int i, int lane, int) { return acc[nt][i][lane]; });
   for (int p = 0; p < fused::kRows; ++p)
     for (int j = 0; j < 21; ++j) {
@@ -315,11 +315,11 @@ void fused_network(const taep::MlpModel& m, int probes, double t, float out_scal
   const fused::Net& net = packed.net;
   TileMemory mem(net);
   const int d = m.dim, P = probes, T = net.tangents(), in0 = net.layer[0].in, st = net.stride;
-  std::fill(mem.sc.act, mem.sc.act + std::size_t(net.streams()) * fused::kRows * st, 0.f);
+  std::fill(mem.sc.act, mem.sc.act + net.act_floats(), 0.f);
   for (int p = 0; p < fused::kRows; ++p)
     for (int q = 0; q <= P; ++q)
       for (int i = 0; i < in0; ++i)
-        mem.sc.stream(net, q)[fused::act_at(st, p, i)] =
+        mem.sc.stream(net, q)[fused::act_at(net.stride_of(q), p, i)] =
             i >= d ? 0.f : q == 0 ? X[std::size_t(p * d + i)] : V[std::size_t((p * P + q - 1) * d + i)];
   const std::vector<float> bias0 = bias0_at(m, net, t);
   fused::dispatch_hidden_tiles(net, [&](auto nth) {
@@ -329,7 +329,8 @@ void fused_network(const taep::MlpModel& m, int probes, double t, float out_scal
   score.assign(std::size_t(fused::kRows * d), 0.f);
   est.assign(std::size_t(fused::kRows * std::max(1, P)), 0.f);
   for (int p = 0; p < fused::kRows; ++p) {
-    for (int i = 0; i < d; ++i) score[std::size_t(p * d + i)] = mem.sc.stream(net, 0)[fused::act_at(st, p, i)];
+    for (int i = 0; i < d; ++i)
+      score[std::size_t(p * d + i)] = mem.sc.stream(net, 0)[fused::act_at(net.stride0, p, i)];
     if (P == 0) {
       float tr = 0.f;
       for (int i = 0; i < T; ++i) tr += mem.sc.stream(net, 1 + i)[fused::act_at(st, p, i)];

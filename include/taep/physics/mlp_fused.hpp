@@ -59,7 +59,9 @@ struct Layer {
 struct Net {
   int d = 0;
   int hidden = 0;  // hidden layers; layer[hidden] is the linear output (out = pad8(d))
-  int stride = 0;  // floats per row pair of a stream's buffer (act_at): widest layer, padded
+  int stride = 0;   // floats per row pair of a tangent stream's buffer (act_at): widest layer, padded
+  int stride0 = 0;  // the same for the forward stream: narrow (layer 0's in, the output) when its
+                    // values stay in registers between layers (uniform 128-wide hidden layers)
   int probes = 0;  // Hutchinson probes P; 0: the exact divergence, d tangents
   // Milstein (exact divergence only): the d tangents are the rotated basis of physics::
   // milstein_basis (docs/physics.md section 4.3), carried through layer 0 by products like probes.
@@ -68,6 +70,10 @@ struct Net {
   std::uint32_t w0col_at = 0;  // exact divergence: W_0[j][i] at w0col_at + i * layer[0].out + j
   TAEP_HD int tangents() const { return probes > 0 ? probes : d; }
   TAEP_HD int streams() const { return 1 + tangents(); }
+  TAEP_HD int stride_of(int s) const { return s == 0 ? stride0 : stride; }
+  // Stream s's buffer in the tile's activation area, and the area's size (floats).
+  TAEP_HD int stream_at(int s) const { return s == 0 ? 0 : kRows * (stride0 + (s - 1) * stride); }
+  TAEP_HD int act_floats() const { return kRows * (stride0 + tangents() * stride); }
   // The tangents are e_1..e_d (W_0 e_i needs no product), not vectors the paths carry.
   TAEP_HD bool unit_tangents() const { return probes == 0 && !milstein; }
   // Tangent values each path carries into the network: P or d vectors of d, or none.
@@ -98,7 +104,7 @@ TAEP_HD int act_at(int stride, int row, int col) { return ((row & 7) * stride + 
 struct Scratch {
   double* taep;  // kRows: S
   double* aux;   // kRows: probe-noise variance of S (Hutchinson, P >= 2)
-  float* act;    // streams buffers of kRows * stride floats: stream s at s * kRows * stride
+  float* act;    // the streams' buffers: stream s at net.stream_at(s), kRows * net.stride_of(s)
   float* x;      // kRows * d
   float* dw;     // kRows * d
   float* st;     // kRows * d: the target's score
@@ -106,13 +112,13 @@ struct Scratch {
   float* quad;   // kRows: the target's dW.(grad s_*).dW (Milstein)
   float* r2;     // kRows: |dW|^2 (Milstein)
   float* pv;     // kRows * carried(): the probes, or the Milstein basis
-  TAEP_HD float* stream(const Net& n, int s) const { return act + s * kRows * n.stride; }
+  TAEP_HD float* stream(const Net& n, int s) const { return act + n.stream_at(s); }
 };
 
 // Floats of one tile's Scratch, a multiple of 4 (tiles stay 16-byte aligned).
 TAEP_HD std::size_t scratch_floats(const Net& n) {
   const std::size_t d = std::size_t(n.d);
-  const std::size_t f = 4 * kRows + std::size_t(n.streams()) * kRows * n.stride + 3 * kRows * d +
+  const std::size_t f = 4 * kRows + std::size_t(n.act_floats()) + 3 * kRows * d +
                         3 * kRows + std::size_t(kRows) * n.carried();
   return (f + 3) / 4 * 4;
 }
@@ -123,7 +129,7 @@ TAEP_HD Scratch scratch_at(const Net& n, float* base) {
   s.taep = reinterpret_cast<double*>(base);
   s.aux = s.taep + kRows;
   s.act = base + 4 * kRows;
-  s.x = s.act + std::size_t(n.streams()) * kRows * n.stride;
+  s.x = s.act + n.act_floats();
   s.dw = s.x + kRows * n.d;
   s.st = s.dw + kRows * n.d;
   s.divt = s.st + kRows * n.d;
@@ -194,6 +200,8 @@ inline PackedNet pack(const MlpModel& m, int probes, bool tf32, bool milstein = 
     for (int j = 0; j < l0.out; ++j)
       p.data[n.w0col_at + std::size_t(i) * n.layer[0].out + j] = l0.weight[std::size_t(j) * l0.in + i];
   n.stride = (widest + 15) / 16 * 16 + 8;
+  const int narrow = n.layer[0].in > n.layer[n.hidden].out ? n.layer[0].in : n.layer[n.hidden].out;
+  n.stride0 = n.uniform_hidden_tiles() == kMaxTiles ? (narrow + 15) / 16 * 16 + 8 : n.stride;
   return p;
 }
 
@@ -206,12 +214,14 @@ TAEP_HD constexpr bool tile_in(int nt, int NT) {
   return NTC > 0 ? nt < NTC : nt < NT;
 }
 
-// acc += in . W^T over layer l (in: one stream's buffer, act_at; w: the packed block).
+// acc += in . W^T over layer l (in: one stream's buffer of row-pair stride `stride`, act_at; w: the
+// packed block).
 template <class X, int NTC>
-TAEP_HD void layer_matmul(const Net& net, const float* w, int l, const float* in, Tiles<X>& acc) {
+TAEP_HD void layer_matmul(const Net& net, const float* w, int l, const float* in, int stride,
+                          Tiles<X>& acc) {
   using R = typename X::template Reg<float>;
   const Layer& L = net.layer[l];
-  const int NT = NTC > 0 ? NTC : L.out / 8, stride = net.stride;
+  const int NT = NTC > 0 ? NTC : L.out / 8;
   const float* frag = w + L.frag_at;
   for (int kb = 0; kb < L.in / 8; ++kb) {
     R a[4];
@@ -221,6 +231,35 @@ TAEP_HD void layer_matmul(const Net& net, const float* w, int l, const float* in
       for (int i = 0; i < 4; ++i) a[i][lane] = X::operand(v[i]);
     });
     const float* bk = frag + kb * NT * (2 * tile::kWarp);  // int offsets: immediate addresses
+    TAEP_TILE_UNROLL
+    for (int nt = 0; nt < kMaxTiles; ++nt) {
+      if (!tile_in<NTC>(nt, NT)) break;
+      R b[2];
+      X::lanes([&](int lane) { X::load2(bk + (nt * tile::kWarp + lane) * 2, b[0][lane], b[1][lane]); });
+      X::mma(acc[nt], a, b);
+    }
+  }
+}
+
+// acc += act . W^T over layer l, its input the previous layer's C fragments in registers (all
+// kMaxTiles of them: a 128-wide input): the chaining permutation makes them the A fragments.
+template <class X, int NTC>
+TAEP_HD void layer_matmul_chained(const Net& net, const float* w, int l, const Tiles<X>& act,
+                                  Tiles<X>& acc) {
+  using R = typename X::template Reg<float>;
+  const Layer& L = net.layer[l];
+  const int NT = NTC > 0 ? NTC : L.out / 8;
+  const float* frag = w + L.frag_at;
+  TAEP_TILE_UNROLL
+  for (int kb = 0; kb < kMaxTiles; ++kb) {
+    R a[4];
+    X::lanes([&](int lane) {
+      a[0][lane] = X::operand(act[kb][0][lane]);
+      a[1][lane] = X::operand(act[kb][2][lane]);
+      a[2][lane] = X::operand(act[kb][1][lane]);
+      a[3][lane] = X::operand(act[kb][3][lane]);
+    });
+    const float* bk = frag + kb * NT * (2 * tile::kWarp);
     TAEP_TILE_UNROLL
     for (int nt = 0; nt < kMaxTiles; ++nt) {
       if (!tile_in<NTC>(nt, NT)) break;
@@ -259,26 +298,44 @@ TAEP_HD void store_tiles(int NT, int stride, float* buf, Out&& out) {
 }
 
 // The network over the tile's streams (inputs: stream 0 the points x, streams 1.. the carried
-// tangents, Hutchinson's probes or Milstein's basis; d columns, zero padded to layer 0's in). Leaves in each stream's row p, columns 0..d-1:
-// stream 0 the score (output bias and out_scale applied), stream s > 0 the output tangent (J v_s
-// before out_scale; exact: J e_s). NTH: net.uniform_hidden_tiles().
+// tangents, Hutchinson's probes or Milstein's basis; d columns, zero padded to layer 0's in). Leaves
+// in each stream's row p, columns 0..d-1: stream 0 the score (output bias and out_scale applied),
+// stream s > 0 the output tangent (J v_s before out_scale; exact: J e_s). NTH:
+// net.uniform_hidden_tiles(); when it is kMaxTiles the forward values stay in registers from layer
+// 0's output to the output layer (the C fragments chained as A fragments), and only the tangents
+// pass through shared memory.
 template <class X, int NTH>
 TAEP_HD void network(const Net& net, const float* w, const float* bias0, float out_scale,
                      const Scratch& sc) {
-  const int S = net.streams(), stride = net.stride;
+  constexpr bool kChained = NTH == kMaxTiles;
+  const int S = net.streams();
   Tiles<X> deriv;  // SiLU'(z) of the current layer, in the C fragments' places
+  Tiles<X> act;    // kChained: the forward values of the current layer, likewise
   for (int l = 0; l < net.hidden; ++l) {
     const Layer& L = net.layer[l];
     const int NT = L.out / 8;
     const float* bias = l == 0 ? bias0 : w + L.bias_at;
     for (int s = 0; s < S; ++s) {
       float* buf = sc.stream(net, s);
+      const int stride = net.stride_of(s);
       const bool basis = l == 0 && s > 0 && net.unit_tangents();  // W_0 e_i: no product needed
       Tiles<X> acc;
       zero_tiles<X>(acc);
-      if (!basis) layer_matmul<X, NTH>(net, w, l, buf, acc);
+      if (kChained && s == 0 && l > 0)
+        layer_matmul_chained<X, NTH>(net, w, l, act, acc);
+      else if (!basis)
+        layer_matmul<X, NTH>(net, w, l, buf, stride, acc);
       X::sync();  // every lane has read this stream's inputs before any output overwrites them
-      if (s == 0) {
+      if (s == 0 && kChained) {
+        X::lanes([&](int lane) {
+          const int c0 = 2 * tile::thread_in_group(lane);
+          TAEP_TILE_UNROLL
+          for (int nt = 0; nt < kMaxTiles; ++nt)
+            TAEP_TILE_UNROLL
+            for (int i = 0; i < 4; ++i)
+              X::silu(acc[nt][i][lane] + bias[8 * nt + c0 + (i & 1)], act[nt][i][lane], deriv[nt][i][lane]);
+        });
+      } else if (s == 0) {
         store_tiles<X, NTH>(NT, stride, buf, [&](int nt, int i, int lane, int c) {
           float a, dz;
           X::silu(acc[nt][i][lane] + bias[c], a, dz);
@@ -303,9 +360,12 @@ TAEP_HD void network(const Net& net, const float* w, const float* bias0, float o
     float* buf = sc.stream(net, s);
     Tiles<X> acc;
     zero_tiles<X>(acc);
-    layer_matmul<X, 0>(net, w, net.hidden, buf, acc);
+    if (kChained && s == 0)
+      layer_matmul_chained<X, 0>(net, w, net.hidden, act, acc);
+    else
+      layer_matmul<X, 0>(net, w, net.hidden, buf, net.stride_of(s), acc);
     X::sync();
-    store_tiles<X, 0>(L.out / 8, stride, buf, [&](int nt, int i, int lane, int c) {
+    store_tiles<X, 0>(L.out / 8, net.stride_of(s), buf, [&](int nt, int i, int lane, int c) {
       return s == 0 ? (acc[nt][i][lane] + bias[c]) * out_scale : acc[nt][i][lane];
     });
     X::sync();
@@ -319,7 +379,7 @@ template <class X, int D, class OpenInit>
 TAEP_HD void tile_init(const Net& net, const ForwardView& V, int rows, const Scratch& sc,
                        OpenInit&& open_init) {
   const int d = D > 0 ? D : V.d;
-  const int act = net.streams() * kRows * net.stride;
+  const int act = net.act_floats();
   X::lanes([&](int lane) {
     for (int e = lane; e < act; e += tile::kWarp) sc.act[e] = 0.f;
     for (int e = lane; e < kRows * d; e += tile::kWarp) sc.x[e] = 0.f;
@@ -343,6 +403,7 @@ TAEP_HD void tile_step(const Net& net, const float* w, const ForwardView& V, int
                        float out_scale, int rows, const Scratch& sc, Rng& rng) {
   const int d = D > 0 ? D : V.d;
   const int P = net.probes, T = net.tangents(), stride = net.stride, in0 = net.layer[0].in;
+  const int stride0 = net.stride0;
   const int inputs = net.unit_tangents() ? 1 : 1 + T;  // streams whose layer-0 input a path writes
   const MlpTangentPlan plan = mlp_tangent_plan(true, P, net.milstein, d);
   X::rows(rows, [&](int p) {
@@ -363,7 +424,7 @@ TAEP_HD void tile_step(const Net& net, const float* w, const ForwardView& V, int
     for (int q = 0; q < inputs; ++q) {
       float* buf = sc.stream(net, q);
       const float* v = q == 0 ? x : tan.v + (q - 1) * d;
-      for (int i = 0; i < in0; ++i) buf[act_at(stride, p, i)] = i < d ? v[i] : 0.f;
+      for (int i = 0; i < in0; ++i) buf[act_at(net.stride_of(q), p, i)] = i < d ? v[i] : 0.f;
     }
   });
   X::sync();
@@ -373,7 +434,7 @@ TAEP_HD void tile_step(const Net& net, const float* w, const ForwardView& V, int
     constexpr int kEst = kMaxProbes > storage_dim<D>() ? kMaxProbes : storage_dim<D>();  // P or d
     float s[storage_dim<D>()], est[kEst];
     const float* out = sc.stream(net, 0);
-    for (int i = 0; i < d; ++i) s[i] = out[act_at(stride, p, i)];
+    for (int i = 0; i < d; ++i) s[i] = out[act_at(stride0, p, i)];
     if (!net.unit_tangents()) {  // v_j . J v_j of each carried tangent
       for (int j = 0; j < T; ++j) {
         const float* oj = sc.stream(net, 1 + j);
