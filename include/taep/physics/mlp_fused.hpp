@@ -214,6 +214,20 @@ TAEP_HD constexpr bool tile_in(int nt, int NT) {
   return NTC > 0 ? nt < NTC : nt < NT;
 }
 
+// acc[nt] += a . B_nt for the output tiles of one k block, its B fragments at bk (int offsets from
+// there: immediate addresses).
+template <class X, int NTC>
+TAEP_HD void mma_row(const float* bk, int NT, const typename X::template Reg<float> (&a)[4], Tiles<X>& acc) {
+  using R = typename X::template Reg<float>;
+  TAEP_TILE_UNROLL
+  for (int nt = 0; nt < kMaxTiles; ++nt) {
+    if (!tile_in<NTC>(nt, NT)) break;
+    R b[2];
+    X::lanes([&](int lane) { X::load2(bk + (nt * tile::kWarp + lane) * 2, b[0][lane], b[1][lane]); });
+    X::mma(acc[nt], a, b);
+  }
+}
+
 // acc += in . W^T over layer l (in: one stream's buffer of row-pair stride `stride`, act_at; w: the
 // packed block).
 template <class X, int NTC>
@@ -230,14 +244,7 @@ TAEP_HD void layer_matmul(const Net& net, const float* w, int l, const float* in
       X::load4(in + act_at(stride, tile::group_of(lane), 8 * kb + 2 * tile::thread_in_group(lane)), v);
       for (int i = 0; i < 4; ++i) a[i][lane] = X::operand(v[i]);
     });
-    const float* bk = frag + kb * NT * (2 * tile::kWarp);  // int offsets: immediate addresses
-    TAEP_TILE_UNROLL
-    for (int nt = 0; nt < kMaxTiles; ++nt) {
-      if (!tile_in<NTC>(nt, NT)) break;
-      R b[2];
-      X::lanes([&](int lane) { X::load2(bk + (nt * tile::kWarp + lane) * 2, b[0][lane], b[1][lane]); });
-      X::mma(acc[nt], a, b);
-    }
+    mma_row<X, NTC>(frag + kb * NT * (2 * tile::kWarp), NT, a, acc);
   }
 }
 
@@ -259,14 +266,7 @@ TAEP_HD void layer_matmul_chained(const Net& net, const float* w, int l, const T
       a[2][lane] = X::operand(act[kb][1][lane]);
       a[3][lane] = X::operand(act[kb][3][lane]);
     });
-    const float* bk = frag + kb * NT * (2 * tile::kWarp);
-    TAEP_TILE_UNROLL
-    for (int nt = 0; nt < kMaxTiles; ++nt) {
-      if (!tile_in<NTC>(nt, NT)) break;
-      R b[2];
-      X::lanes([&](int lane) { X::load2(bk + (nt * tile::kWarp + lane) * 2, b[0][lane], b[1][lane]); });
-      X::mma(acc[nt], a, b);
-    }
+    mma_row<X, NTC>(frag + kb * NT * (2 * tile::kWarp), NT, a, acc);
   }
 }
 
