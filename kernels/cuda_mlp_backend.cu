@@ -3,11 +3,16 @@
 // evaluates the network over the chunk, with the divergence's tangents (e_1..e_d, or the P probes)
 // as extra GEMM rows; a fused kernel adds the TAEP increment and takes the Euler-Maruyama step.
 // The time embedding is folded into layer 0's bias once per step (a table built on the host).
+// Forward paths of a model.math "tf32" run take the fused kernel instead where the network fits it
+// (kernels/fused_mlp_kernel.cu, docs/fused-mlp.md): one launch per chunk, the whole path per warp
+// tile, the network on tensor cores. TAEP_CUDA_MLP=cublas forces the GEMM path, =fused refuses to run
+// without the fused kernel (BackendUnavailable, saying why).
 // Reverse-process paths run the same network over the chunk at every grid point from t_max down
 // (tangents only where a TAEP increment is evaluated), between a per-path prepare kernel (probes,
 // target score) and a finish kernel (implied increment, TAEP increment, reverse step).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,14 +40,8 @@ class CudaMlpBackend final : public Backend {
   explicit CudaMlpBackend(const ForwardProblem& problem)
       : problem_(problem),
         mlp_(*problem_.mlp),
-        device_(describe_device0() + "; MLP via cuBLAS, " + to_string(mlp_.math)),
         tables_(problem_),
         view_(tables_.view()) {
-    // The kernels here take Euler steps only; the config rejects Milstein for learned models, and
-    // should it ever allow it, this backend must not silently drop the correction.
-    if (problem_.milstein)
-      throw BackendUnavailable(
-          "schedule.scheme: 'milstein' for a learned model is not implemented on the cuda backend");
     reverse_view_.fwd = view_;  // no model mixture: model_last stays null
     reverse_view_.last = build_reverse_end(problem_).last;
     const MlpModel& m = mlp_.model;
@@ -70,6 +69,17 @@ class CudaMlpBackend final : public Backend {
                                                  problem_.schedule.abar(t)));
     }
     bias0_ = DeviceBuffer<float>(bias0);
+    choose_fused();
+    // The GEMM path takes Euler steps only: it must not silently drop the Milstein correction,
+    // which the fused kernel's forward paths carry (docs/physics.md section 4.3).
+    if (problem_.milstein && fused_warps_ == 0)
+      throw BackendUnavailable(
+          "schedule.scheme: 'milstein' for a learned model needs the cuda backend's fused kernel "
+          "(model.math 'tf32' and a network it fits: " + fused_why_ + ")");
+    device_ = describe_device0() + "; MLP via " +
+              (fused_warps_ > 0 ? "the fused tensor-core kernel (" + std::to_string(fused_warps_) +
+                                      " warps per block, forward paths), " + to_string(mlp_.math)
+                                : "cuBLAS, " + std::string(to_string(mlp_.math)));
 
     TAEP_CUBLAS_CHECK(cublasSetStream(blas_.get(), stream_.get()));
     TAEP_CUBLAS_CHECK(cublasSetMathMode(
@@ -112,6 +122,10 @@ class CudaMlpBackend final : public Backend {
   void simulate_reverse(std::uint64_t first, std::uint64_t count, bool with_taep,
                         std::vector<double>* taep, std::vector<double>* reference,
                         std::vector<float>* samples) override {
+    if (problem_.milstein)  // reverse paths run the GEMM path, which has no Milstein correction
+      throw BackendUnavailable(
+          "schedule.scheme: 'milstein' for a learned model: reverse paths are not implemented on "
+          "the cuda backend");
     const std::uint64_t d = std::uint64_t(problem_.d);
     if (reference) reference->clear();  // no closed form for learned models
     if (taep) taep->assign(with_taep ? count : 0, 0.0);
@@ -148,6 +162,73 @@ class CudaMlpBackend final : public Backend {
  private:
   int tangents() const { return mlp_.tangents(); }
 
+  // The fused kernel runs the forward paths where the run asked for TF32 (its products are TF32),
+  // the shape fits its registers (physics::fused::fits) and at least one warp's tile fits the
+  // device's shared memory beside the weights; TAEP_CUDA_MLP overrides (see the top of the file).
+  void choose_fused() {
+    const char* env = std::getenv("TAEP_CUDA_MLP");
+    const std::string want = env ? env : "";
+    if (!want.empty() && want != "fused" && want != "cublas")
+      throw BackendUnavailable("TAEP_CUDA_MLP must be 'fused' or 'cublas', not '" + want + "'");
+    if (want == "cublas") {
+      fused_why_ = "TAEP_CUDA_MLP=cublas";
+      return;
+    }
+    const int P = mlp_.hutchinson() ? mlp_.probes : 0;
+    std::string& why = fused_why_;
+    int dev = 0, major = 0, optin = 0;
+    TAEP_CUDA_CHECK(cudaGetDevice(&dev));
+    TAEP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    TAEP_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    physics::fused::PackedNet packed;
+    if (mlp_.math != MathMode::tf32) {
+      why = "model.math is not 'tf32'";
+    } else if (major < 8) {
+      why = "the device has no TF32 tensor cores (compute capability < 8.0)";
+    } else if (!physics::fused::fits(mlp_.model, P)) {
+      why = "the network is wider than 128 or deeper than 8 layers";
+    } else {
+      packed = physics::fused::pack(mlp_.model, P, true, problem_.milstein);
+      for (int w = kFusedMaxWarps; w >= 1 && fused_warps_ == 0; --w)
+        if (fused_mlp_smem_bytes(packed.net, packed.data.size(), w) <= std::size_t(optin)) fused_warps_ = w;
+      if (fused_warps_ == 0) why = "its weights and one tile do not fit the device's shared memory";
+    }
+    if (fused_warps_ == 0) {
+      if (want == "fused") throw BackendUnavailable("TAEP_CUDA_MLP=fused: " + why);
+      return;
+    }
+    fused_weights_ = DeviceBuffer<float>(packed.data);
+    fused_scale_ = DeviceBuffer<float>(out_scale_);
+    // Everything but the chunk (first, n and the output buffers: forward_fused), in the order of
+    // FusedMlpLaunch's members.
+    const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
+    fused_ = FusedMlpLaunch{view_, packed.net, fused_weights_.data(), fused_weights_.size(),
+                            bias0_.data(), layers_.front().out, fused_scale_.data(),
+                            0, 0, rademacher, fused_warps_, nullptr, nullptr, nullptr, nullptr,
+                            stream_.get()};
+  }
+
+  // The same through the fused kernel, which writes the points straight from its tiles.
+  void forward_fused(std::uint64_t first, int n, float* x0, float* xN) {
+    ensure_paths(n);
+    const std::size_t points = std::size_t(n) * std::size_t(problem_.d);
+    if ((x0 || xN) && points_.size() < 2 * points) points_ = DeviceBuffer<float>(2 * points);
+    FusedMlpLaunch chunk = fused_;
+    chunk.first = first;
+    chunk.n = n;
+    chunk.taep = s_.data();
+    chunk.aux = aux_.data();
+    chunk.x0 = x0 ? points_.data() : nullptr;
+    chunk.xN = xN ? points_.data() + points : nullptr;
+    launch_fused_mlp_forward(chunk);
+    for (float* to : {x0, xN}) {
+      if (!to) continue;
+      TAEP_CUDA_CHECK(cudaMemcpyAsync(to, to == x0 ? chunk.x0 : chunk.xN, points * sizeof(float),
+                                      cudaMemcpyDeviceToHost, stream_.get()));
+    }
+    if (x0 || xN) TAEP_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  }
+
   std::uint64_t bytes_per_path() const {
     const int d = problem_.d, T = tangents(), P = mlp_.hutchinson() ? mlp_.probes : 0;
     return sizeof(float) * (std::uint64_t(3) * width_ + 2ull * T * width_ + 5ull * d + std::uint64_t(P) * d +
@@ -155,8 +236,16 @@ class CudaMlpBackend final : public Backend {
            2 * sizeof(double);
   }
 
-  void ensure(int n) {
+  // S and the probe-noise variance per path: all the fused kernel needs.
+  void ensure_paths(int n) {
     if (std::size_t(n) <= s_.size()) return;
+    s_ = DeviceBuffer<double>(std::size_t(n));
+    aux_ = DeviceBuffer<double>(std::size_t(n));
+  }
+
+  void ensure(int n) {
+    ensure_paths(n);
+    if (std::size_t(n) <= x_.size() / std::size_t(problem_.d)) return;
     const std::size_t N = std::size_t(n), d = std::size_t(problem_.d), T = std::size_t(tangents());
     const std::size_t P = mlp_.hutchinson() ? std::size_t(mlp_.probes) : 0, W = std::size_t(width_);
     x_ = DeviceBuffer<float>(N * d);
@@ -171,8 +260,6 @@ class CudaMlpBackend final : public Backend {
     tan_b_ = DeviceBuffer<float>(N * T * W);
     out_ = DeviceBuffer<float>(N * d);
     out_tan_ = DeviceBuffer<float>(N * T * d);
-    s_ = DeviceBuffer<double>(N);
-    aux_ = DeviceBuffer<double>(N);
   }
 
   // Row-major C[m x n] = A[m x k] . B^T with B row-major [n x k] (leading dimension ldb): in cuBLAS's
@@ -260,6 +347,7 @@ class CudaMlpBackend final : public Backend {
   // x0, xN: host memory for the n * d start and end points (x_ before the first step and after
   // the last), or null.
   void forward(std::uint64_t first, int n, float* x0 = nullptr, float* xN = nullptr) {
+    if (fused_warps_ > 0) return forward_fused(first, n, x0, xN);
     ensure(n);
     MlpStepLaunch a = chunk_launch(first, n, true);
     a.buf.dw = dw_.data();
@@ -317,6 +405,11 @@ class CudaMlpBackend final : public Backend {
       tan_b_, out_, out_tan_;
   DeviceBuffer<double> s_, aux_;
   ChunkReducer reducer_;
+  int fused_warps_ = 0;  // warps per block of the fused kernel; 0: the cuBLAS path
+  std::string fused_why_;  // why not the fused kernel
+  DeviceBuffer<float> fused_weights_, fused_scale_;
+  DeviceBuffer<float> points_;  // the fused kernel's x0 and xN of a chunk
+  FusedMlpLaunch fused_;  // the fused kernel's launch without its chunk
 };
 
 }  // namespace

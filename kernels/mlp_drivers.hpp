@@ -2,9 +2,11 @@
 // Launch arguments and drivers of the learned-score (MLP) kernels; host code never writes <<<>>>.
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "taep/physics/forward_taep.hpp"
+#include "taep/physics/mlp_fused.hpp"
 #include "taep/physics/reverse_path.hpp"
 
 namespace taep {
@@ -75,6 +77,36 @@ void launch_tangent_basis(int n, int d, int width, const float* w0, int ld_w0, c
 // tan[(p*T + i) x width] *= deriv[p x width].
 void launch_scale_tangents(int n, int T, int width, const float* deriv, float* tan,
                            cudaStream_t stream);
+
+// ---- The fused forward kernel (kernels/fused_mlp_kernel.cu, docs/fused-mlp.md) --------------------
+// Forward paths first .. first+n-1 from x0 through every step in one launch, a warp per 16 paths,
+// the network on tensor cores (TF32): S to taep[0..n), the probe-noise variance of S to aux[0..n).
+constexpr int kFusedMaxWarps = 8;  // warps per block
+struct FusedMlpLaunch {
+  physics::ForwardView view;   // target tables, steps, init, seed (device pointers)
+  physics::fused::Net net;     // unbound: the kernel binds it to its shared-memory copy of weights
+  const float* weights = nullptr;  // the packed block (physics::fused::pack), weight_floats floats
+  std::size_t weight_floats = 0;
+  const float* bias0 = nullptr;    // (steps + 1) x out0: layer 0's bias per grid point
+  int out0 = 0;
+  const float* out_scale = nullptr;  // steps + 1: the output factor per grid point
+  std::uint64_t first = 0;
+  int n = 0;
+  bool rademacher = true;
+  int warps = 1;
+  double* taep = nullptr;
+  double* aux = nullptr;
+  float* x0 = nullptr;  // n * d start and end points, or null (per-path output only)
+  float* xN = nullptr;
+  cudaStream_t stream = nullptr;
+};
+// Shared memory of a block of `warps` warps: the weights, two rows of layer 0's bias, the tiles.
+inline std::size_t fused_mlp_smem_bytes(const physics::fused::Net& net, std::size_t weight_floats,
+                                        int warps) {
+  return sizeof(float) * (weight_floats + 2 * std::size_t(net.layer[0].out) +
+                          std::size_t(warps) * physics::fused::scratch_floats(net));
+}
+void launch_fused_mlp_forward(const FusedMlpLaunch& a);
 
 }  // namespace detail
 }  // namespace taep

@@ -1,7 +1,8 @@
 // GPU-only checks (label gpu): cuRAND's Philox stream equals the host mirror, CPU and GPU agree per
 // path to float tolerance, a large run across many chunks; the same for reverse-process paths
 // (samples, S read on the forward clock, the closed form, invariance to chunking), and the device's
-// samples occupy the modes with the exact-score model's weights. Invariance of forward runs to
+// samples occupy the modes with the exact-score model's weights; the fused tensor-core MLP kernel
+// against the CPU and the cuBLAS TF32 path. Invariance of forward runs to
 // chunking (chunks forced below the memory limit) is the cuda case of engine_test.cpp's Invariance.
 #include <gtest/gtest.h>
 
@@ -16,6 +17,7 @@
 #include "taep/physics/rng_streams.hpp"
 #include "taep/sample.hpp"
 #include "taep/taep.hpp"
+#include "support/backends.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -160,6 +162,40 @@ TEST_F(Gpu, MlpPerPathAgreementWithCpu) {
     EXPECT_LT(diff[diff.size() / 2], 1e-4) << "median |S_gpu - S_cpu|";
     EXPECT_LT(diff.back(), 1e-2) << "max |S_gpu - S_cpu|";
   }
+}
+
+// The fused tensor-core kernel (kernels/fused_mlp_kernel.cu, docs/fused-mlp.md), which model.math
+// "tf32" takes for the paper's 3x128 network, against the CPU per path: its TF32 error is that of
+// the cuBLAS TF32 path (the same operand rounding; only the accumulation order differs), so it is
+// bounded by a small multiple of the cuBLAS path's own distance from the CPU. TAEP_CUDA_MLP picks
+// the path; =fused refuses a run the fused kernel cannot take.
+TEST_F(Gpu, FusedMlpPerPathAgreementWithCpu) {
+  for (const MlpCase& m : kMlpCases) {
+    taep::Config c = mlp_ring_config(m);
+    c.model.math = taep::MathMode::tf32;
+    const auto cpu = taep::simulate_paths(c, taep::Backend::cpu, 4096, 4096);
+    taep::PathValues fused, cublas;
+    {
+      taep_test::ScopedEnv env("TAEP_CUDA_MLP", std::string("fused"));
+      fused = taep::simulate_paths(c, taep::Backend::cuda, 4096, 4096);
+    }
+    {
+      taep_test::ScopedEnv env("TAEP_CUDA_MLP", std::string("cublas"));
+      cublas = taep::simulate_paths(c, taep::Backend::cuda, 4096, 4096);
+    }
+    std::vector<double> df, dc;
+    for (std::size_t i = 0; i < cpu.taep.size(); ++i) {
+      df.push_back(std::abs(fused.taep[i] - cpu.taep[i]));
+      dc.push_back(std::abs(cublas.taep[i] - cpu.taep[i]));
+    }
+    std::sort(df.begin(), df.end());
+    std::sort(dc.begin(), dc.end());
+    EXPECT_LT(df[df.size() / 2], 4 * dc[dc.size() / 2] + 1e-6) << "median |S_fused - S_cpu|";
+    EXPECT_LT(df.back(), 4 * dc.back() + 1e-4) << "max |S_fused - S_cpu|";
+  }
+  taep::Config fp32 = mlp_ring_config(kMlpCases[0]);
+  taep_test::ScopedEnv env("TAEP_CUDA_MLP", std::string("fused"));
+  EXPECT_THROW(taep::simulate_paths(fp32, taep::Backend::cuda, 0, 16), taep::BackendUnavailable);
 }
 
 TEST_F(Gpu, MlpFluctuationTheoremOnTheDevice) {

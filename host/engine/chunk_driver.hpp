@@ -252,7 +252,7 @@ class ChunkDriver {
       parts[k].f32.resize(part.f32.size());
       threads.emplace_back([&, k, lo, hi] {
         try {
-          DeviceSlot slot(int(k), int(D));
+          const DeviceSlot slot(static_cast<int>(k), static_cast<int>(D));
           if (backends_[k]->name() == "cuda") bind_cuda_device();
           body(*backends_[k], lo, hi - lo, parts[k]);
         } catch (...) {
