@@ -125,7 +125,8 @@ std::unique_ptr<AtomicFile> optional_output(const std::string& path, const std::
 // The result text to `out` when there is one, else to stdout (nothing off rank 0).
 void write_result(AtomicFile* out, const std::string& text);
 // The --per-path archive: for each (prefix, values), the arrays of `taep.paths` under
-// <prefix>S, and for exact models <prefix>R and <prefix>S_minus_R (numpy's .npz).
+// <prefix>S, for exact models <prefix>R and <prefix>S_minus_R, and <prefix>x0, <prefix>xN
+// (numpy's .npz).
 std::string per_path_npz(const std::vector<std::pair<std::string, const PathValues*>>& sides);
 // Each of a result's warnings as "taep: warning: <text>" on stderr (also under --quiet).
 void print_warnings(const std::vector<std::string>& warnings);

@@ -51,7 +51,7 @@ class DftCommand final : public RunConfigCommand {
         ->check(CLI::NonNegativeNumber);
     guard_number(cmd.get_option("--min-count"));
     add_result_options(cmd,
-                       "Write every forward and reverse path's S (and R, S_minus_R) to this .npz file");
+                       "Write every forward and reverse path's S (and R, S_minus_R), x0 and xN to this .npz file");
   }
 
   int run_loaded(const Problem& problem) override {

@@ -33,7 +33,7 @@ class RunCommand final : public RunConfigCommand {
 
   void add_options(CLI::App& cmd) override {
     add_result_options(cmd,
-                       "Write every path's S (and R, S_minus_R for exact models) to this .npz file");
+                       "Write every path's S (and R, S_minus_R for exact models), x0 and xN to this .npz file");
   }
 
   int run_loaded(const Problem& problem) override {
