@@ -214,12 +214,9 @@ TEST(Checkpoint, AnotherConfigOrCommandIsRefusedNamingTheField) {
 }
 
 TEST(Checkpoint, TrainingResumesToTheSameWeights) {
-  taep::TrainConfig c = taep::default_train_config();
-  c.network.hidden = {16, 16};
-  c.optimizer.steps = 600;
-  c.optimizer.batch = 64;
-  c.log_every = 100;
-  c.threads = 1;
+  const taep::TrainConfig c = taep::parse_train_config(
+      R"({"network": {"hidden": [16, 16]}, "optimizer": {"steps": 600, "batch": 64},
+          "run": {"log_every": 100, "threads": 1}})");
   const taep::TrainResult whole = taep::train(c);
   const std::string path = temp_path("train");
   auto polls = std::make_shared<int>(0);

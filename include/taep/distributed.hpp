@@ -4,9 +4,24 @@
 // gives the very same result (bitwise) as one process: rank 0 folds every rank's accumulators in
 // path order and alone holds the result; the other ranks' results are empty (is_root() false).
 // Without an MpiSession, or in a build without MPI, a process is a job of one rank.
+#include <functional>
 #include <string>
 
 namespace taep {
+
+// Checkpoint and resume (run, sample, detailed_ft, train; docs/distributed.md), part of RunOptions
+// and TrainOptions. With `checkpoint`, rank 0 puts the state of the run there (atomically) every
+// `checkpoint_every` seconds and once more when stop_requested() turns true on any rank, after
+// which the run throws Interrupted. With `resume`, the run continues from such a file (refused when
+// written for another config) and ends bitwise equal to a run that never stopped, at any number
+// of ranks, threads or chunks. Runs checkpoint between rounds, training between log windows.
+struct CheckpointOptions {
+  std::string checkpoint;
+  double checkpoint_every = 600;
+  std::string resume;
+  // Polled between chunks (may be called often; must be cheap). Null: never stop.
+  std::function<bool()> stop_requested;
+};
 
 // Whether this build can run under MPI (CMake option TAEP_ENABLE_MPI).
 bool built_with_mpi();

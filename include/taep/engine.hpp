@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "taep/config.hpp"
+#include "taep/distributed.hpp"
 #include "taep/problem.hpp"
 #include "taep/result.hpp"
 
@@ -48,7 +49,8 @@ struct PathValues {
   }
 };
 
-struct RunOptions {
+// With the checkpoint and resume settings of CheckpointOptions (taep/distributed.hpp).
+struct RunOptions : CheckpointOptions {
   // Called after every chunk (from the calling thread).
   std::function<void(const Progress&)> on_progress;
   // The result's provenance.command (the CLI passes its command line).
@@ -60,17 +62,6 @@ struct RunOptions {
   // detailed_ft(): the same for its reverse paths (S read on the forward clock, and R; x0 the
   // prior draw at t_max, xN the sample at t_min).
   PathValues* per_path_reverse = nullptr;
-
-  // Checkpoint and resume (run, sample, detailed_ft; docs/distributed.md). With `checkpoint`, rank
-  // 0 puts the state of the run there (atomically) every `checkpoint_every` seconds and once more
-  // when stop_requested() turns true on any rank, after which the run throws Interrupted. With
-  // `resume`, the run continues from such a file (refused when written for another config) and
-  // ends bitwise equal to a run that never stopped, at any number of ranks, threads or chunks.
-  std::string checkpoint;
-  double checkpoint_every = 600;
-  std::string resume;
-  // Polled between chunks (may be called often; must be cheap). Null: never stop.
-  std::function<bool()> stop_requested;
 };
 
 // Runs a built problem end to end. Throws BackendUnavailable, CudaError.

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "taep/config.hpp"
+#include "taep/distributed.hpp"
 #include "taep/mlp.hpp"
 #include "taep/result.hpp"
 
@@ -124,18 +125,14 @@ struct TrainResult {
   TrainConfig config;
 };
 
-struct TrainOptions {
+// With CheckpointOptions (taep/distributed.hpp): between log windows, a checkpoint holds the
+// weights, Adam's moments, the EMA, the step and the log so far; a resumed run ends with bitwise
+// the same weights and log losses as one that never stopped.
+struct TrainOptions : CheckpointOptions {
   // Called after every log entry, from the calling thread.
   std::function<void(const TrainLogEntry&, std::uint64_t steps_total)> on_log;
   // The result's provenance.command (the CLI passes its command line).
   std::string command;
-  // Checkpoint and resume, as RunOptions has them (docs/distributed.md), at log-window boundaries:
-  // the weights, Adam's moments, the EMA, the step and the log so far. A resumed run ends with
-  // bitwise the same weights and log losses as one that never stopped.
-  std::string checkpoint;
-  double checkpoint_every = 600;
-  std::string resume;
-  std::function<bool()> stop_requested;
 };
 
 // Trains a built problem. Throws BackendUnavailable, CudaError.
