@@ -45,7 +45,7 @@ class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const ForwardProblem& problem)
       : problem_(problem),
-        device_(describe_device0()),
+        device_(select_device()),
         tables_(problem_),
         view_(tables_.view()),
         log2_(problem_, view_),

@@ -76,7 +76,7 @@ class CudaMlpBackend final : public Backend {
       throw BackendUnavailable(
           "schedule.scheme: 'milstein' for a learned model needs the cuda backend's fused kernel "
           "(model.math 'tf32' and a network it fits: " + fused_why_ + ")");
-    device_ = describe_device0() + "; MLP via " +
+    device_ = select_device() + "; MLP via " +
               (fused_warps_ > 0 ? "the fused tensor-core kernel (" + std::to_string(fused_warps_) +
                                       " warps per block, forward paths), " + to_string(mlp_.math)
                                 : "cuBLAS, " + std::string(to_string(mlp_.math)));

@@ -96,7 +96,7 @@ class CudaGraphExec {
 class CudaTrainer final : public Trainer {
  public:
   explicit CudaTrainer(const TrainProblem& problem)
-      : P_(problem), device_(describe_device0() + "; cuBLAS FP32 SGEMM, one CUDA graph per step") {
+      : P_(problem), device_(select_device() + "; cuBLAS FP32 SGEMM, one CUDA graph per step") {
     const int nl = int(P_.layers.size());
     TAEP_EXPECTS(nl >= 2, "a network has at least one hidden layer and the output layer");
     TAEP_EXPECTS(P_.initial.size() == P_.parameter_count, "problem without initial parameters");

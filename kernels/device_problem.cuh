@@ -15,10 +15,10 @@
 namespace taep {
 namespace detail {
 
-// Selects this rank's device (job_device: the rank's index on its node modulo the visible
-// devices, so one rank per GPU needs no setting; device 0 for one process) and names it ("NVIDIA
-// H100 80GB HBM3 (compute capability 9.0)").
-inline std::string describe_device0() {
+// Selects this thread's device (job_device: the rank's index on its node times run.devices, plus
+// the device slot, modulo the visible devices; so one rank per GPU needs no setting, and one
+// process gets device 0) and names it ("NVIDIA H100 80GB HBM3 (compute capability 9.0)").
+inline std::string select_device() {
   int count = 0;
   TAEP_CUDA_CHECK(cudaGetDeviceCount(&count));
   const int device = job_device(count);
