@@ -76,7 +76,7 @@ stop_and_resume() {  # stop_and_resume LAUNCH_RANKS RESUME_RANKS
   if [ "$launch" = 0 ]; then
     "$T" "${run_args[@]}" --checkpoint ck --checkpoint-every 0.3 --out r.json 2>stop.err &
   else
-    # mpirun itself (not a shell function around it) gets the signal, and forwards it to the ranks.
+    # mpirun itself (not a shell function around it), so that its children are the ranks.
     "$MPIRUN" -np "$launch" "$T" "${run_args[@]}" --threads 1 --checkpoint ck --checkpoint-every 0.3 \
       --out r.json 2>stop.err &
   fi
@@ -84,14 +84,22 @@ stop_and_resume() {  # stop_and_resume LAUNCH_RANKS RESUME_RANKS
   # A random moment once the run is under way (its first checkpoint is there).
   for _ in $(seq 100); do [ -e ck ] && break; sleep 0.1; done
   sleep "$delay"
-  kill -TERM $pid 2>/dev/null || true
+  if [ "$launch" = 0 ]; then
+    kill -TERM $pid 2>/dev/null || true
+  else
+    # Every rank gets the signal, as Slurm sends it to every task (Open MPI's mpirun forwards its
+    # own SIGTERM only late, as part of ending the job).
+    pkill -TERM -P $pid 2>/dev/null || true
+  fi
   wait $pid || rc=$?
-  if [ $rc -eq 0 ]; then  # it finished first: nothing to resume
-    echo "     (the run ended before SIGTERM, ${delay} s after its first checkpoint)"
+  # The run may have finished first. Its output is written atomically, so an output file is the
+  # whole result (mpirun itself exits non-zero for a SIGTERM that came as the job ended).
+  if [ -e r.json ]; then
+    echo "     (the run ended before SIGTERM took effect, ${delay} s after its first checkpoint; rc $rc)"
     same_json run0.json r.json
     return
   fi
-  [ ! -e r.json ] || { echo "  an output file after SIGTERM" >&2; return 1; }
+  [ $rc -ne 0 ] || { echo "  exit 0 without an output file" >&2; return 1; }
   grep -q "checkpoint 'ck' holds them" stop.err || { echo "  stopped without a checkpoint:" >&2; cat stop.err >&2; return 1; }
   if [ "$again" = 0 ]; then
     "$T" "${run_args[@]}" --resume ck --out r.json
