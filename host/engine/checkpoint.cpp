@@ -63,21 +63,34 @@ namespace {
 // A config's JSON without the `run` fields that change how it is carried out, never what it
 // computes, and with the command's own parameters under "command".
 std::string identity(const std::string& config_json, std::initializer_list<const char*> drop,
-                     const std::string& extra) {
+                     const std::string& backend, const std::string& extra) {
   json j = json::parse(config_json);
   for (const char* k : drop) j["run"].erase(k);
   json e = json::parse(extra);
   for (auto it = e.begin(); it != e.end(); ++it) j["command"][it.key()] = it.value();
+  j["command"]["backend"] = backend;
   return j.dump();
 }
 }  // namespace
 
-std::string run_identity(const Config& config, const std::string& extra) {
-  return identity(config_to_json(config, -1), {"threads", "devices", "chunk_paths", "allow_nonfinite"}, extra);
+std::string run_identity(const Config& config, const std::string& backend,
+                         const std::string& extra) {
+  return identity(config_to_json(config, -1), {"threads", "devices", "chunk_paths", "allow_nonfinite"},
+                  backend, extra);
 }
 
-std::string train_identity(const TrainConfig& config, const std::string& extra) {
-  return identity(train_config_to_json(config, -1), {"threads"}, extra);
+std::string train_identity(const TrainConfig& config, const std::string& backend) {
+  return identity(train_config_to_json(config, -1), {"threads"}, backend, "{}");
+}
+
+Interrupted stopped(std::uint64_t done, std::uint64_t total, const std::string& unit,
+                    const std::string& checkpoint) {
+  return Interrupted("stopped after " + std::to_string(done) + " of " + std::to_string(total) +
+                     " " + unit +
+                     (checkpoint.empty() ? std::string(" (no checkpoint: --checkpoint was not given)")
+                                         : "; checkpoint '" + checkpoint +
+                                               "' holds them (continue with --resume " +
+                                               checkpoint + ")"));
 }
 
 void write_checkpoint(const std::string& path, const Checkpoint& c, const std::string& field) {

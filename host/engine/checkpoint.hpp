@@ -13,6 +13,7 @@
 #include <string>
 
 #include "taep/config.hpp"
+#include "taep/error.hpp"
 #include "taep/train.hpp"
 
 namespace taep {
@@ -24,11 +25,18 @@ struct Checkpoint {
   std::map<std::string, std::string> sections;
 };
 
-// The identity of a run of `kind` on `config` with the command's own parameters (`extra`, a JSON
-// object's text: "{}" or {"count": 1000}): canonical JSON text.
-std::string run_identity(const Config& config, const std::string& extra = "{}");
+// The identity of a run on `config` by `backend` (its name: CPU and CUDA agree to float tolerance,
+// not bitwise) with the command's own parameters (`extra`, a JSON object's text: "{}" or
+// {"count": 1000}): canonical JSON text.
+std::string run_identity(const Config& config, const std::string& backend,
+                         const std::string& extra = "{}");
 // The same for `taep train` (its config without run.threads).
-std::string train_identity(const TrainConfig& config, const std::string& extra = "{}");
+std::string train_identity(const TrainConfig& config, const std::string& backend);
+
+// What a run stopped on request throws: "stopped after <done> of <total> <unit>" and where its
+// state is (`checkpoint`, empty when none was asked for).
+Interrupted stopped(std::uint64_t done, std::uint64_t total, const std::string& unit,
+                    const std::string& checkpoint);
 
 // Puts `c` at `path` atomically (temp file + rename); `field` names the flag in errors.
 void write_checkpoint(const std::string& path, const Checkpoint& c, const std::string& field);

@@ -100,9 +100,6 @@ std::uint64_t chunk_size(const Config& c, const Backend& b, std::uint64_t paths)
   return std::min(chunk, std::max<std::uint64_t>(B, (paths + B - 1) / B * B));
 }
 
-}  // namespace
-
-namespace {
 std::vector<std::unique_ptr<Backend>> just(std::unique_ptr<Backend> b) {
   std::vector<std::unique_ptr<Backend>> v;
   v.push_back(std::move(b));
@@ -113,13 +110,13 @@ std::vector<std::unique_ptr<Backend>> just(std::unique_ptr<Backend> b) {
 std::vector<std::unique_ptr<Backend>> make_backends(const ForwardProblem& problem,
                                                     const Config& config) {
   const int D = config.run.devices;
-  std::vector<std::unique_ptr<Backend>> v;
   if (D == 1) return just(make_backend(problem, config.run.backend, config.run.threads));
   if (problem.callback)  // one Python (or other) function, called from one thread
     throw ConfigError("run.devices", "must be 1 with a score callback (got " + std::to_string(D) + ")");
   // CPU threads: run.threads (0: every core) shared out, at least one each.
   const int all = config.run.threads > 0 ? config.run.threads
                                          : int(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::unique_ptr<Backend>> v;
   for (int k = 0; k < D; ++k) {
     DeviceSlot slot(k, D);
     const int threads = std::max(1, all / D + (k < all % D ? 1 : 0));
@@ -183,15 +180,10 @@ void ChunkDriver::advance(std::uint64_t n) {
 }
 
 void ChunkDriver::enable_checkpoints(const std::string& kind, const std::string& extra) {
-  // The backend is part of the identity: CPU and CUDA agree to float tolerance, not bitwise.
-  const std::string with_backend =
-      extra.substr(0, extra.rfind('}')) + (extra.find(':') == std::string::npos ? "" : ",") +
-      "\"backend\": \"" + backend().name() + "\"}";
   kind_ = kind;
-  identity_ = run_identity(config_, with_backend);
+  identity_ = run_identity(config_, backend().name(), extra);
   last_checkpoint_ = Clock::now();
-  resuming_ = !options_.resume.empty();
-  if (!resuming_ || world().rank() != 0) return;
+  if (options_.resume.empty() || world().rank() != 0) return;
   Checkpoint saved = read_checkpoint(options_.resume, "--resume");
   check_resumable(saved, kind_, identity_, options_.resume);
   resumed_ = std::move(saved.sections);
@@ -253,15 +245,7 @@ ChunkDriver::Round ChunkDriver::share_round(const std::string& name,
   const std::string b = comm.broadcast(w.take());
   ByteReader r(b, "a round's control");
   Round round{r.get<std::uint64_t>(), r.get<std::uint64_t>()};
-  if (r.get<std::uint64_t>() != 0) {
-    std::string text = "stopped after " + std::to_string(done_) + " of " +
-                       std::to_string(work_paths_) + " paths";
-    text += options_.checkpoint.empty()
-                ? " (no checkpoint: --checkpoint was not given)"
-                : "; checkpoint '" + options_.checkpoint + "' holds them (continue with --resume " +
-                      options_.checkpoint + ")";
-    throw Interrupted(text);
-  }
+  if (r.get<std::uint64_t>() != 0) throw stopped(done_, work_paths_, "paths", options_.checkpoint);
   return round;
 }
 
@@ -305,17 +289,12 @@ ForwardTotals ChunkDriver::run_forward(bool with_aux, PathValues* keep) {
     const std::uint64_t pilot = pilot_paths();
     if (pilot == 0) t.hist = fixed_range();
     if (pilot > 0) {
-      Part<physics::PathStats> part;
-      part.f64.resize(st.f64.size());
-      part.f32.resize(st.f32.size());
+      Part<physics::PathStats> part = st.empty_part();
       std::vector<double> taep, reference;
       by_path(backend(), 0, pilot, part, taep, reference);
       t.hist = padded_range(config_.histogram.bins, taep);
-      histogram(taep, reference, st.counts);
-      for (const auto& blk : part.blocks) st.fold.add_block(blk);
-      for (std::size_t i = 0; i < st.f64.size(); ++i) st.f64[i] = std::move(part.f64[i]);
-      for (std::size_t i = 0; i < st.f32.size(); ++i) st.f32[i] = std::move(part.f32[i]);
-      st.next = pilot;
+      histogram(taep, reference, part.counts);
+      st.fold_first(std::move(part), pilot);
       advance(pilot);
     }
     record_histogram(t.hist);

@@ -60,6 +60,38 @@ void add_to_histogram(const double* v, const double* other, std::size_t n, const
 void reduce_blocks(const std::vector<double>& s, const std::vector<double>& r,
                    const std::vector<double>* aux, std::vector<physics::PathStats>& blocks);
 
+template <class T>
+void append(std::vector<T>& to, const std::vector<T>& from) {
+  to.insert(to.end(), from.begin(), from.end());
+}
+
+// What a rank's body produced for its paths of one round: one Block per reduce block in path
+// order, histogram slots to add, and per-path arrays to append (shaped like the loop's).
+template <class Block>
+struct Part {
+  std::vector<Block> blocks;
+  std::vector<std::uint64_t> counts;
+  std::vector<std::vector<double>> f64;
+  std::vector<std::vector<float>> f32;
+
+  // An empty part with these many histogram slots and arrays.
+  static Part shaped(std::size_t n_counts, std::size_t n_f64, std::size_t n_f32) {
+    Part p;
+    p.counts.assign(n_counts, 0);
+    p.f64.resize(n_f64);
+    p.f32.resize(n_f32);
+    return p;
+  }
+  Part empty_like() const { return shaped(counts.size(), f64.size(), f32.size()); }
+  // Appends the next paths' part `o` (counts added).
+  void join(const Part& o) {
+    append(blocks, o.blocks);
+    for (std::size_t i = 0; i < o.counts.size(); ++i) counts[i] += o.counts[i];
+    for (std::size_t i = 0; i < o.f64.size(); ++i) append(f64[i], o.f64[i]);
+    for (std::size_t i = 0; i < o.f32.size(); ++i) append(f32[i], o.f32[i]);
+  }
+};
+
 // What one loop over paths (the forward paths of a run, one side of dft, the draws of sample) has
 // folded so far, on rank 0: paths [0, next) in `fold` (ordered_fold.hpp), the histogram slots in
 // `counts` (integers: their sums do not depend on the order), and the kept per-path arrays in path
@@ -74,6 +106,18 @@ struct LoopState {
 
   LoopState(std::size_t n_counts, std::size_t n_f64, std::size_t n_f32)
       : counts(n_counts, 0), f64(n_f64), f32(n_f32) {}
+  // An empty part shaped like this loop's.
+  Part<Block> empty_part() const {
+    return Part<Block>::shaped(counts.size(), f64.size(), f32.size());
+  }
+  // Folds `part`, the loop's first paths [0, n) made outside it (the pilot), into a fresh state.
+  void fold_first(Part<Block>&& part, std::uint64_t n) {
+    for (const Block& b : part.blocks) fold.add_block(b);
+    counts = std::move(part.counts);
+    f64 = std::move(part.f64);
+    f32 = std::move(part.f32);
+    next = n;
+  }
   std::string bytes() const {
     ByteWriter w;
     w.put(next);
@@ -96,16 +140,6 @@ struct LoopState {
     if (r.get<std::uint64_t>() != f32.size()) throw Error(what + ": a loop of another shape");
     for (auto& a : f32) a = r.get_vector<float>();
   }
-};
-
-// What a rank's body produced for its paths of one round: one Block per reduce block in path
-// order, histogram slots to add, and per-path arrays to append (shaped like the loop's).
-template <class Block>
-struct Part {
-  std::vector<Block> blocks;
-  std::vector<std::uint64_t> counts;
-  std::vector<std::vector<double>> f64;
-  std::vector<std::vector<float>> f32;
 };
 
 // What forward paths 0 .. paths-1 reduce to.
@@ -146,9 +180,7 @@ class ChunkDriver {
   // parameters are `extra` (a JSON object's text). With options.resume, rank 0 reads the file and
   // refuses another kind or identity. Call once, before any loop.
   void enable_checkpoints(const std::string& kind, const std::string& extra = "{}");
-  // Whether the run resumes a checkpoint (on every rank), and its section `name` (rank 0; empty
-  // when absent).
-  bool resuming() const { return resuming_; }
+  // Section `name` of the checkpoint being resumed (rank 0; empty when absent or not resuming).
   std::string resumed_section(const std::string& name) const;
   // A section that later checkpoints carry (rank 0), e.g. the histogram range.
   void set_section(const std::string& name, std::string bytes) { sections_[name] = std::move(bytes); }
@@ -197,10 +229,7 @@ class ChunkDriver {
       const std::uint64_t a =
           std::min(paths_, std::max(round.start, base + std::uint64_t(me) * round.chunk));
       const std::uint64_t b = std::min(paths_, base + std::uint64_t(me + 1) * round.chunk);
-      Part<Block> part;
-      part.counts.assign(st.counts.size(), 0);
-      part.f64.resize(st.f64.size());
-      part.f32.resize(st.f32.size());
+      Part<Block> part = st.empty_part();
       const Clock::time_point t0 = Clock::now();
       if (a < b && D == 1) body(*backends_.front(), a, b - a, part);
       if (a < b && D > 1) on_every_backend(a, b, part, body);  // (past the end: nothing to do)
@@ -247,9 +276,7 @@ class ChunkDriver {
     for (std::size_t k = 0; k < D; ++k) {
       const std::uint64_t lo = a + k * per, hi = std::min(b, lo + per);
       if (lo >= hi) break;
-      parts[k].counts.assign(part.counts.size(), 0);
-      parts[k].f64.resize(part.f64.size());
-      parts[k].f32.resize(part.f32.size());
+      parts[k] = part.empty_like();
       threads.emplace_back([&, k, lo, hi] {
         try {
           const DeviceSlot slot(static_cast<int>(k), static_cast<int>(D));
@@ -263,12 +290,7 @@ class ChunkDriver {
     for (std::thread& t : threads) t.join();
     for (const std::exception_ptr& e : errors)
       if (e) std::rethrow_exception(e);
-    for (Part<Block>& p : parts) {
-      append(part.blocks, p.blocks);
-      for (std::size_t i = 0; i < p.counts.size(); ++i) part.counts[i] += p.counts[i];
-      for (std::size_t i = 0; i < p.f64.size(); ++i) append(part.f64[i], p.f64[i]);
-      for (std::size_t i = 0; i < p.f32.size(); ++i) append(part.f32[i], p.f32[i]);
-    }
+    for (const Part<Block>& p : parts) part.join(p);
   }
 
   // `n` more paths done: reports progress.
@@ -305,10 +327,6 @@ class ChunkDriver {
                     std::uint64_t next, std::uint64_t chunk, bool stop_seen);
   bool stop_requested() const { return options_.stop_requested && options_.stop_requested(); }
   void write_checkpoint_now(const std::string& name, const std::string& bytes);
-  template <class T>
-  static void append(std::vector<T>& to, const std::vector<T>& from) {
-    to.insert(to.end(), from.begin(), from.end());
-  }
 
   std::uint64_t paths_, work_paths_, chunk_, done_ = 0, largest_chunk_ = 0;
   bool automatic_chunks_;
@@ -316,7 +334,6 @@ class ChunkDriver {
   // Checkpoints: what later ones carry, what is being resumed, and when the last was written.
   std::string kind_, identity_;
   std::map<std::string, std::string> sections_, resumed_;
-  bool resuming_ = false;
   Clock::time_point last_checkpoint_;
 };
 

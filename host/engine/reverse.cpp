@@ -44,14 +44,13 @@ SideState side_state(int bins, bool keep) {
   return SideState(2 * (std::size_t(bins) + 2), keep ? 2 : 0, keep ? 2 : 0);
 }
 
-// Per-path values of paths [first, first + n), first a multiple of kBlock, into a part (or, for
-// the pilot, straight into the state).
 // One side's per-path values of paths [first, first + n): S, R and, where kept, the points.
 struct Ends {
   std::vector<double> s, r;
   std::vector<float> x0, xN;
 };
 
+// Reduces them (first a multiple of kBlock) into a part.
 void reduce_side(const Ends& e, const detail::HistogramSpec& h, detail::Part<SideBlock>& part) {
   const std::vector<double>& s = e.s;
   const std::vector<double>& r = e.r;
@@ -74,28 +73,11 @@ void reduce_side(const Ends& e, const detail::HistogramSpec& h, detail::Part<Sid
   if (with_ref) detail::add_to_histogram(r.data(), s.data(), n, h, hr);
   for (std::size_t i = 0; i < slots; ++i) part.counts[i] += hs[i], part.counts[slots + i] += hr[i];
   if (!part.f64.empty()) {
-    part.f64[0].insert(part.f64[0].end(), s.begin(), s.end());
-    part.f64[1].insert(part.f64[1].end(), r.begin(), r.end());
-    part.f32[0].insert(part.f32[0].end(), e.x0.begin(), e.x0.end());
-    part.f32[1].insert(part.f32[1].end(), e.xN.begin(), e.xN.end());
+    detail::append(part.f64[0], s);
+    detail::append(part.f64[1], r);
+    detail::append(part.f32[0], e.x0);
+    detail::append(part.f32[1], e.xN);
   }
-}
-
-// Folds a part made outside a loop (the pilot: paths from 0) into st.
-void fold_part(detail::Part<SideBlock>& part, std::uint64_t n, SideState& st) {
-  for (const SideBlock& b : part.blocks) st.fold.add_block(b);
-  for (std::size_t i = 0; i < st.counts.size(); ++i) st.counts[i] += part.counts[i];
-  for (std::size_t i = 0; i < st.f64.size(); ++i) st.f64[i] = std::move(part.f64[i]);
-  for (std::size_t i = 0; i < st.f32.size(); ++i) st.f32[i] = std::move(part.f32[i]);
-  st.next = n;
-}
-
-detail::Part<SideBlock> empty_part(const SideState& st) {
-  detail::Part<SideBlock> part;
-  part.counts.assign(st.counts.size(), 0);
-  part.f64.resize(st.f64.size());
-  part.f32.resize(st.f32.size());
-  return part;
 }
 
 // The [underflow, bins, overflow] counts of S (which 0) or R (which 1) of a side.
@@ -195,11 +177,11 @@ void run_detailed_ft(const detail::ForwardProblem& P,
     }
     hist = pilot > 0 ? detail::common_range(c.histogram.bins, f.s, r.s) : driver.fixed_range();
     if (pilot > 0) {
-      detail::Part<SideBlock> pf = empty_part(fwd), pr = empty_part(rev);
+      detail::Part<SideBlock> pf = fwd.empty_part(), pr = rev.empty_part();
       reduce_side(f, hist, pf);
       reduce_side(r, hist, pr);
-      fold_part(pf, pilot, fwd);
-      fold_part(pr, pilot, rev);
+      fwd.fold_first(std::move(pf), pilot);
+      rev.fold_first(std::move(pr), pilot);
       driver.advance(2 * pilot);
     }
     driver.record_histogram(hist);

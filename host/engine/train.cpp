@@ -391,7 +391,7 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
   std::uint64_t done = 0;
   // Checkpoints (docs/distributed.md) between log windows: the trainer's state and the log.
   const std::string identity =
-      detail::train_identity(config, "{\"backend\": \"" + trainer->name() + "\"}");
+      detail::train_identity(config, trainer->name());
   if (!options.resume.empty()) {
     detail::Checkpoint saved = detail::read_checkpoint(options.resume, "--resume");
     detail::check_resumable(saved, "train", identity, options.resume);
@@ -426,13 +426,7 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
   while (done < total) {
     if (options.stop_requested && options.stop_requested()) {
       if (!options.checkpoint.empty()) save();
-      throw Interrupted("stopped after " + std::to_string(done) + " of " + std::to_string(total) +
-                        " steps" +
-                        (options.checkpoint.empty()
-                             ? std::string(" (no checkpoint: --checkpoint was not given)")
-                             : "; checkpoint '" + options.checkpoint +
-                                   "' holds them (continue with --resume " + options.checkpoint +
-                                   ")"));
+      throw detail::stopped(done, total, "steps", options.checkpoint);
     }
     if (!options.checkpoint.empty() &&
         std::chrono::duration<double>(Clock::now() - last_checkpoint).count() >=
