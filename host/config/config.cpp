@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ constexpr Named<ProbeDistribution> kProbeDistributions[] = {
     {"rademacher", ProbeDistribution::rademacher}, {"gaussian", ProbeDistribution::gaussian}};
 constexpr Named<MathMode> kMathModes[] = {{"fp32", MathMode::fp32}, {"tf32", MathMode::tf32}};
 constexpr const char* kModelTypes[] = {"exact", "mlp", "callback"};
+constexpr Named<ReferenceType> kReferenceTypes[] = {{"analytic", ReferenceType::analytic},
+                                                    {"empirical", ReferenceType::empirical},
+                                                    {"mlp", ReferenceType::mlp}};
 constexpr IntRange kProbesRange{1, 64};
 
 template <std::size_t N>
@@ -113,6 +117,22 @@ void read_model(const json& m, ModelConfig& out) {
   }
 }
 
+// A run config's target: a mixture or preset (as training's data.target), or a samples file.
+void read_run_target(const json& t, TargetConfig& out) {
+  if (!t.contains("samples")) return read_target(t, "target", out);
+  if (t.size() > 1)
+    fail("target", "give either samples or a preset or weights/means/sigmas, not more than one");
+  out = TargetConfig{};
+  read_string(t, "samples", "target", out.samples);
+}
+
+void read_reference(const json& r, ReferenceConfig& out) {
+  check_keys(r, "reference", {"type", "weights"});
+  out = ReferenceConfig{};
+  read_enum(r, "type", "reference", out.type, kReferenceTypes);
+  read_string(r, "weights", "reference", out.weights);
+}
+
 void read_run(const json& r, RunSettings& out) {
   const std::string p = "run";
   check_keys(r, p, {"paths", "seed", "backend", "chunk_paths", "threads", "devices", "allow_nonfinite"});
@@ -155,6 +175,15 @@ const char* to_string(MathMode m) { return name_or_invalid(kMathModes, m); }
 
 const char* to_string(Backend b) { return name_or_invalid(kBackends, b); }
 
+const char* to_string(ReferenceType r) {
+  return r == ReferenceType::automatic ? "automatic" : name_or_invalid(kReferenceTypes, r);
+}
+
+ReferenceType reference_type(const Config& c) {
+  if (c.reference.type != ReferenceType::automatic) return c.reference.type;
+  return c.target.from_samples() ? ReferenceType::empirical : ReferenceType::analytic;
+}
+
 MixtureSpec ring8() {
   constexpr int K = 8;
   MixtureSpec m;
@@ -184,9 +213,47 @@ Config default_config() {
   return c;
 }
 
+void detail::check_model_against_target(const ModelConfig& m, const MixtureSpec& target) {
+  if (m.mixture) {
+    if (m.mixture->dim() != target.dim())
+      fail("model.mixture.means", "must have the target's dimension " +
+                                      std::to_string(target.dim()) + " (got " +
+                                      std::to_string(m.mixture->dim()) + ")");
+  } else if (m.collapse) {
+    check_collapse(*m.collapse, target.components(), "model.collapse");
+  }
+}
+
 void validate(const Config& c) {
-  // target (a preset's mixture is computed here, not stored: validate changes nothing)
-  const MixtureSpec target = target_mixture(c.target, "target");
+  // target (a preset's mixture is computed here, not stored: validate changes nothing). A samples
+  // target's file is read by build_problem, which makes the checks that need its rows.
+  const bool samples = c.target.from_samples();
+  if (samples && !c.target.preset.empty())
+    fail("target", "give either samples or a preset or weights/means/sigmas, not more than one");
+  const MixtureSpec target = samples ? MixtureSpec{} : target_mixture(c.target, "target");
+
+  // reference
+  const ReferenceConfig& ref = c.reference;
+  if (ref.type != ReferenceType::automatic) check_enum("reference.type", kReferenceTypes, ref.type);
+  const ReferenceType rt = reference_type(c);
+  if (rt == ReferenceType::analytic && samples)
+    fail("reference.type", "\"analytic\" needs a mixture target (its score is known in closed "
+                           "form); a samples target takes \"empirical\" (the default) or \"mlp\"");
+  if (rt == ReferenceType::empirical && !samples)
+    fail("reference.type", "\"empirical\" needs target.samples (a data file); for a mixture "
+                           "target the analytic score is the exact one");
+  if (rt == ReferenceType::mlp) {
+    if (ref.weights.empty()) fail("reference.weights", "must name a safetensors file (got none)");
+    if (c.model.type != "mlp")
+      fail("reference.type", "\"mlp\" (a reference network) needs model.type \"mlp\" (got " +
+                                 show(c.model.type) + ")");
+    if (c.schedule.scheme == Scheme::milstein)
+      fail("schedule.scheme", "\"milstein\" is not available with reference.type \"mlp\" (its "
+                              "correction needs the reference's Jacobian along dW); use \"euler\"");
+  } else if (!ref.weights.empty()) {
+    fail("reference.weights", "is for reference.type \"mlp\" only (got type " +
+                                  std::string(to_string(rt)) + ")");
+  }
 
   // model
   const ModelConfig& m = c.model;
@@ -201,14 +268,12 @@ void validate(const Config& c) {
                       (m.mixture ? "both" : "neither") + ")");
   } else if (!m.weights.empty()) {
     fail("model.weights", "is for model.type \"mlp\" only (got type " + show(m.type) + ")");
-  } else if (m.mixture) {
-    check_mixture(*m.mixture, "model.mixture");
-    if (m.mixture->dim() != target.dim())
-      fail("model.mixture.means", "must have the target's dimension " +
-                                      std::to_string(target.dim()) + " (got " +
-                                      std::to_string(m.mixture->dim()) + ")");
   } else {
-    check_collapse(*m.collapse, target.components(), "model.collapse");
+    if (m.mixture) check_mixture(*m.mixture, "model.mixture");
+    if (!samples || !c.target.mixture.means.empty())
+      detail::check_model_against_target(m, samples ? c.target.mixture : target);
+    else if (m.collapse)
+      check_collapse(*m.collapse, std::numeric_limits<int>::max(), "model.collapse");
   }
 
   // schedule
@@ -241,10 +306,11 @@ void validate(const Config& c) {
 
 Config parse_config(const std::string& json_text) {
   const json root = parse_object(json_text);
-  check_keys(root, "", {"target", "model", "schedule", "run", "histogram"});
+  check_keys(root, "", {"target", "reference", "model", "schedule", "run", "histogram"});
 
   Config c = default_config();
-  if (const json* t = section(root, "target", "")) read_target(*t, "target", c.target);
+  if (const json* t = section(root, "target", "")) read_run_target(*t, c.target);
+  if (const json* r = section(root, "reference", "")) read_reference(*r, c.reference);
   if (const json* m = section(root, "model", "")) read_model(*m, c.model);
   if (const json* s = section(root, "schedule", ""))
     read_schedule(*s, "schedule", {"beta_min", "beta_max", "t_min", "t_max", "steps", "scheme"},
@@ -256,7 +322,10 @@ Config parse_config(const std::string& json_text) {
 }
 
 nlohmann::ordered_json detail::config_json(const Config& c) {
-  const ojson target = target_json(c.target);
+  const ojson target =
+      c.target.from_samples() ? ojson{{"samples", c.target.samples}} : target_json(c.target);
+  ojson reference{{"type", to_string(reference_type(c))}};
+  if (reference_type(c) == ReferenceType::mlp) reference["weights"] = c.reference.weights;
   ojson model{{"type", c.model.type}};
   if (c.model.type == "mlp") {
     model["weights"] = c.model.weights;
@@ -280,6 +349,7 @@ nlohmann::ordered_json detail::config_json(const Config& c) {
 
   ojson out{
       {"target", target},
+      {"reference", reference},
       {"model", model},
       {"schedule",
        {{"beta_min", s.beta_min}, {"beta_max", s.beta_max}, {"t_min", s.t_min},

@@ -12,5 +12,9 @@ namespace detail {
 nlohmann::ordered_json config_json(const Config& config);
 nlohmann::ordered_json train_config_json(const TrainConfig& config);
 
+// The model's checks against the target's mixture (dimension, collapse's component count): made by
+// validate for a mixture target and by build_problem once a samples target's rows are read.
+void check_model_against_target(const ModelConfig& model, const MixtureSpec& target);
+
 }  // namespace detail
 }  // namespace taep

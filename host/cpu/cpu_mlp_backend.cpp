@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "host/engine/backend.hpp"
@@ -30,8 +31,12 @@ constexpr int kBatch = kMlpBatch;
 static_assert(physics::kReduceBlock % kBatch == 0, "batches tile a reduce block");
 
 struct BatchBuffers {
-  BatchBuffers(const MlpModel& m, MlpIsa isa) : net(m, isa) {}
+  BatchBuffers(const MlpModel& m, const MlpModel* reference, MlpIsa isa) : net(m, isa) {
+    if (reference) ref.emplace(*reference, isa);
+  }
   MlpCpuEvaluator net;
+  std::optional<MlpCpuEvaluator> ref;  // reference.type "mlp": the network that plays s*
+  std::vector<float> div_ref;          // its tangents' estimates
   std::vector<float> x, dw, probes, s_model, div_model, s_target, div_target, work;
   std::vector<float> quad_target, r2;  // Milstein: the target's dW.(grad s_*).dW and |dW|^2
   std::vector<float> x_next;  // reverse paths: x_{k+1}
@@ -107,7 +112,7 @@ class CpuMlpBackend final : public Backend {
     const bool with_aux = mlp_.hutchinson() && mlp_.probes >= 2;
 #pragma omp parallel num_threads(threads_)
     {
-      BatchBuffers buf(mlp_.model, isa_);
+      BatchBuffers buf(mlp_.model, problem_.reference_mlp.get(), isa_);
       std::vector<double> taep(B), aux(B);
       std::vector<std::uint64_t> counts(std::size_t(hist.bins) + 2, 0);
 #pragma omp for schedule(dynamic, 1)
@@ -135,7 +140,7 @@ class CpuMlpBackend final : public Backend {
     const std::int64_t batches = std::int64_t((count + kBatch - 1) / kBatch);
 #pragma omp parallel num_threads(threads_)
     {
-      BatchBuffers buf(mlp_.model, isa_);
+      BatchBuffers buf(mlp_.model, problem_.reference_mlp.get(), isa_);
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t b = 0; b < batches; ++b) {
         const std::uint64_t off = std::uint64_t(b) * kBatch;
@@ -149,7 +154,9 @@ class CpuMlpBackend final : public Backend {
   void run_batch(std::uint64_t first, int n, double* taep, double* aux, BatchBuffers& b,
                  physics::PathEnds<float> ends = {}) const {
 #if defined(TAEP_HAVE_CPU_SIMD)
-    if (isa_ != MlpIsa::blas) {
+    // The fused packet loop evaluates the target analytically; a reference network takes the
+    // step-synchronous evaluators below (which still use the vector kernels for both networks).
+    if (isa_ != MlpIsa::blas && !problem_.reference_mlp) {
       MlpBatchJob job;
       job.view = &view_;
       job.schedule = problem_.schedule;
@@ -297,14 +304,26 @@ class CpuMlpBackend final : public Backend {
   void set_time(int k, BatchBuffers& b) const {
     const double t = problem_.grid.t(k);
     b.net.set_time(t, problem_.schedule.abar(t));
+    if (b.ref) b.ref->set_time(t, problem_.schedule.abar(t));
   }
 
   // The network over the batch's states: scores into b.s_model and, with the divergence, the
   // estimates into b.div_model (with the plan's tangents).
+  // With a reference network (and the divergence: a TAEP evaluation) it runs on the same states and
+  // tangents: its score becomes s* in b.s_target, and the model's estimates become the differences
+  // est_theta - est_ref with div_target 0, so that the Hutchinson mean and its probe-noise variance
+  // are those of the difference of the divergences (physics::mlp_increment, docs/physics.md
+  // section 6).
   void evaluate(int n, const physics::MlpTangentPlan& plan, bool with_divergence,
                 BatchBuffers& b) const {
+    const float* probes = plan.count > 0 ? b.probes.data() : nullptr;
     b.net.evaluate(n, b.x.data(), b.s_model.data(), with_divergence ? b.div_model.data() : nullptr,
-                   plan.count, plan.count > 0 ? b.probes.data() : nullptr);
+                   plan.count, probes);
+    if (!b.ref || !with_divergence) return;
+    const std::size_t estimates = std::size_t(n) * std::size_t(std::max(1, plan.count));
+    b.div_ref.resize(estimates);
+    b.ref->evaluate(n, b.x.data(), b.s_target.data(), b.div_ref.data(), plan.count, probes);
+    for (std::size_t j = 0; j < estimates; ++j) b.div_model[j] -= b.div_ref[j];
   }
 
   ForwardProblem problem_;

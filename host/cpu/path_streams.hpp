@@ -44,6 +44,15 @@ float prepare_learned_path(const physics::ForwardView& V, int k, float sqrt_abar
                            const physics::MlpTangentPlan& plan, const float* x, const float* dw,
                            float* tangents, physics::ProbeSource<rng::PhiloxHostStream>& probes,
                            float* s_target, float* div_target, float* quad_target) {
+  if (!V.analytic_target) {
+    // A reference network gives s* after the model ran (host/cpu/cpu_mlp_backend.cpp, evaluate);
+    // only the probes are drawn here (no Milstein with a reference network: config.cpp).
+    if (plan.hutch)
+      for (int j = 0; j < plan.count * V.d; ++j) tangents[j] = probes.next();
+    for (int i = 0; i < V.d; ++i) s_target[i] = 0.f;
+    *div_target = *quad_target = 0.f;
+    return 0.f;
+  }
   physics::PathTangents tan{tangents};
   physics::ScoreEval<D, float> target;
   const float r2 = physics::mlp_prepare<D>(

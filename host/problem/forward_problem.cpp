@@ -23,8 +23,9 @@ MixtureSpec normalized(const MixtureSpec& m) {
   return out;
 }
 
+// with_steps false: no per-step component tables (a target whose score a reference network gives).
 MixtureTablesHost tables(const MixtureSpec& m, const physics::VpSchedule& sched,
-                         const physics::TimeGrid& grid) {
+                         const physics::TimeGrid& grid, bool with_steps = true) {
   const int K = m.components(), d = m.dim();
   MixtureTablesHost t;
   t.K = K;
@@ -37,6 +38,7 @@ MixtureTablesHost tables(const MixtureSpec& m, const physics::VpSchedule& sched,
     t.log_w.push_back(std::log(m.weights[k]));
     t.sigma2.push_back(m.sigmas[k] * m.sigmas[k]);
   }
+  if (!with_steps) return t;
   t.comp.resize(std::size_t(grid.steps) * K);
   for (int s = 0; s < grid.steps; ++s) {
     const double abar = sched.abar(grid.t(s));
@@ -66,7 +68,8 @@ ForwardProblem build_forward_problem(const Config& config, MlpModel network) {
   P.schedule = {config.schedule.beta_min, config.schedule.beta_max};
   P.grid = {config.schedule.t_min, config.schedule.t_max, config.schedule.steps};
 
-  P.target = tables(target, P.schedule, P.grid);
+  P.analytic_target = reference_type(config) != ReferenceType::mlp;
+  P.target = tables(target, P.schedule, P.grid, P.analytic_target);
   if (mlp) {
     auto setup = std::make_shared<MlpSetup>();
     setup->model = std::move(network);

@@ -69,6 +69,11 @@ struct ForwardProblem {
   std::shared_ptr<const MlpSetup> mlp;
   // Set for model.type "callback" (then, as for "mlp", `model` is empty and there is no reference).
   std::shared_ptr<const CallbackSetup> callback;
+  // Set for reference.type "mlp": the network that plays s* (with the model's tangents: the same
+  // probes, or the exact trace). The target's tables then serve only the paths' starts (its
+  // per-step component tables are not built) and analytic_target is false.
+  std::shared_ptr<const MlpModel> reference_mlp;
+  bool analytic_target = true;
 
   // `map(vec)` returns the pointer a backend's code should use for a host vector.
   template <class Map>
@@ -79,6 +84,7 @@ struct ForwardProblem {
     v.milstein = milstein;
     v.reference = reference;
     v.shared = shared;
+    v.analytic_target = analytic_target;
     v.target = tables(target, map);
     v.model = tables(model, map);
     v.ratio = shared ? map(ratio) : nullptr;

@@ -6,7 +6,9 @@
 #include <utility>
 
 #include "host/io/json_fields.hpp"
+#include "host/config/config_json.hpp"
 #include "host/io/safetensors.hpp"
+#include "host/io/samples_file.hpp"
 #include "host/problem/forward_problem.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
@@ -16,29 +18,83 @@
 namespace taep {
 namespace {
 
+// The per-step component tables of a mixture target hold steps x K entries; a samples target's K
+// is its row count, so its file is bounded by the tables it implies (1 GiB).
+constexpr std::uint64_t kMaxTargetTable = std::uint64_t(1) << 27;
+
+// A samples target's rows as the mixture of equal-weight, zero-width components at them
+// (docs/physics.md section 2): diffused, it is the empirical distribution's p(x, t).
+MixtureSpec samples_mixture(const Config& c) {
+  const detail::SampleTable rows = detail::read_sample_file(c.target.samples, "target.samples");
+  const std::uint64_t N = rows.rows();
+  if (reference_type(c) != ReferenceType::mlp && N * std::uint64_t(c.schedule.steps) > kMaxTargetTable)
+    fields::fail("target.samples",
+                 "\"" + c.target.samples + "\" holds " + std::to_string(N) + " samples: with " +
+                     std::to_string(c.schedule.steps) + " steps the empirical score's tables need " +
+                     "steps x N <= " + std::to_string(kMaxTargetTable) +
+                     " entries; use fewer samples or steps, or reference.type \"mlp\"");
+  MixtureSpec m;
+  m.weights.assign(N, 1.0);
+  m.sigmas.assign(N, 0.0);
+  m.means.reserve(N);
+  for (std::uint64_t r = 0; r < N; ++r)
+    m.means.emplace_back(rows.values.begin() + std::ptrdiff_t(r * rows.d),
+                         rows.values.begin() + std::ptrdiff_t((r + 1) * rows.d));
+  return m;
+}
+
+// Validates, resolves a preset, reads a samples target once and checks the model against it.
 std::shared_ptr<Config> resolved(const Config& config) {
   validate(config);
   auto c = std::make_shared<Config>(config);
   fields::resolve_preset(c->target);
+  if (c->target.from_samples()) {
+    c->target.mixture = samples_mixture(*c);
+    if (c->model.type == "exact") detail::check_model_against_target(c->model, c->target.mixture);
+  }
   return c;
 }
 
-// The checks of the weight file against the config that validate() cannot make without it.
-void check_mlp_against_target(const MlpModel& model, const Config& c) {
+// The checks of a weight file (the model's, or the reference network's) against the config that
+// validate() cannot make without it.
+void check_mlp_against_target(const MlpModel& model, const Config& c,
+                              const std::string& field = "model.weights") {
   const int d = c.target.mixture.dim();
   if (model.dim != d)
-    fields::fail("model.weights", "the MLP's dimension d = " + std::to_string(model.dim) +
-                                      " must equal the target's dimension " + std::to_string(d));
+    fields::fail(field, "the MLP's dimension d = " + std::to_string(model.dim) +
+                            " must equal the target's dimension " + std::to_string(d));
   const bool recorded = model.trained_beta_max > 0;
   if (model.parameterization == Parameterization::eps && recorded &&
       (model.trained_beta_min != c.schedule.beta_min || model.trained_beta_max != c.schedule.beta_max))
-    fields::fail("model.weights",
+    fields::fail(field,
                  "an eps-prediction model trained with schedule.beta_min = " +
                      fields::show(model.trained_beta_min) + ", schedule.beta_max = " +
                      fields::show(model.trained_beta_max) + " cannot run on schedule.beta_min = " +
                      fields::show(c.schedule.beta_min) + ", schedule.beta_max = " +
                      fields::show(c.schedule.beta_max) +
                      ": its noise prediction becomes a score through the schedule it was trained with");
+}
+
+// A weight file named by `field` ("model.weights", "reference.weights"), loaded and checked.
+MlpModel load_network(const std::string& path, const Config& c, const std::string& field) {
+  MlpModel model;
+  try {
+    model = load_mlp(path);
+  } catch (const ConfigError& e) {  // the loader names the file; the config names the field
+    fields::fail(field, e.what());
+  }
+  check_mlp_against_target(model, c, field);
+  return model;
+}
+
+// The forward tables, with the reference network of reference.type "mlp" loaded (once).
+std::shared_ptr<detail::ForwardProblem> forward_problem(const Config& c, MlpModel model) {
+  auto forward = std::make_shared<detail::ForwardProblem>(
+      detail::build_forward_problem(c, std::move(model)));
+  if (reference_type(c) == ReferenceType::mlp)
+    forward->reference_mlp = std::make_shared<const MlpModel>(
+        load_network(c.reference.weights, c, "reference.weights"));
+  return forward;
 }
 
 }  // namespace
@@ -58,8 +114,7 @@ Problem build_problem(const Config& config, MlpModel model) {
                                    fields::show(c->model.type) + ")");
   detail::check_mlp(model, "model.weights");  // what load_mlp checks of a file
   check_mlp_against_target(model, *c);
-  auto forward = std::make_shared<detail::ForwardProblem>(
-      detail::build_forward_problem(*c, std::move(model)));
+  auto forward = forward_problem(*c, std::move(model));
   return Problem(std::move(c), std::move(forward));
 }
 
@@ -89,16 +144,8 @@ Problem build_problem(const Config& config) {
     fields::fail("model.type", "\"callback\" needs the score function: build_problem(config, "
                                "ScoreCallback), or from Python taep.run(config, score=fn)");
   MlpModel model;
-  if (c->model.type == "mlp") {
-    try {
-      model = load_mlp(c->model.weights);
-    } catch (const ConfigError& e) {  // the loader names the file; the config names the field
-      fields::fail("model.weights", e.what());
-    }
-    check_mlp_against_target(model, *c);
-  }
-  auto forward = std::make_shared<detail::ForwardProblem>(
-      detail::build_forward_problem(*c, std::move(model)));
+  if (c->model.type == "mlp") model = load_network(c->model.weights, *c, "model.weights");
+  auto forward = forward_problem(*c, std::move(model));
   return Problem(std::move(c), std::move(forward));
 }
 

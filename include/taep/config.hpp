@@ -19,9 +19,16 @@ struct MixtureSpec {
 
 struct TargetConfig {
   std::string preset;   // "ring8" or empty; a preset fills `mixture`
+  // A data-file target (run configs only): a .npy or CSV file of N samples of dimension d
+  // (README.md, "Sample files"). x0 is a row picked by the path's initial-state stream, diffused
+  // exactly to t_min: the target is the mixture of N equal-weight, zero-width components at the
+  // rows (docs/physics.md section 2), which build_problem (problem.hpp) reads into `mixture`.
+  std::string samples;
   // Filled from the preset by parse_config and by build_problem (problem.hpp); in code, a preset
-  // may leave it empty (validate accepts that, and does not fill it).
+  // may leave it empty (validate accepts that, and does not fill it). Empty for a samples target
+  // until build_problem reads the file.
   MixtureSpec mixture;
+  bool from_samples() const { return !samples.empty(); }
 };
 
 // Controlled mode collapse of the target (docs/physics.md section 2): the first `modes` components get
@@ -46,6 +53,18 @@ struct ModelConfig {
   int probes = 1;                           // Hutchinson probes per step
   ProbeDistribution probe_distribution = ProbeDistribution::rademacher;
   MathMode math = MathMode::fp32;           // GPU GEMM precision (tf32: tensor cores)
+};
+
+// What plays the optimal score s* in S (docs/physics.md section 3): the mixture target's analytic
+// score, the exact score of a data-file target's rows diffused by the SDE (the empirical mixture:
+// the exact minimizer of denoising score matching on that finite data set), or a reference
+// network (the paper's choice for real data). automatic: analytic for a mixture target, empirical
+// for a data-file target.
+enum class ReferenceType { automatic, analytic, empirical, mlp };
+
+struct ReferenceConfig {
+  ReferenceType type = ReferenceType::automatic;
+  std::string weights;  // type mlp: a safetensors file, read by build_problem
 };
 
 enum class Scheme { euler, milstein };
@@ -83,6 +102,7 @@ struct HistogramConfig {
 
 struct Config {
   TargetConfig target;
+  ReferenceConfig reference;
   ModelConfig model;
   ScheduleConfig schedule;
   RunSettings run;
@@ -110,6 +130,9 @@ const char* to_string(Backend b);
 const char* to_string(Divergence d);
 const char* to_string(ProbeDistribution p);
 const char* to_string(MathMode m);
+const char* to_string(ReferenceType r);
+// The reference a config runs with: its type, automatic resolved by the target's kind.
+ReferenceType reference_type(const Config& config);
 
 // The 8-mode ring of the paper: equal weights, means 4 (cos 2 pi k/8, sin 2 pi k/8), sigma 0.25.
 MixtureSpec ring8();

@@ -66,6 +66,9 @@ struct ForwardView {
   bool milstein = false;
   bool reference = false;  // exact-score model: also evaluate log(p/q) at both ends
   bool shared = false;     // model = target components with other weights: one pass, one exp each
+  // false: a reference network supplies s* (learned-score models only), the target's mixture
+  // only starts the paths and target.comp is empty.
+  bool analytic_target = true;
   MixtureTables target;
   MixtureTables model;
   const float* ratio = nullptr;  // shared: w_model / w_target per component
