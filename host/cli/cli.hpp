@@ -38,6 +38,7 @@ std::unique_ptr<Command> make_train_command();
 std::unique_ptr<Command> make_sample_command();
 std::unique_ptr<Command> make_dft_command();
 std::unique_ptr<Command> make_experiment_command();
+std::unique_ptr<Command> make_track_command();
 
 // Writes text to stdout or throws.
 void write_stdout(const std::string& text);
@@ -132,6 +133,15 @@ std::string per_path_npz(const std::vector<std::pair<std::string, const PathValu
 void print_warnings(const std::vector<std::string>& warnings);
 // "taep: <seconds> s on <backend> (<device>), <rate> path-steps/s" on stderr.
 void print_performance(const PerformanceSummary& p);
+
+// Creates an output directory named by `flag`; returns whether it created it (false: it existed).
+bool make_output_dir(const std::string& dir, const std::string& flag);
+// Draws the figures of a result directory with tools/<script> (`given` overrides where it is
+// found: beside the sources, else installed in share/taep) run by a Python that has matplotlib
+// ($TAEP_PYTHON, python3, /usr/bin/python3). Without either it says so on stderr (the data files
+// stand alone); a failing script is an Error.
+void draw_figures(const std::string& script, const std::string& given, const std::string& dir,
+                  bool quiet);
 
 // --checkpoint FILE, --checkpoint-every SECONDS and --resume FILE (run, sample, dft, train).
 struct CheckpointFlags {

@@ -1,5 +1,6 @@
 // Files, progress and flag handling shared by the subcommands (cli.hpp).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -388,6 +389,76 @@ void CheckpointFlags::add_to(CLI::App& cmd) {
                    ->check(CLI::PositiveNumber));
   cmd.add_option("--resume", resume, "Continue the run a --checkpoint file holds")
       ->check(nonempty_path());
+}
+
+}  // namespace cli
+}  // namespace taep
+
+// ---- result directories and their figures -------------------------------------------------------
+
+namespace taep {
+namespace cli {
+namespace {
+
+std::string shell_quoted(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
+
+std::string find_script(const std::string& script, const std::string& given) {
+  if (!given.empty()) return given;
+#ifdef TAEP_SOURCE_DIR
+  const std::string source = std::string(TAEP_SOURCE_DIR) + "/tools/" + script;
+  if (readable(source)) return source;
+#endif
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string dir(exe, std::size_t(n));
+    dir = dir.substr(0, dir.find_last_of('/'));
+    const std::string installed = dir + "/../share/taep/" + script;
+    if (readable(installed)) return installed;
+  }
+  return "";
+}
+
+std::string find_python() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("TAEP_PYTHON")) candidates.emplace_back(env);
+  candidates.emplace_back("python3");
+  candidates.emplace_back("/usr/bin/python3");
+  for (const auto& py : candidates) {
+    const std::string probe = shell_quoted(py) + " -c 'import matplotlib, numpy' >/dev/null 2>&1";
+    if (std::system(probe.c_str()) == 0) return py;
+  }
+  return "";
+}
+
+}  // namespace
+
+bool make_output_dir(const std::string& dir, const std::string& flag) {
+  if (::mkdir(dir.c_str(), 0777) == 0) return true;
+  if (errno != EEXIST) throw ConfigError(flag, "cannot create '" + dir + "': " + std::strerror(errno));
+  return false;
+}
+
+void draw_figures(const std::string& script, const std::string& given, const std::string& dir,
+                  bool quiet) {
+  const std::string path = find_script(script, given);
+  const std::string python = path.empty() ? "" : find_python();
+  if (path.empty() || python.empty()) {
+    if (!quiet)
+      std::fprintf(stderr, "taep: figures skipped: %s (the data files are complete)\n",
+                   path.empty() ? ("tools/" + script + " not found").c_str()
+                                : "no Python with matplotlib and numpy (set TAEP_PYTHON)");
+    return;
+  }
+  const std::string cmd = shell_quoted(python) + " " + shell_quoted(path) + " " + shell_quoted(dir);
+  if (std::system(cmd.c_str()) != 0) throw Error("the plotting script failed (" + cmd + ")");
+  if (!quiet) std::fprintf(stderr, "taep: figures in %s/figures\n", dir.c_str());
 }
 
 }  // namespace cli
