@@ -18,7 +18,6 @@
 #include <cstddef>
 #include <limits>
 #include <string>
-#include <utility>
 
 #include <nanoflann.hpp>
 
@@ -162,14 +161,16 @@ std::vector<double> knn_squared_radii(const Tree& tree, const Rows& rows, int k,
   std::vector<double> radii(rows.n);
   const std::size_t m = std::size_t(k) + 1;
   const std::ptrdiff_t n = std::ptrdiff_t(rows.n);
+  // Allocated before the team starts: nothing in the parallel region may throw.
+  std::vector<double> values(m * std::size_t(threads));
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<double> values(m);
+    double* mine = values.data() + m * std::size_t(omp_get_thread_num());
 #pragma omp for schedule(dynamic, 64)
     for (std::ptrdiff_t i = 0; i < n; ++i) {
-      SmallestValues found(values.data(), m);
+      SmallestValues found(mine, m);
       tree.findNeighbors(found, rows.row(std::size_t(i)), SearchParams());
-      radii[std::size_t(i)] = values[m - 1];  // full: k < n was checked
+      radii[std::size_t(i)] = mine[m - 1];  // full: k < n was checked
     }
   }
   return radii;
@@ -180,12 +181,11 @@ std::vector<double> knn_squared_radii(const Tree& tree, const Rows& rows, int k,
 // Each thread marks its own copy of hit; the copies are OR-ed, so nothing depends on the threads.
 void ball_hits(const Tree& tree, std::size_t points, const Rows& queries, const std::vector<double>& radii,
                int threads, std::vector<unsigned char>& hit, std::vector<std::uint64_t>* inside) {
-  std::vector<std::vector<unsigned char>> hits{std::size_t(threads)};
+  std::vector<std::vector<unsigned char>> hits(std::size_t(threads), std::vector<unsigned char>(points, 0));
   const std::ptrdiff_t n = std::ptrdiff_t(queries.n);
 #pragma omp parallel num_threads(threads)
   {
     std::vector<unsigned char>& mine = hits[std::size_t(omp_get_thread_num())];
-    mine.assign(points, 0);
 #pragma omp for schedule(dynamic, 64)
     for (std::ptrdiff_t q = 0; q < n; ++q) {
       const double r2 = radii[std::size_t(q)];
