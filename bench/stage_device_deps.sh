@@ -9,6 +9,7 @@ mkdir -p .devdeps/include
 for d in nlohmann CLI xsimd; do
   [ -d "/usr/include/$d" ] && cp -r "/usr/include/$d" .devdeps/include/
 done
+cp /usr/include/nanoflann.hpp .devdeps/include/  # the coverage metrics (found by find_path)
 cp -r /usr/src/googletest .devdeps/googletest
 # OpenBLAS (the CPU backend of learned-score models) and the Fortran runtime it needs.
 mkdir -p .devdeps/lib

@@ -10,7 +10,10 @@ set -euo pipefail
 # runs in the interpreter the extension is built for when it imports torch, else under Debian's
 # /usr/bin/python3 when that is the same Python minor version (test_torch_elsewhere.py; with Debian's
 # python3-pytest for it). CI (CI=true) gets them without the flag, so that the test runs there.
+# libnanoflann-dev: the k-d trees of the coverage metrics (docs/coverage.md); python3-sklearn: the
+# digits data of tools/export_digits.py (it runs under Debian's python3, /usr/bin/python3).
 packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libxsimd-dev libopenblas-dev zlib1g-dev python3-numpy python3-matplotlib
+          python3-sklearn libnanoflann-dev
           python3-dev python3-pip libopenmpi-dev openmpi-bin)
 for flag in "$@"; do
   case "$flag" in
