@@ -400,12 +400,6 @@ namespace taep {
 namespace cli {
 namespace {
 
-std::string shell_quoted(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
 
 std::string find_script(const std::string& script, const std::string& given) {
