@@ -379,7 +379,7 @@ class Snapshots {
       throw ConfigError("--snapshot-dir", "must name a directory when --snapshot-every is given");
     if (every_ == 0) return;
     manifest_["format"] = kFormat;
-    manifest_["version"] = kVersion;
+    manifest_["version"] = kManifestVersion;
     manifest_["every"] = every_;
     manifest_["steps"] = total;
     manifest_["weights"] = "ema";
@@ -390,8 +390,8 @@ class Snapshots {
 
   // Makes the directory, or checks what it holds: nothing for a new training; for one resumed at
   // step `resumed`, nothing or the manifest of this very training (`identity`, as the checkpoint
-  // has it), whose entries up to that step it keeps (later ones are written again, bitwise the
-  // same, as training passes them again).
+  // has it), whose entries up to that step it keeps (later ones, of a run that went past the
+  // checkpoint, are written again as training passes them again; bitwise the same on the CPU).
   void open(const std::optional<std::uint64_t>& resumed, const std::string& identity) {
     namespace fs = std::filesystem;
     if (every_ == 0) return;
@@ -419,7 +419,7 @@ class Snapshots {
     std::string old_identity;
     try {
       old = ojson::parse(detail::read_input_file(path, "--snapshot-dir"));
-      if (old.at("format") != kFormat || old.at("version") != kVersion)
+      if (old.at("format") != kFormat || old.at("version") != kManifestVersion)
         throw std::runtime_error("not a taep-snapshots manifest of version 1");
       old_identity = detail::train_identity(parse_train_config(old.at("config").dump()),
                                             old.at("backend").get<std::string>());
@@ -470,7 +470,7 @@ class Snapshots {
  private:
   using ojson = nlohmann::ordered_json;
   static constexpr const char* kFormat = "taep-snapshots";
-  static constexpr int kVersion = 1;
+  static constexpr int kManifestVersion = 1;
   static constexpr const char* kManifest = "manifest.json";
   [[noreturn]] static void fail(const std::string& message) {
     throw ConfigError("--snapshot-dir", message);
