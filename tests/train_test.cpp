@@ -618,6 +618,213 @@ TEST_F(TrainSamples, CsvWithHeaderAndCommentsTrains) {
   }
 }
 
+// ---- snapshots along training (TrainOptions::snapshot_every, docs/snapshots.md) ------------------
+
+using TrainSnapshots = TempDir;
+
+taep::TrainConfig snapshot_config(std::uint64_t steps, std::uint64_t log_every) {
+  taep::TrainConfig c = gaussian_config();
+  c.network.hidden = {16};
+  c.optimizer.batch = 64;
+  c.optimizer.steps = steps;
+  c.log_every = log_every;
+  c.threads = 1;
+  return c;
+}
+
+taep::TrainOptions snapshot_options(std::uint64_t every, const fs::path& dir) {
+  taep::TrainOptions o;
+  o.snapshot_every = every;
+  o.snapshot_dir = dir.string();
+  return o;
+}
+
+void expect_same_weights(const taep::MlpModel& a, const taep::MlpModel& b, const std::string& what) {
+  ASSERT_EQ(a.layers.size(), b.layers.size()) << what;
+  for (std::size_t l = 0; l < a.layers.size(); ++l) {
+    EXPECT_EQ(a.layers[l].weight, b.layers[l].weight) << what << ": layer " << l;
+    EXPECT_EQ(a.layers[l].bias, b.layers[l].bias) << what << ": layer " << l;
+  }
+}
+
+// The result JSON without what varies from run to run (timing, provenance).
+nlohmann::json stable_summary(const taep::TrainResult& r) {
+  nlohmann::json j = nlohmann::json::parse(taep::train_result_to_json(r));
+  j.erase("performance");
+  j.erase("provenance");
+  for (auto& e : j["log"]) e.erase("seconds");
+  return j;
+}
+
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// 23 steps, K = 4, log windows of 5: snapshots at 4, 8, ..., 20 and the last step, 23, some inside a
+// window and some at its end; the training itself is bitwise the one without snapshots.
+TEST_F(TrainSnapshots, EveryKStepsAndTheLastLeaveTheTrainingBitwiseAsItIs) {
+  const taep::TrainConfig c = snapshot_config(23, 5);
+  const taep::TrainResult plain = taep::train(c);
+  const fs::path dir = work_ / "snaps";  // made by train
+  const taep::TrainResult snap = taep::train(c, snapshot_options(4, dir));
+  expect_same_weights(plain.model, snap.model, "EMA");
+  expect_same_weights(plain.last, snap.last, "last iterate");
+  EXPECT_EQ(stable_summary(plain), stable_summary(snap)) << "summary, log and config unchanged";
+  {
+    // One log window of all 23 steps on the ring, cut into 8 stretches: its sums still add step
+    // by step (adding the stretches' own sums would change the mean gradient norm's last bit).
+    taep::TrainConfig one_window = taep::default_train_config();
+    one_window.network.hidden = {16};
+    one_window.optimizer.batch = 64;
+    one_window.optimizer.steps = 23;
+    one_window.log_every = 23;
+    one_window.threads = 1;
+    one_window.backend = taep::Backend::cpu;
+    const taep::TrainResult a = taep::train(one_window);
+    const taep::TrainResult b = taep::train(one_window, snapshot_options(3, work_ / "one_window"));
+    EXPECT_EQ(stable_summary(a), stable_summary(b)) << "one window";
+    expect_same_weights(a.model, b.model, "one window");
+  }
+
+  EXPECT_EQ(names_in(dir), (std::vector<std::string>{
+                               "manifest.json", "step_00000004.safetensors",
+                               "step_00000008.safetensors", "step_00000012.safetensors",
+                               "step_00000016.safetensors", "step_00000020.safetensors",
+                               "step_00000023.safetensors"}))
+      << "one file per snapshot, no temp file";
+  const auto m = nlohmann::json::parse(read_text(dir / "manifest.json"));
+  EXPECT_EQ(m["format"], "taep-snapshots");
+  EXPECT_EQ(m["version"], 1);
+  EXPECT_EQ(m["every"], 4);
+  EXPECT_EQ(m["steps"], 23);
+  EXPECT_EQ(m["weights"], "ema");
+  EXPECT_EQ(m["backend"], "cpu");
+  EXPECT_EQ(m["config"], nlohmann::json::parse(taep::train_config_to_json(c)));
+  const std::vector<std::uint64_t> steps{4, 8, 12, 16, 20, 23};
+  // The loss is the mean over the current log window's steps so far (windows 1-5, 6-10, ...).
+  const std::vector<std::vector<std::uint64_t>> windows{{1, 4},   {6, 8},   {11, 12},
+                                                        {16, 16}, {16, 20}, {21, 23}};
+  ASSERT_EQ(m["snapshots"].size(), steps.size()) << m.dump(2);
+  double wall = 0;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const auto& e = m["snapshots"][i];
+    char name[40];
+    std::snprintf(name, sizeof name, "step_%08llu.safetensors", static_cast<unsigned long long>(steps[i]));
+    EXPECT_EQ(e["step"], steps[i]);
+    EXPECT_EQ(e["file"], name);
+    EXPECT_EQ(e["loss_steps"], nlohmann::json(windows[i])) << i;
+    EXPECT_TRUE(e["loss"].is_number() && e["grad_norm"].is_number()) << e.dump();
+    EXPECT_GE(e["wall_s"].get<double>(), wall) << i;
+    wall = e["wall_s"].get<double>();
+    const taep::MlpModel loaded = taep::load_mlp((dir / name).string());
+    EXPECT_EQ(loaded.dim, 2);
+    // The EMA of a training of that many steps (nothing in a step depends on the total), in a
+    // window (8) and at a window's first step (16).
+    if (steps[i] == 8 || steps[i] == 16) {
+      taep::TrainConfig shorter = c;
+      shorter.optimizer.steps = steps[i];
+      expect_same_weights(loaded, taep::train(shorter).model, name);
+    }
+  }
+  // At the end of a log window the loss is that window's log entry.
+  EXPECT_EQ(m["snapshots"][4]["loss"].get<double>(), plain.log[3].loss);
+  EXPECT_EQ(m["snapshots"][5]["loss"].get<double>(), plain.log[4].loss);
+  EXPECT_EQ(m["snapshots"][5]["grad_norm"].get<double>(), plain.log[4].grad_norm);
+  expect_same_weights(taep::load_mlp((dir / "step_00000023.safetensors").string()), plain.model,
+                      "the last snapshot is the final model");
+}
+
+TEST_F(TrainSnapshots, BadOptionsAndADirectoryInUseAreRefusedNamingTheFlag) {
+  const taep::TrainConfig c = snapshot_config(6, 3);
+  const auto refused = [&](const taep::TrainOptions& o, const std::string& field,
+                           const std::string& words) {
+    try {
+      taep::train(c, o);
+      ADD_FAILURE() << "accepted: " << words;
+    } catch (const taep::ConfigError& e) {
+      EXPECT_EQ(e.field(), field) << e.what();
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  refused(snapshot_options(3, ""), "--snapshot-dir", "must name a directory");
+  refused(snapshot_options(0, work_ / "d"), "--snapshot-dir", "needs --snapshot-every");
+  refused(snapshot_options(3, work_ / "no" / "d"), "--snapshot-dir", "cannot make the directory");
+  write("file", "x");
+  refused(snapshot_options(3, work_ / "file"), "--snapshot-dir", "is not a directory");
+  EXPECT_EQ(names_in(work_), std::vector<std::string>{"file"}) << "nothing made";
+
+  const fs::path dir = work_ / "snaps";
+  taep::train(c, snapshot_options(3, dir));
+  const std::string manifest = read_text(dir / "manifest.json");
+  refused(snapshot_options(3, dir), "--snapshot-dir", "is not empty");
+  EXPECT_EQ(read_text(dir / "manifest.json"), manifest) << "left as it was";
+  fs::create_directory(work_ / "other");
+  write("other/notes.txt", "mine");
+  refused(snapshot_options(3, work_ / "other"), "--snapshot-dir", "is not empty");
+}
+
+// A training stopped at step 30 and resumed continues the snapshot directory: the snapshots
+// before the stop stay, the manifest ends as one of a training that never stopped, and every file
+// is bitwise that training's. The directory of another training, or another K, is refused.
+TEST_F(TrainSnapshots, AResumedTrainingContinuesTheManifest) {
+  const taep::TrainConfig c = snapshot_config(60, 10);
+  const fs::path whole_dir = work_ / "whole", dir = work_ / "resumed";
+  const taep::TrainResult whole = taep::train(c, snapshot_options(15, whole_dir));
+
+  const std::string checkpoint = (work_ / "train.ckpt").string();
+  taep::TrainOptions stop = snapshot_options(15, dir);
+  stop.checkpoint = checkpoint;
+  int polls = 0;
+  stop.stop_requested = [&polls] { return ++polls >= 4; };  // after 3 of 6 log windows
+  EXPECT_THROW(taep::train(c, stop), taep::Interrupted);
+  const auto before = nlohmann::json::parse(read_text(dir / "manifest.json"));
+  ASSERT_EQ(before["snapshots"].size(), 2u) << before.dump(2);
+  EXPECT_EQ(before["snapshots"][1]["step"], 30);
+
+  taep::TrainOptions resume = snapshot_options(15, dir);
+  resume.resume = checkpoint;
+  const taep::TrainResult resumed = taep::train(c, resume);
+  expect_same_weights(whole.model, resumed.model, "resumed EMA");
+  const auto a = nlohmann::json::parse(read_text(whole_dir / "manifest.json"));
+  auto b = nlohmann::json::parse(read_text(dir / "manifest.json"));
+  EXPECT_EQ(b["snapshots"][0], before["snapshots"][0]) << "kept as written before the stop";
+  auto without_wall = [](nlohmann::json j) {
+    for (auto& e : j["snapshots"]) e.erase("wall_s");
+    return j;
+  };
+  EXPECT_EQ(without_wall(a), without_wall(b));
+  EXPECT_EQ(names_in(whole_dir), names_in(dir));
+  for (const std::string& name : names_in(dir)) {
+    if (name == "manifest.json") continue;
+    EXPECT_EQ(read_text(whole_dir / name), read_text(dir / name)) << name;
+  }
+
+  try {
+    taep::TrainOptions other_k = resume;
+    other_k.snapshot_every = 10;
+    taep::train(c, other_k);
+    ADD_FAILURE() << "resumed with another K";
+  } catch (const taep::ConfigError& e) {
+    EXPECT_EQ(e.field(), "--snapshot-every") << e.what();
+  }
+  taep::TrainConfig other = c;
+  other.seed = 2;
+  const fs::path other_dir = work_ / "other";
+  taep::train(other, snapshot_options(15, other_dir));
+  try {
+    taep::TrainOptions elsewhere = resume;
+    elsewhere.snapshot_dir = other_dir.string();
+    taep::train(c, elsewhere);
+    ADD_FAILURE() << "continued the snapshots of another training";
+  } catch (const taep::ConfigError& e) {
+    EXPECT_EQ(e.field(), "--snapshot-dir") << e.what();
+    EXPECT_NE(std::string(e.what()).find("another training"), std::string::npos) << e.what();
+  }
+}
+
 // ---- command line ---------------------------------------------------------------------------------
 
 using TrainCli = TempDir;
@@ -667,6 +874,38 @@ TEST_F(TrainCli, WritesALoadableModelThatTaepRunAccepts) {
   EXPECT_EQ(rj["taep"]["count"], 4096);
 }
 
+// --snapshot-every: by default next to --out; the last snapshot is the --out file, byte for byte.
+TEST_F(TrainCli, SnapshotsGoNextToTheModelAndTheLastIsTheModel) {
+  write("train.json", kSmallTrain);
+  const Outcome help = cli("train --help");
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  for (const char* flag : {"--snapshot-every", "--snapshot-dir"})
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag << " in " << help.out;
+
+  const Outcome o = cli("train train.json --out model.safetensors --snapshot-every 15 -q");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(listing(), (std::vector<std::string>{"model.safetensors", "model.safetensors.snapshots",
+                                                 "train.json"}));
+  const fs::path dir = work_ / "model.safetensors.snapshots";
+  const auto m = nlohmann::json::parse(read_text(dir / "manifest.json"));
+  ASSERT_EQ(m["snapshots"].size(), 3u) << m.dump(2);
+  EXPECT_EQ(m["snapshots"][0]["step"], 15);
+  EXPECT_EQ(m["snapshots"][1]["step"], 30);
+  EXPECT_EQ(m["snapshots"][2]["step"], 40);
+  EXPECT_EQ(m["snapshots"][2]["file"], "step_00000040.safetensors");
+  EXPECT_EQ(read_text(dir / "step_00000040.safetensors"), read_text(work_ / "model.safetensors"));
+
+  const Outcome again = cli("train train.json --out model.safetensors --snapshot-every 15 -q");
+  EXPECT_EQ(again.exit_code, 2) << again.err;
+  EXPECT_NE(again.err.find("--snapshot-dir"), std::string::npos) << again.err;
+  const Outcome elsewhere =
+      cli("train train.json --out m2.safetensors --snapshot-every 100 --snapshot-dir s2 -q");
+  ASSERT_EQ(elsewhere.exit_code, 0) << elsewhere.err;
+  const auto m2 = nlohmann::json::parse(read_text(work_ / "s2" / "manifest.json"));
+  ASSERT_EQ(m2["snapshots"].size(), 1u) << "K beyond the steps: the last step alone";
+  EXPECT_EQ(m2["snapshots"][0]["step"], 40);
+}
+
 struct BadTrainCli {
   const char* name;
   const char* args;
@@ -686,6 +925,11 @@ TEST_F(TrainCli, BadInputExitsTwoNamingTheFieldAndWritesNothing) {
       {"MissingConfig", "missing.json", "CONFIG"},
       {"UnknownBackend", "train.json --backend gpu", "--backend"},
       {"LogEveryZero", "train.json --log-every 0", "--log-every"},
+      {"SnapshotEveryZero", "train.json --snapshot-every 0", "--snapshot-every"},
+      {"SnapshotEveryFraction", "train.json --snapshot-every 2.5", "--snapshot-every"},
+      {"SnapshotEveryNegative", "train.json --snapshot-every -4", "--snapshot-every"},
+      {"SnapshotDirAlone", "train.json --snapshot-dir snaps", "--snapshot-dir"},
+      {"SnapshotDirNotEmpty", "train.json --snapshot-every 5 --snapshot-dir .", "--snapshot-dir"},
   };
   for (const BadTrainCli& b : cases) {
     const Outcome o = cli(std::string("train ") + b.args + " --out model.safetensors --result r.json");

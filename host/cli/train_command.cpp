@@ -1,6 +1,7 @@
 // `taep train [CONFIG] --out MODEL.safetensors`: denoising score matching of an MLP score model
 // (README "taep train"); the EMA weights to --out, the result JSON (config, loss log, timing) to
-// --result.
+// --result, and with --snapshot-every the EMA weights along training (docs/snapshots.md).
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -29,6 +30,20 @@ void print_summary(const TrainResult& r) {
   const std::string where = r.device.empty() ? r.backend : r.backend + " (" + r.device + ")";
   std::fprintf(stderr, "taep: %.3g s on %s, %.4g steps/s, %.3g GFLOP/s\n", r.wall_seconds,
                where.c_str(), r.steps_per_second, r.gflops);
+}
+
+// A count of training steps: digits only, at least 1 (CLI::PositiveNumber would take 2.5 and
+// report 0 as "must be a number >= 0").
+CLI::Validator step_count() {
+  return CLI::Validator(
+      [](std::string& text) {
+        const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+          return c >= '0' && c <= '9';
+        });
+        if (digits && text.find_first_not_of('0') != std::string::npos) return std::string();
+        return "must be an integer >= 1 (got '" + text.substr(0, 40) + "')";
+      },
+      "K >= 1", "step count");
 }
 
 class TrainCommand final : public Command {
@@ -88,6 +103,15 @@ class TrainCommand final : public Command {
     cmd->add_flag("--print-config", print_config_, "Print the validated config (JSON) and exit");
     cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
     checkpoints_.add_to(*cmd);
+    guard_number(cmd->add_option("--snapshot-every", snapshot_every_,
+                                 "Also write the EMA weights every K steps and after the last one, "
+                                 "with a manifest.json listing them, to --snapshot-dir "
+                                 "(docs/snapshots.md)")
+                     ->check(step_count()));
+    cmd->add_option("--snapshot-dir", snapshot_dir_,
+                    "Directory of the snapshots (default: <--out>.snapshots); made if missing, "
+                    "it must be empty unless --resume continues the training it holds")
+        ->check(nonempty_path());
     return cmd;
   }
 
@@ -121,6 +145,9 @@ class TrainCommand final : public Command {
     TrainOptions options;
     options.command = command_line();
     checkpoints_.apply(options);
+    options.snapshot_every = snapshot_every_;
+    options.snapshot_dir =
+        snapshot_every_ > 0 && snapshot_dir_.empty() ? out_path_ + ".snapshots" : snapshot_dir_;
     options.on_log = [&progress](const TrainLogEntry& e, std::uint64_t total) {
       char text[200];
       std::snprintf(text, sizeof text, "step %llu/%llu  loss %.5f  grad norm %.3g  %.4g steps/s",
@@ -145,9 +172,9 @@ class TrainCommand final : public Command {
                         "out of range (got " + std::to_string(v) + ")");
   }
 
-  std::string config_path_, out_path_, result_path_, backend_, samples_;
+  std::string config_path_, out_path_, result_path_, backend_, samples_, snapshot_dir_;
   std::uint64_t steps_ = 0, batch_ = 0, seed_ = 0, threads_ = 0, collapse_modes_ = 0,
-                log_every_ = 0;
+                log_every_ = 0, snapshot_every_ = 0;
   double collapse_eps_ = 0;
   bool quiet_ = false, print_config_ = false;
   std::vector<std::string> sets_;

@@ -8,13 +8,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "host/config/config_json.hpp"
 #include "host/engine/byte_stream.hpp"
 #include "host/engine/checkpoint.hpp"
 #include "host/engine/trainer.hpp"
+#include "host/io/atomic_file.hpp"
+#include "host/io/input_file.hpp"
 #include "host/io/json_out.hpp"
+#include "host/io/safetensors.hpp"
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/dsm.hpp"
@@ -360,6 +364,122 @@ namespace {
 // Examples of the loss-floor estimate that `train` reports (its standard error is about 1e-3 of
 // the floor on the ring).
 constexpr std::uint64_t kFloorExamples = std::uint64_t(1) << 20;
+
+// Snapshots along training (TrainOptions::snapshot_every; the manifest is docs/snapshots.md): the
+// EMA weights after every K-th step and the last, each file followed by a rewrite of the manifest
+// that lists them, so a reader that opens the manifest finds every file it names complete.
+class Snapshots {
+ public:
+  Snapshots(const TrainOptions& o, const TrainConfig& config, const std::string& backend,
+            std::uint64_t total)
+      : every_(o.snapshot_every), dir_(o.snapshot_dir), total_(total) {
+    if (every_ == 0 && !dir_.empty())
+      throw ConfigError("--snapshot-dir", "needs --snapshot-every (snapshot_every is 0)");
+    if (every_ > 0 && dir_.empty())
+      throw ConfigError("--snapshot-dir", "must name a directory when --snapshot-every is given");
+    if (every_ == 0) return;
+    manifest_["format"] = kFormat;
+    manifest_["version"] = kManifestVersion;
+    manifest_["every"] = every_;
+    manifest_["steps"] = total;
+    manifest_["weights"] = "ema";
+    manifest_["backend"] = backend;
+    manifest_["snapshots"] = ojson::array();
+    manifest_["config"] = detail::train_config_json(config);
+  }
+
+  // Makes the directory, or checks what it holds: nothing for a new training; for one resumed at
+  // step `resumed`, nothing or the manifest of this very training (`identity`, as the checkpoint
+  // has it), whose entries up to that step it keeps (later ones, of a run that went past the
+  // checkpoint, are written again as training passes them again; bitwise the same on the CPU).
+  void open(const std::optional<std::uint64_t>& resumed, const std::string& identity) {
+    namespace fs = std::filesystem;
+    if (every_ == 0) return;
+    std::error_code ec;
+    const fs::path dir(dir_);
+    const fs::file_status st = fs::status(dir, ec);
+    if (!fs::exists(st)) {
+      if (!fs::create_directory(dir, ec) && ec)
+        fail("cannot make the directory '" + dir_ + "': " + ec.message());
+      return;
+    }
+    if (!fs::is_directory(st)) fail("'" + dir_ + "' is not a directory");
+    const fs::path manifest = dir / kManifest;
+    if (!resumed) {
+      const bool empty = fs::is_empty(dir, ec);
+      if (ec) fail("cannot read the directory '" + dir_ + "': " + ec.message());
+      if (!empty)
+        fail("'" + dir_ + "' is not empty; give a new or empty directory (only --resume of the " +
+             "training whose " + kManifest + " it holds continues it)");
+      return;
+    }
+    if (!fs::exists(manifest, ec)) return;  // that training wrote none yet
+    const std::string path = manifest.string();
+    ojson old;
+    std::string old_identity;
+    try {
+      old = ojson::parse(detail::read_input_file(path, "--snapshot-dir"));
+      if (old.at("format") != kFormat || old.at("version") != kManifestVersion)
+        throw std::runtime_error("not a taep-snapshots manifest of version 1");
+      old_identity = detail::train_identity(parse_train_config(old.at("config").dump()),
+                                            old.at("backend").get<std::string>());
+      for (const ojson& e : old.at("snapshots"))
+        if (e.at("step").get<std::uint64_t>() <= *resumed) manifest_["snapshots"].push_back(e);
+    } catch (const std::exception& e) {
+      fail("'" + path + "' cannot be continued: " + e.what());
+    }
+    if (old_identity != identity)
+      fail("'" + path + "' lists the snapshots of another training (its config or backend " +
+           "differs); give another directory");
+    if (old["every"] != every_)
+      throw ConfigError("--snapshot-every", "'" + path + "' lists snapshots every " +
+                                                old["every"].dump() + " steps; resume with " +
+                                                "--snapshot-every " + old["every"].dump());
+  }
+
+  // The end of the next stretch of steps from `done` in a log window ending at `end`: the next
+  // snapshot step or `end`.
+  std::uint64_t stop(std::uint64_t done, std::uint64_t end) const {
+    return every_ == 0 ? end : std::min(end, (done / every_ + 1) * every_);
+  }
+  bool due(std::uint64_t step) const { return every_ > 0 && (step % every_ == 0 || step == total_); }
+
+  // The snapshot after step `step`: `sums` are the steps `first`..`step` of the current log window.
+  // Non-finite weights or loss write nothing: the training throws TrainingDiverged by itself at the
+  // end of the window, as without snapshots.
+  void write(std::uint64_t step, const detail::TrainProblem& P, const std::vector<float>& ema,
+             const detail::TrainSums& sums, std::uint64_t first, double wall_s) {
+    const double loss = sums.loss / double(sums.steps), grad_norm = sums.grad_norm / double(sums.steps);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm) ||
+        std::any_of(ema.begin(), ema.end(), [](float x) { return !std::isfinite(x); }))
+      return;
+    char name[48];
+    std::snprintf(name, sizeof name, "step_%08llu.safetensors", static_cast<unsigned long long>(step));
+    const std::string path = (std::filesystem::path(dir_) / name).string();
+    detail::write_file_atomically(path, detail::mlp_file_bytes(P.to_model(ema), path), "--snapshot-dir");
+    manifest_["snapshots"].push_back({{"step", step},
+                                      {"file", name},
+                                      {"loss", loss},
+                                      {"grad_norm", grad_norm},
+                                      {"loss_steps", {first, step}},
+                                      {"wall_s", wall_s}});
+    detail::write_file_atomically((std::filesystem::path(dir_) / kManifest).string(),
+                                  detail::dump(manifest_, 2) + "\n", "--snapshot-dir");
+  }
+
+ private:
+  using ojson = nlohmann::ordered_json;
+  static constexpr const char* kFormat = "taep-snapshots";
+  static constexpr int kManifestVersion = 1;
+  static constexpr const char* kManifest = "manifest.json";
+  [[noreturn]] static void fail(const std::string& message) {
+    throw ConfigError("--snapshot-dir", message);
+  }
+  std::uint64_t every_;
+  std::string dir_;
+  std::uint64_t total_;
+  ojson manifest_;
+};
 }  // namespace
 
 TrainResult train(const TrainConfig& config, const TrainOptions& options) {
@@ -389,6 +509,7 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
   const auto start = Clock::now();
   const std::uint64_t total = P.steps;
   std::uint64_t done = 0;
+  Snapshots snapshots(options, config, trainer->name(), total);
   // Checkpoints (docs/distributed.md) between log windows: the trainer's state and the log.
   const std::string identity =
       detail::train_identity(config, trainer->name());
@@ -409,6 +530,14 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
     trainer->restore(st);
     done = st.steps;
   }
+  snapshots.open(options.resume.empty() ? std::nullopt : std::optional<std::uint64_t>(done),
+                 identity);
+  const auto snapshot = [&](const detail::TrainSums& sums, std::uint64_t first) {
+    std::vector<float> ema, last;
+    trainer->read_parameters(ema, last);
+    snapshots.write(done, P, ema, sums, first,
+                    std::chrono::duration<double>(Clock::now() - start).count());
+  };
   auto last_checkpoint = Clock::now();
   const auto save = [&] {
     const detail::TrainState st = trainer->state();
@@ -433,9 +562,16 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
             options.checkpoint_every)
       save();
     const std::uint64_t count = std::min(config.log_every, total - done);
+    const std::uint64_t first = done + 1, end = done + count;
     detail::TrainSums sums;
-    trainer->run_steps(done, count, sums);
-    done += count;
+    // Snapshot steps cut the window into stretches; each stretch adds its steps to the same sums,
+    // in the same order, so the window's log entry is bitwise that of one run_steps.
+    while (done < end) {
+      const std::uint64_t next = snapshots.stop(done, end);
+      trainer->run_steps(done, next - done, sums);
+      done = next;
+      if (done < end && snapshots.due(done)) snapshot(sums, first);
+    }
     TrainLogEntry e;
     e.step = done;
     e.loss = sums.loss / double(sums.steps);
@@ -450,6 +586,7 @@ TrainResult train(const TrainProblem& problem, const TrainOptions& options) {
                                                " (lower optimizer.lr, or check the data's scale)");
     }
     result.log.push_back(e);
+    if (snapshots.due(done)) snapshot(sums, first);
     if (options.on_log) options.on_log(e, total);
   }
   result.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -114,7 +114,9 @@ class Trainer {
   virtual std::string device() const = 0;  // for TrainResult::device
   virtual int threads() const { return 1; }
   // Runs steps [first, first + count); first must equal the number of steps already run (the Adam
-  // counter). Adds each step's batch-mean loss and pre-clip gradient norm to `sums`.
+  // counter). Adds each step's batch-mean loss and pre-clip gradient norm to `sums`, in step order:
+  // a log window that snapshot steps cut into several calls with the same `sums` (train.cpp) must
+  // sum bitwise as one call does.
   virtual void run_steps(std::uint64_t first, std::uint64_t count, TrainSums& sums) = 0;
   // The EMA and the last-iterate parameters (flat layout).
   virtual void read_parameters(std::vector<float>& ema, std::vector<float>& last) = 0;

@@ -133,6 +133,15 @@ struct TrainOptions : CheckpointOptions {
   std::function<void(const TrainLogEntry&, std::uint64_t steps_total)> on_log;
   // The result's provenance.command (the CLI passes its command line).
   std::string command;
+  // Snapshots along training (docs/snapshots.md): with snapshot_every = K >= 1, the EMA weights
+  // after every K-th step and after the last one go to snapshot_dir/step_<NNNNNNNN>.safetensors
+  // (the weight file of `taep train --out`), each followed by a rewrite of snapshot_dir/manifest.json;
+  // both atomically. The directory is made if missing (its parent must exist) and must be empty,
+  // unless this is a resume of the training whose manifest it holds, which then continues. Snapshots
+  // leave the training bitwise as it is. 0: none (then snapshot_dir must be empty too).
+  // ConfigError("--snapshot-dir", ...) for an unusable directory.
+  std::uint64_t snapshot_every = 0;
+  std::string snapshot_dir;
 };
 
 // Trains a built problem. Throws BackendUnavailable, CudaError.
