@@ -14,6 +14,7 @@
 
 #include "cli.hpp"
 #include "taep/error.hpp"
+#include "taep/digits.hpp"
 #include "taep/experiment.hpp"
 
 namespace taep {
@@ -90,10 +91,12 @@ class ExperimentCommand final : public Command {
                                            "training summary from an earlier run");
     mc->add_option("--plot-script", plot_script_, "The plotting script (default: tools/plot_mode_collapse.py)");
     mc->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr");
+    add_digits(exp);
     return exp;
   }
 
   int execute() override {
+    if (digits_->parsed()) return run_digits_command();
     ModeCollapseConfig cfg = mode_collapse_config(quick_);
     if (opts_[0]->count()) cfg.backend = parse_backend(backend_);
     if (opts_[1]->count()) cfg.threads = threads_;
@@ -205,6 +208,62 @@ class ExperimentCommand final : public Command {
     if (rc != 0) throw Error("the plotting script failed (" + cmd + ")");
     if (!quiet_) std::fprintf(stderr, "taep: figures in %s/figures\n", out_dir_.c_str());
   }
+
+  void add_digits(CLI::App* exp) {
+    digits_ = exp->add_subcommand(
+        "digits",
+        "Train a score network on the digits data (d = 64) with snapshots; TAEP (Hutchinson) "
+        "against the final model and the empirical score, and coverage, along training (Fig. 3)");
+    digits_->add_option("--data", digits_data_,
+                        "Directory with digits_train.npy and digits_holdout.npy "
+                        "(tools/export_digits.py --out DIR)")
+        ->required();
+    digits_->add_option("--out-dir", digits_out_, "Directory for tables, snapshots, models and figures")
+        ->required()
+        ->check(nonempty_path());
+    digits_->add_flag("--quick", digits_quick_, "Few training steps and paths (CI: checks the trends)");
+    digits_->add_option("--backend", digits_backend_, "automatic, cpu or cuda")
+        ->check(CLI::IsMember(backend_names()));
+    digits_->add_option("--threads", digits_threads_, "CPU threads (0: all)")->check(CLI::Range(0, 1024));
+    digits_->add_flag("--no-plots", digits_no_plots_, "Do not draw the figures");
+    digits_->add_flag("--quiet,-q", digits_quiet_, "No progress or summary on stderr");
+  }
+
+  // Exit status 0 when the study ran; its trend checks are in digits.json (checks.all) and
+  // digits.md, and --quick exits 1 when they fail (CI runs it).
+  int run_digits_command() {
+    DigitsConfig cfg = digits_config(digits_quick_);
+    cfg.train_samples = digits_data_ + "/digits_train.npy";
+    cfg.holdout_samples = digits_data_ + "/digits_holdout.npy";
+    if (!digits_backend_.empty()) cfg.train.backend = parse_backend(digits_backend_);
+    cfg.train.threads = digits_threads_;
+    make_output_dir(digits_out_, "--out-dir");
+    const auto json = optional_output(digits_out_ + "/digits.json", "--out-dir");
+    const auto md = optional_output(digits_out_ + "/digits.md", "--out-dir");
+    ProgressLine progress(!digits_quiet_ && is_root());
+    const Clock::time_point t0 = Clock::now();
+    const DigitsResult result = run_digits(cfg, digits_out_, command_line(), [&](const DigitsProgress& p) {
+      const double base = p.stage == "train" ? 0.0 : p.stage == "track final" ? 0.5 : 0.8;
+      const double width = p.stage == "train" ? 0.5 : p.stage == "track final" ? 0.3 : 0.2;
+      progress.update(std::chrono::duration<double>(Clock::now() - t0).count(),
+                      base + width * p.fraction, p.stage + ": " + p.detail);
+    });
+    progress.finish();
+    if (!json) return 0;
+    json->commit(digits_to_json(result));
+    md->commit(digits_to_markdown(result));
+    if (!digits_quiet_) std::fprintf(stderr, "%s", digits_to_markdown(result).c_str());
+    if (!digits_no_plots_) {
+      draw_figures("plot_track.py", "", digits_out_ + "/against_final", digits_quiet_);
+      draw_figures("plot_track.py", "", digits_out_ + "/against_empirical", digits_quiet_);
+    }
+    return digits_quick_ && !result.checks.all() ? 1 : 0;
+  }
+
+  CLI::App* digits_ = nullptr;
+  std::string digits_data_, digits_out_, digits_backend_;
+  int digits_threads_ = 0;
+  bool digits_quick_ = false, digits_no_plots_ = false, digits_quiet_ = false;
 
   bool quick_ = false, no_plots_ = false, quiet_ = false, reuse_ = false;
   std::string out_dir_, backend_, scheme_, plot_script_;
