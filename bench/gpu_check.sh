@@ -14,7 +14,8 @@
 #   build      Release, sm_90 only, tests and benchmarks                          240 s
 #   sass       bench/sass_count.py: instructions per path-step of every kernel     60 s
 #   gpu_tests  the gpu-labelled tests with TAEP_REQUIRE_GPU=1 (skips fail)        150 s
-#   bench      throughput: mixture Euler/Milstein, MLP fp32/tf32, sampling, train,
+#   bench      throughput: mixture Euler/Milstein, MLP fp32/tf32, sampling, train, the empirical
+#              reference (N = 1797, d = 64),
 #              and the same run over 1..G GPUs (run.devices)                         120 s
 #   summary    summary.json (the record for bench/results/), utilisation from SASS
 #   memcheck, racecheck  compute-sanitizer on a reduced GPU test set            60 s each
@@ -137,6 +138,17 @@ JSON
     --result "$work/train.result.json" --out "$work/train.safetensors" &&
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; t=r['training']; print(json.dumps({'backend': sys.argv[2], 'scheme': 'dsm', 'paths': t['steps'], 'best_path_steps_per_second': p['examples_per_second'], 'train_steps_per_second': p['steps_per_second'], 'final_loss': t['final_loss']}))" \
       "$work/train.result.json" "$backend-train" >> "$rows" || fail=1
+  # The empirical reference (docs/real-data.md): N = 1797 rows of d = 64 (drawn by taep itself
+  # from an 8-component d = 64 mixture, so no data package is needed), an exact collapse model: the
+  # kernels' runtime-K path over the rows.
+  python3 -c "import json,random; random.seed(64); m=[[random.gauss(0,1) for _ in range(64)] for _ in range(8)]; print(json.dumps({'target': {'weights': [1]*8, 'means': m, 'sigmas': [0.3]*8}, 'schedule': {'steps': 50}}))" \
+    > "$work/rows_mixture.json" &&
+    "$build/taep" sample "$work/rows_mixture.json" --backend "$backend" --count 1797 --quiet --out "$work/rows.npy" &&
+    python3 -c "import json,sys; print(json.dumps({'target': {'samples': sys.argv[1]}, 'model': {'collapse': {'modes': 1, 'eps': 0.5}}, 'schedule': {'steps': 200}, 'run': {'paths': int(sys.argv[2]), 'backend': sys.argv[3]}, 'histogram': {'range': [-1e4, 1e4]}}))" \
+      "$work/rows.npy" $((262144 / scale)) "$backend" > "$work/empirical.json" &&
+    "$build/taep" run "$work/empirical.json" --quiet --out "$work/empirical.result.json" &&
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; print(json.dumps({'backend': sys.argv[2], 'scheme': 'euler', 'paths': r['taep']['count'], 'rows': 1797, 'd': 64, 'flop_per_path_step': (12*64+8)*1797, 'best_path_steps_per_second': p['path_steps_per_second']}))" \
+      "$work/empirical.result.json" "$backend-empirical" >> "$rows" || fail=1
   # Strong scaling over the machine's GPUs in one process (run.devices; docs/distributed.md): the
   # same run on 1..G devices. The dry run uses 2 CPU backends.
   local gpus=2
