@@ -65,6 +65,47 @@ TEST(ExperimentTheory, Eq53StderrMatchesMultinomialSpread) {
   EXPECT_NEAR(se / sd, 1.0, 0.10) << "delta " << se << " simulated " << sd;
 }
 
+// The quadrature of Fig. 2c's pair against the closed form of two concentric Gaussians in d = 2:
+// log(p/q) = -log r - (1 - r) |u|^2/(2 v_p), r = v_p/v_q, so KL = r - 1 - log r and Var = (1 - r)^2.
+TEST(ExperimentTheory, LogRatioMomentsOfTwoGaussiansAreClosedForm) {
+  taep::MixtureSpec p;
+  p.weights = {1.0};
+  p.means = {{1.5, -0.5}};
+  p.sigmas = {0.25};
+  for (double c : {0.7, 1.0, 1.4, 3.0}) {
+    for (double abar : {1.0, 0.3}) {
+      const double vp = abar * 0.0625 + 1 - abar, vq = abar * 0.0625 * c * c + 1 - abar, r = vp / vq;
+      const auto m = taep::log_ratio_moments(p, taep::widened(p, c), abar);
+      EXPECT_NEAR(m.mean, r - 1 - std::log(r), 1e-12) << c << " " << abar;
+      EXPECT_NEAR(m.variance, (1 - r) * (1 - r), 1e-12) << c << " " << abar;
+    }
+  }
+}
+
+// Fig. 2c in theory: the exact collapse's mean TAEP is eq. 53's relative entropy up to the finite
+// t_min and t_max; the widened ring that matches it (c > 1) matches it to the bisection's precision,
+// and its Var(S) is well below the collapse's (docs/physics.md section 5).
+TEST(ExperimentTheory, WidenedRingMatchesTheCollapseMeanWithSmallerVariance) {
+  const taep::ScheduleConfig schedule;
+  const taep::MixtureSpec ring = taep::ring8();
+  const taep::MixtureSpec collapsed = taep::collapse(ring, {1, 0.01});
+  const double mean = taep::exact_mean_taep(ring, collapsed, schedule);
+  EXPECT_NEAR(mean, 0.2077, 2e-3);
+  const taep::WidthMatch match = taep::match_mean_by_width(ring, mean, schedule);
+  const taep::MixtureSpec mediocre = taep::widened(ring, match.c);
+  EXPECT_GT(match.c, 1.3);
+  EXPECT_LT(match.c, 1.6);
+  EXPECT_NEAR(taep::exact_mean_taep(ring, mediocre, schedule), mean, 1e-10);
+  const double abar = std::exp(-(schedule.beta_min * schedule.t_min +
+                                 0.5 * (schedule.beta_max - schedule.beta_min) * schedule.t_min * schedule.t_min));
+  const double var_collapse = taep::log_ratio_moments(ring, collapsed, abar).variance;
+  const double var_mediocre = taep::log_ratio_moments(ring, mediocre, abar).variance;
+  std::printf("c %.10f (%d steps), mean %.6f, Var collapse %.4f, mediocre %.4f\n", match.c, match.steps, mean,
+              var_collapse, var_mediocre);
+  EXPECT_NEAR(var_collapse, 0.7676, 0.02);  // eq. 55
+  EXPECT_GT(var_collapse, 2 * var_mediocre);
+}
+
 TEST(ExperimentConfig, PaperModelSet) {
   const auto full = taep::mode_collapse_config(false);
   ASSERT_EQ(full.models.size(), 10u);

@@ -25,6 +25,8 @@
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
+#include "taep/physics/mixture.hpp"
+#include "taep/physics/schedule.hpp"
 #include "taep/physics/theory.hpp"
 
 namespace taep {
@@ -98,7 +100,127 @@ std::vector<double> normalized(const std::vector<double>& w) {
   return out;
 }
 
+// The n-point Gauss-Hermite rule for E[g(Z)], Z ~ N(0, 1): Newton's method on the orthonormal
+// Hermite recurrence for the physicists' rule (Numerical Recipes' gauher), rescaled by sqrt(2) and
+// 1/sqrt(pi).
+void gauss_hermite(int n, std::vector<double>& x, std::vector<double>& w) {
+  x.assign(std::size_t(n), 0.0);
+  w.assign(std::size_t(n), 0.0);
+  const double pim4 = 0.7511255444649425;  // pi^(-1/4)
+  double z = 0;
+  for (int i = 0; i < (n + 1) / 2; ++i) {
+    if (i == 0) z = std::sqrt(2.0 * n + 1) - 1.85575 * std::pow(2.0 * n + 1, -0.16667);
+    else if (i == 1) z -= 1.14 * std::pow(double(n), 0.426) / z;
+    else if (i == 2) z = 1.86 * z - 0.86 * x[0];
+    else if (i == 3) z = 1.91 * z - 0.91 * x[1];
+    else z = 2.0 * z - x[std::size_t(i - 2)];
+    double pp = 0;
+    for (int it = 0; it < 100; ++it) {
+      double p1 = pim4, p2 = 0;
+      for (int j = 0; j < n; ++j) {
+        const double p3 = p2;
+        p2 = p1;
+        p1 = z * std::sqrt(2.0 / (j + 1)) * p2 - std::sqrt(double(j) / (j + 1)) * p3;
+      }
+      pp = std::sqrt(2.0 * n) * p2;
+      const double z1 = z;
+      z = z1 - p1 / pp;
+      if (std::fabs(z - z1) <= 1e-15 * std::max(1.0, std::fabs(z))) break;
+    }
+    x[std::size_t(i)] = z;
+    x[std::size_t(n - 1 - i)] = -z;
+    w[std::size_t(i)] = w[std::size_t(n - 1 - i)] = 2.0 / (pp * pp);
+  }
+  for (int i = 0; i < n; ++i) {
+    x[std::size_t(i)] *= std::sqrt(2.0);
+    w[std::size_t(i)] /= std::sqrt(physics::kPi);
+  }
+}
+
+// A mixture in the flat layout of physics::mixture_log_density.
+struct FlatMixture {
+  int d = 0, K = 0;
+  std::vector<double> mean, log_w, w, sigma2;
+  explicit FlatMixture(const MixtureSpec& m) : d(m.dim()), K(m.components()) {
+    const std::vector<double> wn = normalized(m.weights);
+    for (int k = 0; k < K; ++k) {
+      for (double v : m.means[std::size_t(k)]) mean.push_back(v);
+      w.push_back(wn[std::size_t(k)]);
+      log_w.push_back(std::log(wn[std::size_t(k)]));
+      sigma2.push_back(m.sigmas[std::size_t(k)] * m.sigmas[std::size_t(k)]);
+    }
+  }
+  double log_density(double abar, const double* x) const {
+    return physics::mixture_log_density(d, K, mean.data(), log_w.data(), sigma2.data(), abar, x);
+  }
+};
+
 }  // namespace
+
+LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q, double abar, int nodes) {
+  const FlatMixture fp(p), fq(q);
+  if (fp.d < 1 || fp.d > 3 || fq.d != fp.d) throw ConfigError("same_mean_pair", "needs mixtures of one dimension d <= 3");
+  std::vector<double> z, wz;
+  gauss_hermite(nodes, z, wz);
+  const int d = fp.d;
+  std::size_t points = 1;
+  for (int i = 0; i < d; ++i) points *= std::size_t(nodes);
+  // Every component of p separately: log(p/q) is smooth on the scale of one component, so each
+  // rule converges fast (the modes of the ring are 12 sigma apart).
+  double m1 = 0, m2 = 0;
+  const double sab = std::sqrt(abar);
+  for (int k = 0; k < fp.K; ++k) {
+    if (fp.w[std::size_t(k)] == 0) continue;
+    const double sd = std::sqrt(physics::diffused_variance(fp.sigma2[std::size_t(k)], abar));
+    double a1 = 0, a2 = 0;
+    for (std::size_t pt = 0; pt < points; ++pt) {
+      double x[3], weight = 1;
+      std::size_t rest = pt;
+      for (int i = 0; i < d; ++i) {
+        const std::size_t j = rest % std::size_t(nodes);
+        rest /= std::size_t(nodes);
+        x[i] = sab * fp.mean[std::size_t(k * d + i)] + sd * z[j];
+        weight *= wz[j];
+      }
+      const double f = fp.log_density(abar, x) - fq.log_density(abar, x);
+      a1 += weight * f;
+      a2 += weight * f * f;
+    }
+    m1 += fp.w[std::size_t(k)] * a1;
+    m2 += fp.w[std::size_t(k)] * a2;
+  }
+  return {m1, m2 - m1 * m1};
+}
+
+double exact_mean_taep(const MixtureSpec& p, const MixtureSpec& q, const ScheduleConfig& s) {
+  const physics::VpSchedule vp{s.beta_min, s.beta_max};
+  return log_ratio_moments(p, q, vp.abar(s.t_min)).mean - log_ratio_moments(p, q, vp.abar(s.t_max)).mean;
+}
+
+MixtureSpec widened(const MixtureSpec& m, double c) {
+  MixtureSpec out = m;
+  for (double& s : out.sigmas) s *= c;
+  return out;
+}
+
+WidthMatch match_mean_by_width(const MixtureSpec& p, double mean, const ScheduleConfig& schedule) {
+  const auto g = [&](double c) { return exact_mean_taep(p, widened(p, c), schedule) - mean; };
+  double lo = 1, hi = 2;
+  WidthMatch out;
+  while (g(hi) < 0) {
+    lo = hi;
+    hi *= 2;
+    if (hi > 1e6) throw Error("same_mean_pair: no widening reaches the mean TAEP " + std::to_string(mean));
+  }
+  // The quadrature is deterministic and smooth in c, so bisection converges to the rounding level.
+  while (hi - lo > 1e-12 * hi && out.steps < 200) {
+    const double mid = 0.5 * (lo + hi);
+    (g(mid) < 0 ? lo : hi) = mid;
+    ++out.steps;
+  }
+  out.c = 0.5 * (lo + hi);
+  return out;
+}
 
 ModeCollapseConfig mode_collapse_config(bool quick) {
   ModeCollapseConfig c;
