@@ -71,6 +71,7 @@ struct ExactPairModel {
   ReferenceSummary reference;  // R, the closed form (docs/physics.md section 5)
   double mean_theory = 0;      // <R> by quadrature: KL at t_min minus KL at t_max (exact_mean_taep)
   double variance_theory = 0;  // Var of log(p/q) at t_min (eq. 40 at t_min, the t_max term dropped)
+  HistogramResult histogram;   // of S
 };
 
 // Fig. 2c: the one-mode collapse and the widened ring of the same exact mean TAEP, as exact-score
