@@ -159,7 +159,8 @@ struct FlatMixture {
 
 LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q, double abar, int nodes) {
   const FlatMixture fp(p), fq(q);
-  if (fp.d < 1 || fp.d > 3 || fq.d != fp.d) throw ConfigError("same_mean_pair", "needs mixtures of one dimension d <= 3");
+  if (fp.d < 1 || fp.d > 3 || fq.d != fp.d)
+    throw ConfigError("same_mean_pair", "needs mixtures of one dimension d <= 3");
   std::vector<double> z, wz;
   gauss_hermite(nodes, z, wz);
   const int d = fp.d;
@@ -826,7 +827,8 @@ std::string mode_collapse_to_markdown(const ModeCollapseResult& r) {
     const auto line = [&](const char* name, bool exact, const TaepSummary& t, const ExactPairModel& e) {
       std::string ref = "- | -";
       if (exact) {
-        std::snprintf(buf, sizeof buf, "%.4f ± %.4f | %.4f", e.reference.mean, reference_stderr(e), e.reference.variance);
+        std::snprintf(buf, sizeof buf, "%.4f ± %.4f | %.4f", e.reference.mean, reference_stderr(e),
+                      e.reference.variance);
         ref = buf;
       }
       std::snprintf(buf, sizeof buf, "| %s | %s | %.4f ± %.4f | %.4f ± %.4f | %s | %.4f | %.4f |\n", name,

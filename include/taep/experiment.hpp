@@ -105,9 +105,9 @@ struct ModeCollapseResult {
 };
 
 struct ExperimentProgress {
-  std::string stage;      // "train", "sample", "dft"
+  std::string stage;      // "train", "sample", "dft"; "taep" for the pair's network
   std::string model;
-  int model_index = 0, models = 0;
+  int model_index = 0, models = 0;  // models: the models, and the Fig. 2c pair's network when it runs
   double fraction = 0;    // of this stage
   std::string detail;     // e.g. "loss 0.8123"
 };
