@@ -65,6 +65,81 @@ TEST(ExperimentTheory, Eq53StderrMatchesMultinomialSpread) {
   EXPECT_NEAR(se / sd, 1.0, 0.10) << "delta " << se << " simulated " << sd;
 }
 
+// The quadrature of Fig. 2c's pair against the closed form of two concentric Gaussians in d = 2:
+// log(p/q) = -log r - (1 - r) |u|^2/(2 v_p), r = v_p/v_q, so KL = r - 1 - log r and Var = (1 - r)^2.
+TEST(ExperimentTheory, LogRatioMomentsOfTwoGaussiansAreClosedForm) {
+  taep::MixtureSpec p;
+  p.weights = {1.0};
+  p.means = {{1.5, -0.5}};
+  p.sigmas = {0.25};
+  for (double c : {0.7, 1.0, 1.4, 3.0}) {
+    for (double abar : {1.0, 0.3}) {
+      const double vp = abar * 0.0625 + 1 - abar, vq = abar * 0.0625 * c * c + 1 - abar, r = vp / vq;
+      const auto m = taep::log_ratio_moments(p, taep::widened(p, c), abar);
+      EXPECT_NEAR(m.mean, r - 1 - std::log(r), 1e-12) << c << " " << abar;
+      EXPECT_NEAR(m.variance, (1 - r) * (1 - r), 1e-12) << c << " " << abar;
+    }
+  }
+}
+
+// Fig. 2c in theory: the exact collapse's mean TAEP is eq. 53's relative entropy up to the finite
+// t_min and t_max; the widened ring that matches it (c > 1) matches it to the bisection's precision,
+// and its Var(S) is well below the collapse's (docs/physics.md section 5).
+TEST(ExperimentTheory, WidenedRingMatchesTheCollapseMeanWithSmallerVariance) {
+  const taep::ScheduleConfig schedule;
+  const taep::MixtureSpec ring = taep::ring8();
+  const taep::MixtureSpec collapsed = taep::collapse(ring, {1, 0.01});
+  const double mean = taep::exact_mean_taep(ring, collapsed, schedule);
+  EXPECT_NEAR(mean, 0.2077, 2e-3);
+  const taep::WidthMatch match = taep::match_mean_by_width(ring, mean, schedule);
+  const taep::MixtureSpec mediocre = taep::widened(ring, match.c);
+  EXPECT_GT(match.c, 1.3);
+  EXPECT_LT(match.c, 1.6);
+  EXPECT_NEAR(taep::exact_mean_taep(ring, mediocre, schedule), mean, 1e-10);
+  const double abar = std::exp(-(schedule.beta_min * schedule.t_min +
+                                 0.5 * (schedule.beta_max - schedule.beta_min) * schedule.t_min * schedule.t_min));
+  const double var_collapse = taep::log_ratio_moments(ring, collapsed, abar).variance;
+  const double var_mediocre = taep::log_ratio_moments(ring, mediocre, abar).variance;
+  std::printf("c %.10f (%d steps), mean %.6f, Var collapse %.4f, mediocre %.4f\n", match.c, match.steps, mean,
+              var_collapse, var_mediocre);
+  EXPECT_NEAR(var_collapse, 0.7676, 0.02);  // eq. 55
+  EXPECT_GT(var_collapse, 2 * var_mediocre);
+}
+
+// The exact-score pair through the engine on the quick grid: the closed form R has the same mean on
+// both sides (within 2 SE; the theory means are equal by construction), S the same up to its O(h)
+// bias, and Var(S) of the collapse is well above the widened ring's (Fig. 2c).
+TEST(ExperimentTheory, ExactPairHasOneMeanAndTwoVariances) {
+  const taep::ScheduleConfig schedule;
+  const taep::MixtureSpec ring = taep::ring8();
+  const double mean = taep::exact_mean_taep(ring, taep::collapse(ring, {1, 0.01}), schedule);
+  const double c = taep::match_mean_by_width(ring, mean, schedule).c;
+  taep::Config cfg = taep::default_config();
+  cfg.schedule.steps = 200;
+  cfg.schedule.scheme = taep::Scheme::milstein;
+  cfg.run.paths = 16384;
+  cfg.run.backend = taep::Backend::cpu;
+  cfg.model.collapse = taep::CollapseSpec{1, 0.01};
+  const taep::RunResult collapsed = taep::run(cfg);
+  cfg.model.collapse.reset();
+  cfg.model.mixture = taep::widened(ring, c);
+  const taep::RunResult mediocre = taep::run(cfg);
+  ASSERT_TRUE(collapsed.reference && mediocre.reference);
+  const double n = double(cfg.run.paths);
+  const double se = std::sqrt((collapsed.reference->variance + mediocre.reference->variance) / n);
+  std::printf("R: %.4f vs %.4f (SE of the difference %.4f); S: %.4f vs %.4f; Var(S) %.4f vs %.4f\n",
+              collapsed.reference->mean, mediocre.reference->mean, se, collapsed.taep.mean, mediocre.taep.mean,
+              collapsed.taep.variance, mediocre.taep.variance);
+  EXPECT_LT(std::fabs(collapsed.reference->mean - mediocre.reference->mean), 2 * se);
+  EXPECT_LT(std::fabs(collapsed.reference->mean - mean), 3 * std::sqrt(collapsed.reference->variance / n));
+  EXPECT_LT(std::fabs(mediocre.reference->mean - mean), 3 * std::sqrt(mediocre.reference->variance / n));
+  // S - R: Milstein's mean error at 200 steps is about 0.02 for the widened ring, 0 for the collapse.
+  EXPECT_LT(std::fabs(collapsed.reference->error_mean), 0.005);
+  EXPECT_LT(std::fabs(mediocre.reference->error_mean), 0.04);
+  EXPECT_GT(collapsed.taep.variance - mediocre.taep.variance,
+            6 * std::hypot(collapsed.taep.stderr_variance, mediocre.taep.stderr_variance));
+}
+
 TEST(ExperimentConfig, PaperModelSet) {
   const auto full = taep::mode_collapse_config(false);
   ASSERT_EQ(full.models.size(), 10u);
@@ -171,7 +246,11 @@ TEST(ModeCollapseReuse, ReusesOnlyModelsTrainedWithTheSameSettings) {
   taep::ExperimentOptions options;
   options.out_dir = dir.string();
   fs::create_directories(dir);
-  EXPECT_FALSE(taep::run_mode_collapse(cfg, options).models[0].reused);
+  {
+    const taep::ModeCollapseResult first = taep::run_mode_collapse(cfg, options);
+    EXPECT_FALSE(first.models[0].reused);
+    EXPECT_FALSE(first.same_mean_pair) << "the pair needs m1_eps0.01 among the models";
+  }
   options.reuse_models = true;
   cfg.threads = 1;  // does not change the model
   EXPECT_TRUE(taep::run_mode_collapse(cfg, options).models[0].reused);
@@ -245,6 +324,36 @@ TEST(ModeCollapseQuick, TrendsAndFluctuationTheoremsHold) {
     EXPECT_LT(std::fabs(m["dft_fit"]["intercept"].get<double>()), 0.25) << name;
     EXPECT_EQ(m["taep"]["nonfinite"].get<int>(), 0) << name;
   }
+
+  // Fig. 2c: the one-mode collapse at eps = 0.01 and the widened ring of the same exact mean TAEP.
+  const nlohmann::json& pair = doc["same_mean_pair"];
+  ASSERT_TRUE(pair.is_object());
+  EXPECT_EQ(pair["collapse"]["model"], "m1_eps0.01");
+  EXPECT_GT(pair["width_factor"].get<double>(), 1.3);
+  EXPECT_LT(pair["width_factor"].get<double>(), 1.6);
+  const nlohmann::json& ex = pair["exact"];
+  EXPECT_NEAR(ex["collapse"]["mean_theory"].get<double>(), ex["mediocre"]["mean_theory"].get<double>(), 1e-9);
+  EXPECT_LT(std::fabs(ex["reference_difference"]["z"].get<double>()), 2.0);
+  auto var_gap = [](const nlohmann::json& a, const nlohmann::json& b) {  // in SE of the difference
+    return (a["variance"].get<double>() - b["variance"].get<double>()) /
+           std::hypot(a["stderr_variance"].get<double>(), b["stderr_variance"].get<double>());
+  };
+  const nlohmann::json& net = pair["network"];
+  std::printf("same_mean_pair: c %.6f; exact <S> %.4f vs %.4f, Var %.4f vs %.4f; networks <S> %.4f vs %.4f "
+              "(z %.1f), Var %.4f vs %.4f\n",
+              pair["width_factor"].get<double>(), ex["collapse"]["taep"]["mean"].get<double>(),
+              ex["mediocre"]["taep"]["mean"].get<double>(), ex["collapse"]["taep"]["variance"].get<double>(),
+              ex["mediocre"]["taep"]["variance"].get<double>(), net["collapse"]["taep"]["mean"].get<double>(),
+              net["mediocre"]["taep"]["mean"].get<double>(), net["z"].get<double>(),
+              net["collapse"]["taep"]["variance"].get<double>(), net["mediocre"]["taep"]["variance"].get<double>());
+  EXPECT_GT(var_gap(ex["collapse"]["taep"], ex["mediocre"]["taep"]), 6.0);
+  // The quick networks are far from converged (both means near 2), but the collapse's variance stays
+  // the larger.
+  EXPECT_GT(var_gap(net["collapse"]["taep"], net["mediocre"]["taep"]), 4.0);
+  EXPECT_EQ(net["mediocre"]["taep"]["nonfinite"].get<int>(), 0);
+  EXPECT_TRUE(fs::exists(dir / "samples" / "mediocre.csv"));
+  EXPECT_DOUBLE_EQ(net["collapse"]["taep"]["variance"].get<double>(),
+                   model_row(doc, "m1_eps0.01")["taep"]["variance"].get<double>());
   fs::remove_all(dir);
   fs::remove(dir.string() + ".log");
 }

@@ -10,6 +10,9 @@ Reads OUT_DIR/mode_collapse.json and OUT_DIR/samples/<model>.csv and writes PNGs
   variance_vs_m.png   Var(S) against the number of collapsed modes m (eps = 0.01), the same curves
   ift.png             <exp(-S)> per model with its standard error (4 SE band)
   dft.png             log(P_f / P_r) against sigma per model with the line of slope 1 (eq. 31)
+  same_mean_pair.png  the paper's Fig. 2c: samples of the collapsed and the mediocre (widened) network,
+                      and the densities of S of both, exact-score and network (when the JSON has
+                      "same_mean_pair")
 Needs numpy and matplotlib; exits with status 3 (and a message) when they are missing.
 """
 import json
@@ -230,6 +233,59 @@ def plot_dft(data, fig_dir):
     plt.close(fig)
 
 
+def histogram_density(h, total):
+    """Bin centres and density of a histogram {"edges", "counts"} of `total` finite paths."""
+    edges = np.array(h["edges"], dtype=float)
+    counts = np.array(h["counts"], dtype=float)
+    if len(counts) == len(edges) + 1:
+        counts = counts[1:-1]
+    return 0.5 * (edges[1:] + edges[:-1]), counts / (max(total, 1.0) * np.diff(edges))
+
+
+def plot_same_mean_pair(out_dir, data, fig_dir):
+    pair = data.get("same_mean_pair")
+    if not pair:
+        return
+    collapse_name = pair["collapse"]["model"]
+    rows = {m["name"]: m for m in data["models"]}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+    means = ring_means()
+    for ax, name, title in ((axes[0], collapse_name, f"{collapse_name} (collapsed)"),
+                            (axes[1], "mediocre", f"mediocre (sigma x {pair['width_factor']:.3f})")):
+        xy = read_samples(out_dir, name)
+        if xy is not None and len(xy):
+            ax.scatter(xy[:, 0], xy[:, 1], s=1.5, alpha=0.35, color="tab:blue", rasterized=True)
+        ax.scatter(means[:, 0], means[:, 1], marker="+", color="black", s=40)
+        ax.set_xlim(-6, 6)
+        ax.set_ylim(-6, 6)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{title}: network samples", fontsize=9)
+    ax = axes[2]
+    curves = [("exact", "collapse", pair["exact"]["collapse"]["histogram"], pair["exact"]["collapse"]["taep"], "tab:red", "-"),
+              ("exact", "mediocre", pair["exact"]["mediocre"]["histogram"], pair["exact"]["mediocre"]["taep"], "tab:blue", "-")]
+    net = pair["network"]
+    if collapse_name in rows:
+        m = rows[collapse_name]
+        h = {"edges": m["histograms"]["edges"], "counts": m["histograms"]["forward"]}
+        curves.append(("network", "collapse", h, m["taep"], "tab:red", "--"))
+    curves.append(("network", "mediocre", net["mediocre"]["histogram"], net["mediocre"]["taep"], "tab:blue", "--"))
+    for score, side, h, t, color, ls in curves:
+        c, dens = histogram_density(h, t["count"])
+        ax.semilogy(c, np.where(dens > 0, dens, np.nan), color=color, ls=ls, lw=1,
+                    label=f"{side}, {score}: <S>={t['mean']:.3f}, Var={t['variance']:.3f}")
+    ax.axvline(pair["exact"]["collapse"]["mean_theory"], color="gray", lw=0.8, ls=":", label="exact <S> (both)")
+    ax.set_xlabel("S")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    ax.set_title("Same mean TAEP, different variance", fontsize=9)
+    fig.suptitle("Fig. 2c: one-mode collapse (eps = %g) against a uniformly widened ring" % pair["collapse"]["eps"])
+    fig.tight_layout()
+    fig.savefig(os.path.join(fig_dir, "same_mean_pair.png"), dpi=120)
+    plt.close(fig)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -244,6 +300,7 @@ def main():
     plot_variance_vs_m(data, fig_dir)
     plot_ift(data, fig_dir)
     plot_dft(data, fig_dir)
+    plot_same_mean_pair(out_dir, data, fig_dir)
     return 0
 
 

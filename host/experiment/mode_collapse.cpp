@@ -25,6 +25,8 @@
 #include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
+#include "taep/physics/mixture.hpp"
+#include "taep/physics/schedule.hpp"
 #include "taep/physics/theory.hpp"
 
 namespace taep {
@@ -98,7 +100,128 @@ std::vector<double> normalized(const std::vector<double>& w) {
   return out;
 }
 
+// The n-point Gauss-Hermite rule for E[g(Z)], Z ~ N(0, 1): Newton's method on the orthonormal
+// Hermite recurrence for the physicists' rule (Numerical Recipes' gauher), rescaled by sqrt(2) and
+// 1/sqrt(pi).
+void gauss_hermite(int n, std::vector<double>& x, std::vector<double>& w) {
+  x.assign(std::size_t(n), 0.0);
+  w.assign(std::size_t(n), 0.0);
+  const double pim4 = 0.7511255444649425;  // pi^(-1/4)
+  double z = 0;
+  for (int i = 0; i < (n + 1) / 2; ++i) {
+    if (i == 0) z = std::sqrt(2.0 * n + 1) - 1.85575 * std::pow(2.0 * n + 1, -0.16667);
+    else if (i == 1) z -= 1.14 * std::pow(double(n), 0.426) / z;
+    else if (i == 2) z = 1.86 * z - 0.86 * x[0];
+    else if (i == 3) z = 1.91 * z - 0.91 * x[1];
+    else z = 2.0 * z - x[std::size_t(i - 2)];
+    double pp = 0;
+    for (int it = 0; it < 100; ++it) {
+      double p1 = pim4, p2 = 0;
+      for (int j = 0; j < n; ++j) {
+        const double p3 = p2;
+        p2 = p1;
+        p1 = z * std::sqrt(2.0 / (j + 1)) * p2 - std::sqrt(double(j) / (j + 1)) * p3;
+      }
+      pp = std::sqrt(2.0 * n) * p2;
+      const double z1 = z;
+      z = z1 - p1 / pp;
+      if (std::fabs(z - z1) <= 1e-15 * std::max(1.0, std::fabs(z))) break;
+    }
+    x[std::size_t(i)] = z;
+    x[std::size_t(n - 1 - i)] = -z;
+    w[std::size_t(i)] = w[std::size_t(n - 1 - i)] = 2.0 / (pp * pp);
+  }
+  for (int i = 0; i < n; ++i) {
+    x[std::size_t(i)] *= std::sqrt(2.0);
+    w[std::size_t(i)] /= std::sqrt(physics::kPi);
+  }
+}
+
+// A mixture in the flat layout of physics::mixture_log_density.
+struct FlatMixture {
+  int d = 0, K = 0;
+  std::vector<double> mean, log_w, w, sigma2;
+  explicit FlatMixture(const MixtureSpec& m) : d(m.dim()), K(m.components()) {
+    const std::vector<double> wn = normalized(m.weights);
+    for (int k = 0; k < K; ++k) {
+      for (double v : m.means[std::size_t(k)]) mean.push_back(v);
+      w.push_back(wn[std::size_t(k)]);
+      log_w.push_back(std::log(wn[std::size_t(k)]));
+      sigma2.push_back(m.sigmas[std::size_t(k)] * m.sigmas[std::size_t(k)]);
+    }
+  }
+  double log_density(double abar, const double* x) const {
+    return physics::mixture_log_density(d, K, mean.data(), log_w.data(), sigma2.data(), abar, x);
+  }
+};
+
 }  // namespace
+
+LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q, double abar, int nodes) {
+  const FlatMixture fp(p), fq(q);
+  if (fp.d < 1 || fp.d > 3 || fq.d != fp.d)
+    throw ConfigError("same_mean_pair", "needs mixtures of one dimension d <= 3");
+  std::vector<double> z, wz;
+  gauss_hermite(nodes, z, wz);
+  const int d = fp.d;
+  std::size_t points = 1;
+  for (int i = 0; i < d; ++i) points *= std::size_t(nodes);
+  // Every component of p separately: log(p/q) is smooth on the scale of one component, so each
+  // rule converges fast (the modes of the ring are 12 sigma apart).
+  double m1 = 0, m2 = 0;
+  const double sab = std::sqrt(abar);
+  for (int k = 0; k < fp.K; ++k) {
+    if (fp.w[std::size_t(k)] == 0) continue;
+    const double sd = std::sqrt(physics::diffused_variance(fp.sigma2[std::size_t(k)], abar));
+    double a1 = 0, a2 = 0;
+    for (std::size_t pt = 0; pt < points; ++pt) {
+      double x[3], weight = 1;
+      std::size_t rest = pt;
+      for (int i = 0; i < d; ++i) {
+        const std::size_t j = rest % std::size_t(nodes);
+        rest /= std::size_t(nodes);
+        x[i] = sab * fp.mean[std::size_t(k * d + i)] + sd * z[j];
+        weight *= wz[j];
+      }
+      const double f = fp.log_density(abar, x) - fq.log_density(abar, x);
+      a1 += weight * f;
+      a2 += weight * f * f;
+    }
+    m1 += fp.w[std::size_t(k)] * a1;
+    m2 += fp.w[std::size_t(k)] * a2;
+  }
+  return {m1, m2 - m1 * m1};
+}
+
+double exact_mean_taep(const MixtureSpec& p, const MixtureSpec& q, const ScheduleConfig& s) {
+  const physics::VpSchedule vp{s.beta_min, s.beta_max};
+  return log_ratio_moments(p, q, vp.abar(s.t_min)).mean - log_ratio_moments(p, q, vp.abar(s.t_max)).mean;
+}
+
+MixtureSpec widened(const MixtureSpec& m, double c) {
+  MixtureSpec out = m;
+  for (double& s : out.sigmas) s *= c;
+  return out;
+}
+
+WidthMatch match_mean_by_width(const MixtureSpec& p, double mean, const ScheduleConfig& schedule) {
+  const auto g = [&](double c) { return exact_mean_taep(p, widened(p, c), schedule) - mean; };
+  double lo = 1, hi = 2;
+  WidthMatch out;
+  while (g(hi) < 0) {
+    lo = hi;
+    hi *= 2;
+    if (hi > 1e6) throw Error("same_mean_pair: no widening reaches the mean TAEP " + std::to_string(mean));
+  }
+  // The quadrature is deterministic and smooth in c, so bisection converges to the rounding level.
+  while (hi - lo > 1e-12 * hi && out.steps < 200) {
+    const double mid = 0.5 * (lo + hi);
+    (g(mid) < 0 ? lo : hi) = mid;
+    ++out.steps;
+  }
+  out.c = 0.5 * (lo + hi);
+  return out;
+}
 
 ModeCollapseConfig mode_collapse_config(bool quick) {
   ModeCollapseConfig c;
@@ -177,32 +300,58 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
   const std::vector<double> p = normalized(ring.weights);
   const int n_models = int(cfg.models.size());
 
+  // Fig. 2c (same_mean_pair): the collapse's row among the models, and the width factor c of the
+  // mediocre model, found first because the mediocre network trains on the widened ring.
+  int pair_row = -1;
+  for (int i = 0; i < n_models && cfg.same_mean_pair; ++i)
+    if (cfg.models[std::size_t(i)].modes == cfg.same_mean_pair->modes &&
+        cfg.models[std::size_t(i)].eps == cfg.same_mean_pair->eps && pair_row < 0)
+      pair_row = i;
+  const bool pair = pair_row >= 0;
+  WidthMatch width;
+  MixtureSpec mediocre;
+  if (pair) {
+    width = match_mean_by_width(ring, exact_mean_taep(ring, collapse(ring, *cfg.same_mean_pair), cfg.schedule),
+                                cfg.schedule);
+    mediocre = widened(ring, width.c);
+  }
+  // The networks to train: the models, then the pair's mediocre network (trained with seed + its index).
+  std::vector<std::string> names;
+  for (const auto& m : cfg.models) names.push_back(m.name);
+  if (pair) names.push_back("mediocre");
+  const int n_networks = int(names.size());
+
   auto report = [&](const char* stage, int i, double fraction, const std::string& detail) {
     if (!options.on_progress) return;
     ExperimentProgress pr;
     pr.stage = stage;
-    pr.model = cfg.models[std::size_t(i)].name;
+    pr.model = names[std::size_t(i)];
     pr.model_index = i;
-    pr.models = n_models;
+    pr.models = n_networks;
     pr.fraction = fraction;
     pr.detail = detail;
     options.on_progress(pr);
   };
 
-  // Model i's training config, weight file and training summary.
+  // Network i's training config, weight file and training summary.
   const auto train_config_of = [&](int i) {
-    const CollapseModelSpec& spec = cfg.models[std::size_t(i)];
     TrainConfig tc = cfg.train;
     tc.data = TrainDataConfig{};
-    tc.data.target.preset = "ring8";
-    if (spec.modes > 0) tc.data.collapse = CollapseSpec{spec.modes, spec.eps};
+    if (i < n_models) {
+      const CollapseModelSpec& spec = cfg.models[std::size_t(i)];
+      tc.data.target.preset = "ring8";
+      if (spec.modes > 0) tc.data.collapse = CollapseSpec{spec.modes, spec.eps};
+    } else {
+      tc.data.target.preset.clear();
+      tc.data.target.mixture = mediocre;
+    }
     tc.seed = cfg.seed + std::uint64_t(i);
     tc.backend = cfg.backend;
     tc.threads = cfg.threads;
     return tc;
   };
-  const auto weights_of = [&](int i) { return model_dir + "/" + cfg.models[std::size_t(i)].name + ".safetensors"; };
-  const auto summary_of = [&](int i) { return model_dir + "/" + cfg.models[std::size_t(i)].name + ".train.json"; };
+  const auto weights_of = [&](int i) { return model_dir + "/" + names[std::size_t(i)] + ".safetensors"; };
+  const auto summary_of = [&](int i) { return model_dir + "/" + names[std::size_t(i)] + ".train.json"; };
   // Stage 1 of model i: train on the ring, collapsed or not (each model has its own training
   // seed), or reuse the files of an earlier run with the same training settings. Fills the row's
   // training fields; a model trained here goes to the TAEP stages from memory (`trained`), a reused
@@ -247,11 +396,11 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
   // their files are then every rank's: the TAEP stages below read them back and spread each
   // model's paths over all ranks (rank 0 alone writes the samples and holds the rows).
   const int ranks = job_size(), rank = job_rank();
-  std::vector<char> trained_by_rank(std::size_t(n_models), 0);
+  std::vector<char> trained_by_rank(std::size_t(n_networks), 0);
   if (ranks > 1) {
     {
       detail::SoloScope solo;
-      for (int i = rank; i < n_models; i += ranks) {
+      for (int i = rank; i < n_networks; i += ranks) {
         CollapseModelResult row;
         std::optional<MlpModel> unused;
         train_stage(i, options.reuse_models, row, unused);
@@ -265,44 +414,38 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     detail::world().broadcast("");  // with the gather, a barrier: every model's files are there
   }
 
-  for (int i = 0; i < n_models; ++i) {
-    const CollapseModelSpec& spec = cfg.models[std::size_t(i)];
-    const auto tm = Clock::now();
-    CollapseModelResult row;
-    row.spec = spec;
-    row.training_weights =
-        normalized(spec.modes > 0 ? collapse(ring, CollapseSpec{spec.modes, spec.eps}).weights : ring.weights);
-    const std::string weights = weights_of(i);
-    std::optional<MlpModel> trained_model;
-    train_stage(i, options.reuse_models || ranks > 1, row, trained_model);
-    if (trained_by_rank[std::size_t(i)]) row.reused = false;  // trained in this run, by a rank
-
-    // 2. The run config every TAEP stage shares: the uniform ring as target, the MLP as model.
+  // The run config every TAEP stage shares: the uniform ring as target, `model` as the model, on
+  // the experiment's grid (Euler on CUDA, whose MLP backend takes Euler steps only).
+  const auto run_config = [&](const ModelConfig& model) {
     Config rc = default_config();
     rc.target = TargetConfig{};
     rc.target.preset = "ring8";
-    rc.model = ModelConfig{};
-    rc.model.type = "mlp";
-    rc.model.weights = weights;
-    rc.model.divergence = Divergence::exact;
+    rc.model = model;
     rc.schedule = cfg.schedule;
-    // The CUDA MLP backend takes Euler steps only.
     if (resolve_backend(cfg.backend) == Backend::cuda) rc.schedule.scheme = Scheme::euler;
     rc.run.paths = cfg.paths;
     rc.run.seed = cfg.seed;
     rc.run.backend = cfg.backend;
     rc.run.threads = cfg.threads;
     rc.histogram = cfg.histogram;
-    const Problem problem =
-        trained_model ? build_problem(rc, std::move(*trained_model)) : build_problem(rc);
-
-    // 3. Samples from the model and their mode occupancy.
+    return rc;
+  };
+  // Stages 2 and 3 of network i: its problem (from memory when trained here), and samples from it
+  // with their mode occupancy, the first plot_samples written to samples/<name>.csv.
+  const auto network_problem = [&](int i, std::optional<MlpModel>& trained_model) {
+    ModelConfig mc;
+    mc.type = "mlp";
+    mc.weights = weights_of(i);
+    mc.divergence = Divergence::exact;
+    const Config rc = run_config(mc);
+    return trained_model ? build_problem(rc, std::move(*trained_model)) : build_problem(rc);
+  };
+  const auto sample_stage = [&](int i, const Problem& problem) {
     RunOptions ro;
     ro.on_progress = [&](const Progress& pr) {
       if (pr.paths_total) report("sample", i, double(pr.paths_done) / double(pr.paths_total), "");
     };
     const SampleResult samples = sample(problem, cfg.samples, ro);
-    row.occupancy = samples.occupancy;
     if (is_root()) {
       std::string csv;
       csv.reserve(std::size_t(cfg.plot_samples) * 24 + 16);
@@ -314,8 +457,26 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
         csv += line;
       }
       make_dir(options.out_dir + "/samples");
-      detail::write_file_atomically(options.out_dir + "/samples/" + spec.name + ".csv", csv);
+      detail::write_file_atomically(options.out_dir + "/samples/" + names[std::size_t(i)] + ".csv", csv);
     }
+    return samples.occupancy;
+  };
+
+  for (int i = 0; i < n_models; ++i) {
+    const CollapseModelSpec& spec = cfg.models[std::size_t(i)];
+    const auto tm = Clock::now();
+    CollapseModelResult row;
+    row.spec = spec;
+    row.training_weights =
+        normalized(spec.modes > 0 ? collapse(ring, CollapseSpec{spec.modes, spec.eps}).weights : ring.weights);
+    std::optional<MlpModel> trained_model;
+    train_stage(i, options.reuse_models || ranks > 1, row, trained_model);
+    if (trained_by_rank[std::size_t(i)]) row.reused = false;  // trained in this run, by a rank
+
+    // 2. and 3. The network against the uniform ring, and its samples.
+    const Problem problem = network_problem(i, trained_model);
+    row.occupancy = sample_stage(i, problem);
+    RunOptions ro;
 
     // 4. Forward and reverse TAEP: moments, IFT, detailed FT.
     ro.on_progress = [&](const Progress& pr) {
@@ -345,6 +506,58 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     if (options.on_model) options.on_model(row);
     out.models.push_back(std::move(row));
   }
+
+  // Fig. 2c: the exact-score pair (engine runs of both models, and their exact means and variances
+  // by quadrature), then the mediocre network through the stages of a model (its forward TAEP by
+  // run(): the figure needs no reverse paths); the collapsed network is the pair's row.
+  if (pair) {
+    const auto tp = Clock::now();
+    SameMeanPairResult pr;
+    pr.collapse = *cfg.same_mean_pair;
+    pr.collapse_model = names[std::size_t(pair_row)];
+    pr.width_factor = width.c;
+    pr.bisection_steps = width.steps;
+    const double abar_min = physics::VpSchedule{cfg.schedule.beta_min, cfg.schedule.beta_max}.abar(cfg.schedule.t_min);
+    const auto exact_model = [&](const ModelConfig& model, const MixtureSpec& q) {
+      const RunResult r = run(build_problem(run_config(model)));
+      ExactPairModel e;
+      e.taep = r.taep;
+      e.histogram = r.histogram;
+      if (r.reference) e.reference = *r.reference;
+      e.mean_theory = exact_mean_taep(ring, q, cfg.schedule);
+      e.variance_theory = log_ratio_moments(ring, q, abar_min).variance;
+      return e;
+    };
+    ModelConfig exact;
+    exact.collapse = *cfg.same_mean_pair;
+    pr.exact_collapse = exact_model(exact, collapse(ring, *cfg.same_mean_pair));
+    exact.collapse.reset();
+    exact.mixture = mediocre;
+    pr.exact_mediocre = exact_model(exact, mediocre);
+
+    const int i = n_models;
+    CollapseModelResult row;
+    std::optional<MlpModel> trained_model;
+    train_stage(i, options.reuse_models || ranks > 1, row, trained_model);
+    pr.training_sigmas = mediocre.sigmas;
+    pr.train_seconds = row.train_seconds;
+    pr.train_steps_per_second = row.train_steps_per_second;
+    pr.final_loss = row.final_loss;
+    pr.loss_floor = row.loss_floor;
+    pr.reused = row.reused && !trained_by_rank[std::size_t(i)];
+    const Problem problem = network_problem(i, trained_model);
+    pr.occupancy = sample_stage(i, problem);
+    RunOptions ro;
+    ro.on_progress = [&](const Progress& p) {
+      if (p.paths_total) report("taep", i, double(p.paths_done) / double(p.paths_total), "");
+    };
+    const RunResult r = run(problem, ro);
+    pr.network_taep = r.taep;
+    pr.network_ift = r.ift;
+    pr.network_histogram = r.histogram;
+    pr.seconds = seconds_since(tp);
+    out.same_mean_pair = std::move(pr);
+  }
   out.wall_seconds = seconds_since(t0);
   return out;
 }
@@ -366,6 +579,86 @@ ojson fit_json(const DetailedFtFit& f) {
 }
 
 double ift_z(const IftSummary& s) { return s.stderr_ > 0 ? (s.estimate - 1.0) / s.stderr_ : 0.0; }
+
+ojson taep_json(const TaepSummary& t) {
+  return {{"count", t.count},
+          {"mean", number(t.mean)},
+          {"stderr_mean", number(t.stderr_mean)},
+          {"variance", number(t.variance)},
+          {"stderr_variance", number(t.stderr_variance)},
+          {"nonfinite", t.nonfinite}};
+}
+
+// The two means of a pair, and the error of their difference. The two sides' forward paths are the
+// same paths (same target, seed and grid), but S of the collapse depends on the mode a path is in and
+// S of the widened ring on its distance from the mode's centre, so their covariance is neglected.
+void add_difference(ojson& j, double mean_a, double se_a, double mean_b, double se_b) {
+  const double d = mean_a - mean_b, se = std::sqrt(se_a * se_a + se_b * se_b);
+  j["mean_difference"] = number(d);
+  j["mean_difference_stderr"] = number(se);
+  j["z"] = number(se > 0 ? d / se : 0.0);
+}
+void add_difference(ojson& j, const TaepSummary& a, const TaepSummary& b) {
+  add_difference(j, a.mean, a.stderr_mean, b.mean, b.stderr_mean);
+}
+double reference_stderr(const ExactPairModel& e) {
+  return e.taep.count ? std::sqrt(e.reference.variance / double(e.taep.count)) : 0.0;
+}
+
+ojson histogram_json(const HistogramResult& h) {
+  return {{"edges", h.edges}, {"counts", h.counts}, {"underflow", h.underflow}, {"overflow", h.overflow}};
+}
+
+ojson same_mean_pair_json(const ModeCollapseResult& r) {
+  if (!r.same_mean_pair) return nullptr;
+  const SameMeanPairResult& p = *r.same_mean_pair;
+  const auto exact_json = [](const ExactPairModel& e) {
+    return ojson{{"taep", taep_json(e.taep)},
+                 {"reference", {{"mean", number(e.reference.mean)},
+                                {"variance", number(e.reference.variance)},
+                                {"rms_path_error", number(e.reference.rms_path_error)}}},
+                 {"mean_theory", number(e.mean_theory)},
+                 {"variance_theory", number(e.variance_theory)},
+                 {"histogram", histogram_json(e.histogram)}};
+  };
+  ojson j;
+  j["collapse"] = {{"model", p.collapse_model}, {"modes", p.collapse.modes}, {"eps", p.collapse.eps}};
+  j["width_factor"] = p.width_factor;
+  j["bisection_steps"] = p.bisection_steps;
+  j["mediocre_sigmas"] = p.training_sigmas;
+  ojson exact = {{"collapse", exact_json(p.exact_collapse)}, {"mediocre", exact_json(p.exact_mediocre)}};
+  add_difference(exact, p.exact_collapse.taep, p.exact_mediocre.taep);
+  // R has no time-discretization bias in its mean (S has O(h): docs/physics.md section 4).
+  ojson reference;
+  add_difference(reference, p.exact_collapse.reference.mean, reference_stderr(p.exact_collapse),
+                 p.exact_mediocre.reference.mean, reference_stderr(p.exact_mediocre));
+  exact["reference_difference"] = reference;
+  j["exact"] = exact;
+  const CollapseModelResult* row = nullptr;
+  for (const auto& m : r.models)
+    if (m.spec.name == p.collapse_model) row = &m;
+  ojson network;
+  network["collapse"] = {{"model", p.collapse_model}, {"taep", row ? taep_json(row->dft.forward) : ojson(nullptr)}};
+  network["mediocre"] = {{"model", "mediocre"},
+                         {"train", {{"reused", p.reused},
+                                    {"seconds", p.train_seconds},
+                                    {"steps_per_second", p.train_steps_per_second},
+                                    {"final_loss", p.final_loss},
+                                    {"loss_floor", p.loss_floor ? ojson(*p.loss_floor) : ojson(nullptr)}}},
+                         {"occupancy", {{"counts", p.occupancy.counts},
+                                        {"fractions", p.occupancy.fractions},
+                                        {"fraction_stderr", p.occupancy.fraction_stderr}}},
+                         {"taep", taep_json(p.network_taep)},
+                         {"ift", {{"estimate", p.network_ift.estimate},
+                                  {"stderr", p.network_ift.stderr_},
+                                  {"z", ift_z(p.network_ift)},
+                                  {"ess", p.network_ift.ess}}},
+                         {"histogram", histogram_json(p.network_histogram)}};
+  if (row) add_difference(network, row->dft.forward, p.network_taep);
+  j["network"] = network;
+  j["seconds"] = p.seconds;
+  return j;
+}
 
 }  // namespace
 
@@ -431,6 +724,7 @@ std::string mode_collapse_to_json(const ModeCollapseResult& r, int indent) {
     rows.push_back(row);
   }
   j["models"] = rows;
+  j["same_mean_pair"] = same_mean_pair_json(r);
   j["performance"] = {{"backend", r.backend}, {"device", r.device}, {"wall_seconds", r.wall_seconds}};
   j["provenance"] = detail::to_json(r.provenance);
   return detail::dump(j, indent);
@@ -518,6 +812,37 @@ std::string mode_collapse_to_markdown(const ModeCollapseResult& r) {
        "(trained weight m eps). eq. 53 uses the measured per-mode fractions; its error is the "
        "multinomial error of those fractions. IFT z = (<exp(-S)> - 1) / stderr. The detailed-FT "
        "fit is log(P_f/P_r) against sigma over the bins where both histograms have counts.\n";
+  if (r.same_mean_pair) {
+    const SameMeanPairResult& p = *r.same_mean_pair;
+    const CollapseModelResult* row = nullptr;
+    for (const auto& m : r.models)
+      if (m.spec.name == p.collapse_model) row = &m;
+    std::snprintf(buf, sizeof buf,
+                  "\n## Same mean, different variance (Fig. 2c)\n\n%s against the ring with every width "
+                  "times c = %.6f (the c at which the exact models' mean TAEP are equal).\n\n",
+                  p.collapse_model.c_str(), p.width_factor);
+    s << buf;
+    s << "| model | score | <S> | Var(S) | <R> | Var(R) | exact <S> | exact Var(S) |\n"
+         "|---|---|---|---|---|---|---|---|\n";
+    const auto line = [&](const char* name, bool exact, const TaepSummary& t, const ExactPairModel& e) {
+      std::string ref = "- | -";
+      if (exact) {
+        std::snprintf(buf, sizeof buf, "%.4f ± %.4f | %.4f", e.reference.mean, reference_stderr(e),
+                      e.reference.variance);
+        ref = buf;
+      }
+      std::snprintf(buf, sizeof buf, "| %s | %s | %.4f ± %.4f | %.4f ± %.4f | %s | %.4f | %.4f |\n", name,
+                    exact ? "exact" : "network", t.mean, t.stderr_mean, t.variance, t.stderr_variance, ref.c_str(),
+                    e.mean_theory, e.variance_theory);
+      s << buf;
+    };
+    line(p.collapse_model.c_str(), true, p.exact_collapse.taep, p.exact_collapse);
+    line("mediocre", true, p.exact_mediocre.taep, p.exact_mediocre);
+    if (row) line(p.collapse_model.c_str(), false, row->dft.forward, p.exact_collapse);
+    line("mediocre", false, p.network_taep, p.exact_mediocre);
+    s << "\nR: the closed form of S for exact scores (no time-discretization bias; S has O(h)). Exact <S>: "
+         "KL(p||q) at t_min minus at t_max by quadrature; exact Var(S): Var of log(p/q) at t_min (eq. 40).\n";
+  }
   return s.str();
 }
 

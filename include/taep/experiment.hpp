@@ -5,7 +5,8 @@
 // to weight eps (or on the ring itself), draw samples from it with the reverse process (sample.hpp)
 // and count the samples nearest each mode, run forward and reverse TAEP paths against the uniform
 // ring (detailed_ft), and compare Var(S) with eq. 55 (the nominal collapse) and with eq. 53 evaluated
-// at the measured mode weights. README.md ("taep experiment mode-collapse") documents every output.
+// at the measured mode weights. Then the paper's Fig. 2c: a "mediocre" model of the same mean TAEP
+// as one collapse (same_mean_pair). README.md ("taep experiment mode-collapse") documents every output.
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -41,6 +42,9 @@ struct ModeCollapseConfig {
   Backend backend = Backend::automatic;
   int threads = 0;
   bool quick = false;
+  // Fig. 2c: the collapse whose mean TAEP a widened ring (every sigma times c) matches. Done when
+  // the model list holds this collapse (its row is the pair's collapsed network); nullopt: never.
+  std::optional<CollapseSpec> same_mean_pair = CollapseSpec{1, 0.01};
 };
 
 // The full experiment, or the quick one (fewer training steps and paths; for CI: it checks trends).
@@ -61,18 +65,49 @@ struct CollapseModelResult {
   bool reused = false;                   // the weights came from an earlier run (reuse_models)
 };
 
+// One exact-score model of the pair run by the engine against the ring (forward paths, seed `seed`).
+struct ExactPairModel {
+  TaepSummary taep;            // S
+  ReferenceSummary reference;  // R, the closed form (docs/physics.md section 5)
+  double mean_theory = 0;      // <R> by quadrature: KL at t_min minus KL at t_max (exact_mean_taep)
+  double variance_theory = 0;  // Var of log(p/q) at t_min (eq. 40 at t_min, the t_max term dropped)
+  HistogramResult histogram;   // of S
+};
+
+// Fig. 2c: the one-mode collapse and the widened ring of the same exact mean TAEP, as exact-score
+// models and as networks trained like the others.
+struct SameMeanPairResult {
+  CollapseSpec collapse;
+  std::string collapse_model;  // its row in `models` (the collapsed network)
+  double width_factor = 0;     // c: the mediocre model is the ring with sigma -> c sigma
+  int bisection_steps = 0;
+  ExactPairModel exact_collapse, exact_mediocre;
+  // The mediocre network ("mediocre"), trained and run as a row of `models` would be; its forward
+  // TAEP comes from run() (not detailed_ft), the collapsed network's from its row.
+  std::vector<double> training_sigmas;
+  double train_seconds = 0, train_steps_per_second = 0, final_loss = 0;
+  std::optional<double> loss_floor;
+  bool reused = false;
+  ModeOccupancy occupancy;
+  TaepSummary network_taep;
+  IftSummary network_ift;
+  HistogramResult network_histogram;
+  double seconds = 0;
+};
+
 struct ModeCollapseResult {
   ModeCollapseConfig config;
   std::vector<CollapseModelResult> models;
+  std::optional<SameMeanPairResult> same_mean_pair;  // config.same_mean_pair, when run
   double wall_seconds = 0;
   std::string backend, device;
   Provenance provenance;  // taep/result.hpp
 };
 
 struct ExperimentProgress {
-  std::string stage;      // "train", "sample", "dft"
+  std::string stage;      // "train", "sample", "dft"; "taep" for the pair's network
   std::string model;
-  int model_index = 0, models = 0;
+  int model_index = 0, models = 0;  // models: the models, and the Fig. 2c pair's network when it runs
   double fraction = 0;    // of this stage
   std::string detail;     // e.g. "loss 0.8123"
 };
@@ -98,6 +133,25 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& config, const Exp
 double relative_entropy_variance(const std::vector<double>& p, const std::vector<double>& q);
 double relative_entropy_variance_stderr(const std::vector<double>& p, const std::vector<double>& q,
                                         std::uint64_t n);
+
+// Fig. 2c's pieces (docs/physics.md section 5). The mean and variance of log(p/q)(x, t) over
+// x ~ p(x, t), for mixtures p and q diffused to abar = abar(t): Gauss-Hermite quadrature, `nodes`
+// per dimension, per component of p (d <= 3).
+struct LogRatioMoments {
+  double mean = 0, variance = 0;
+};
+LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q, double abar, int nodes = 40);
+// <S> of the exact-score model q against the target p in continuous time: <R> = KL(p||q) at t_min
+// minus KL(p||q) at t_max (the mean of section 5's closed form over forward paths).
+double exact_mean_taep(const MixtureSpec& p, const MixtureSpec& q, const ScheduleConfig& schedule);
+// `m` with every width times c.
+MixtureSpec widened(const MixtureSpec& m, double c);
+// The c > 1 at which exact_mean_taep(p, widened(p, c)) = mean, by bisection (it rises with c).
+struct WidthMatch {
+  double c = 0;
+  int steps = 0;
+};
+WidthMatch match_mean_by_width(const MixtureSpec& p, double mean, const ScheduleConfig& schedule);
 
 // The outputs: the whole result (JSON), one row per model (CSV), and a Markdown summary table.
 std::string mode_collapse_to_json(const ModeCollapseResult& result, int indent = 2);
