@@ -21,45 +21,6 @@ namespace taep {
 namespace cli {
 namespace {
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-bool file_exists(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
-
-// The plotting script: --plot-script, else beside the sources (build tree), else installed.
-std::string find_plot_script(const std::string& given) {
-  if (!given.empty()) return given;
-#ifdef TAEP_SOURCE_DIR
-  const std::string source = std::string(TAEP_SOURCE_DIR) + "/tools/plot_mode_collapse.py";
-  if (file_exists(source)) return source;
-#endif
-  char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    std::string dir(exe, std::size_t(n));
-    dir = dir.substr(0, dir.find_last_of('/'));
-    const std::string installed = dir + "/../share/taep/plot_mode_collapse.py";
-    if (file_exists(installed)) return installed;
-  }
-  return "";
-}
-
-// A Python that has matplotlib: $TAEP_PYTHON, python3, /usr/bin/python3 (in that order).
-std::string find_python() {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("TAEP_PYTHON")) candidates.emplace_back(env);
-  candidates.emplace_back("python3");
-  candidates.emplace_back("/usr/bin/python3");
-  for (const auto& py : candidates) {
-    const std::string probe = shell_quote(py) + " -c 'import matplotlib, numpy' >/dev/null 2>&1";
-    if (std::system(probe.c_str()) == 0) return py;
-  }
-  return "";
-}
-
 class ExperimentCommand final : public Command {
  public:
   CLI::App* add_to(CLI::App& app) override {
@@ -136,7 +97,7 @@ class ExperimentCommand final : public Command {
     // Under MPI every rank runs the experiment (docs/distributed.md); rank 0 writes and reports.
     const bool root = is_root();
     if (!root) quiet_ = true;
-    const bool created = make_out_dir();
+    const bool created = make_output_dir(out_dir_, "--out-dir");
     struct RemoveIfEmpty {
       std::string dir;
       bool active;
@@ -180,36 +141,12 @@ class ExperimentCommand final : public Command {
     md->commit(mode_collapse_to_markdown(result));
     if (!quiet_) std::fprintf(stderr, "%s", mode_collapse_to_markdown(result).c_str());
 
-    if (!no_plots_) plot();
+    if (!no_plots_) draw_figures("plot_mode_collapse.py", plot_script_, out_dir_, quiet_);
     return 0;
   }
 
  private:
   using Clock = std::chrono::steady_clock;
-
-  // Returns whether it created the directory.
-  bool make_out_dir() const {
-    if (::mkdir(out_dir_.c_str(), 0777) == 0) return true;
-    if (errno != EEXIST)
-      throw ConfigError("--out-dir", "cannot create '" + out_dir_ + "': " + std::strerror(errno));
-    return false;
-  }
-
-  void plot() const {
-    const std::string script = find_plot_script(plot_script_);
-    const std::string python = script.empty() ? "" : find_python();
-    if (script.empty() || python.empty()) {
-      if (!quiet_)
-        std::fprintf(stderr, "taep: figures skipped: %s (the data files are complete)\n",
-                     script.empty() ? "tools/plot_mode_collapse.py not found"
-                                    : "no Python with matplotlib and numpy (set TAEP_PYTHON)");
-      return;
-    }
-    const std::string cmd = shell_quote(python) + " " + shell_quote(script) + " " + shell_quote(out_dir_);
-    const int rc = std::system(cmd.c_str());
-    if (rc != 0) throw Error("the plotting script failed (" + cmd + ")");
-    if (!quiet_) std::fprintf(stderr, "taep: figures in %s/figures\n", out_dir_.c_str());
-  }
 
   void add_digits(CLI::App* exp) {
     digits_ = exp->add_subcommand(
