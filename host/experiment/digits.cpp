@@ -68,14 +68,16 @@ DigitsChecks check(const DigitsResult& r) {
     if (row.taep) last_row = &row;
   if (!fin.empty() && fin.front().taep && last_row && last_row != &fin.front())
     c.variance_falls = last_row->taep->taep.variance < fin.front().taep->taep.variance;
+  // The IFT is a theorem only against the exact score of the paths' own data: the empirical score
+  // of the training rows. Against the final model it is not (docs/real-data.md section 4), and its
+  // deviation there is reported, not checked.
   c.ift_within_4se = true;
-  for (const auto* rows : {&fin, &emp})
-    for (const TrackRow& row : *rows) {
-      if (!row.taep || !(row.taep->ift.ess_fraction >= 0.1)) continue;
-      ++c.ift_rows_checked;
-      const IftSummary& f = row.taep->ift;
-      if (!(std::fabs(f.estimate - 1.0) <= 4 * f.stderr_)) c.ift_within_4se = false;
-    }
+  for (const TrackRow& row : emp) {
+    if (!row.taep || !(row.taep->ift.ess_fraction >= 0.1)) continue;
+    ++c.ift_rows_checked;
+    const IftSummary& f = row.taep->ift;
+    if (!(std::fabs(f.estimate - 1.0) <= 4 * f.stderr_)) c.ift_within_4se = false;
+  }
   return c;
 }
 
@@ -193,8 +195,8 @@ std::string digits_to_markdown(const DigitsResult& r) {
   const auto yes = [](bool b) { return b ? "yes" : "NO"; };
   out += std::string("- coverage rises along training: ") + yes(r.checks.coverage_rises) + "\n";
   out += std::string("- Var(S) against the final model falls: ") + yes(r.checks.variance_falls) + "\n";
-  out += std::string("- IFT within 4 SE where ESS >= 10% (") + std::to_string(r.checks.ift_rows_checked) +
-         " rows): " + yes(r.checks.ift_within_4se) + "\n";
+  out += std::string("- IFT against the empirical score within 4 SE where ESS >= 10% (") +
+         std::to_string(r.checks.ift_rows_checked) + " rows): " + yes(r.checks.ift_within_4se) + "\n";
   out += "\nWall time " + std::to_string(r.wall_seconds) + " s.\n";
   return out;
 }

@@ -34,7 +34,7 @@ DigitsConfig digits_config(bool quick);
 struct DigitsChecks {
   bool coverage_rises = false;     // last snapshot's coverage > first's
   bool variance_falls = false;     // Var(S) against the final model: last tracked < first
-  bool ift_within_4se = false;     // every row with ESS >= 10% of its paths
+  bool ift_within_4se = false;     // against the empirical score: every row with ESS >= 10%
   int ift_rows_checked = 0;
   bool all() const { return coverage_rises && variance_falls && ift_within_4se; }
 };
