@@ -458,10 +458,13 @@ nb::dict weights_dict(taep::MlpModel&& model) {
   return out;
 }
 
-std::pair<nb::dict, std::string> train(const std::string& config_json, nb::object progress) {
+std::pair<nb::dict, std::string> train(const std::string& config_json, nb::object progress,
+                                       std::uint64_t snapshot_every, const std::string& snapshot_dir) {
   CallState state(std::move(progress));
   taep::TrainResult r = state.released([&] {
     taep::TrainOptions options;
+    options.snapshot_every = snapshot_every;
+    options.snapshot_dir = snapshot_dir;
     options.on_log = [&](const taep::TrainLogEntry& e, std::uint64_t total) {
       state.hook([&](nb::dict& d) {
         d["done"] = e.step;
@@ -544,7 +547,8 @@ NB_MODULE(_taep, m) {
         nb::arg("score").none() = nb::none());
   m.def("detailed_ft", &detailed_ft_json, nb::arg("config_json"), nb::arg("min_count"),
         nb::arg("progress").none(), nb::arg("score").none() = nb::none());
-  m.def("train", &train, nb::arg("config_json"), nb::arg("progress").none());
+  m.def("train", &train, nb::arg("config_json"), nb::arg("progress").none(),
+        nb::arg("snapshot_every"), nb::arg("snapshot_dir"));
   m.def("load_weights", &load_weights, nb::arg("path"));
   m.def("save_weights", &save_weights, nb::arg("path"), nb::arg("tensors"), nb::arg("metadata"));
 

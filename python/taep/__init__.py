@@ -375,7 +375,9 @@ def detailed_ft(config: Any = None, *, min_count: int = 20, score: Any = None,
 
 
 def train(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
-          progress: Optional[ProgressCallback] = None, **dotted: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+          progress: Optional[ProgressCallback] = None, snapshot_every: int = 0,
+          snapshot_dir: "Optional[str | os.PathLike[str]]" = None,
+          **dotted: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Train the learned-score MLP of a training config (README.md, "taep train").
 
     Returns (weights, summary):
@@ -390,10 +392,17 @@ def train(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,
         overrides, **dotted: as for run(), on the training config's keys ("optimizer.steps").
         progress: called after every log window, info having done and total (steps), seconds,
             loss and grad_norm.
+        snapshot_every, snapshot_dir: with K >= 1, the EMA weights after every K-th step and the
+            last go to snapshot_dir (a new or empty directory) with a manifest.json, as
+            ``taep train --snapshot-every K --snapshot-dir DIR`` (docs/snapshots.md); ``taep
+            track DIR`` reads them. The training's numbers are the same with or without.
     """
     text = _config_text(config, overrides, dotted, _taep.check_train_config)
+    if not isinstance(snapshot_every, int) or isinstance(snapshot_every, bool) or snapshot_every < 0:
+        raise ConfigError("snapshot_every", f"must be an integer >= 0 (got {snapshot_every!r})")
+    directory = "" if snapshot_dir is None else os.fspath(snapshot_dir)
     with _Progress(progress, "step") as callback:
-        weights, summary = _taep.train(text, callback)
+        weights, summary = _taep.train(text, callback, snapshot_every, directory)
     return weights, json.loads(summary)
 
 

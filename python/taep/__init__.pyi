@@ -42,7 +42,8 @@ def detailed_ft(config: Config = None, *, min_count: int = 20, score: Any = None
                 reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
                 progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]: ...
 def train(config: Config = None, *, overrides: Overrides = None,
-          progress: Optional[ProgressCallback] = None,
+          progress: Optional[ProgressCallback] = None, snapshot_every: int = 0,
+          snapshot_dir: Optional[Union[str, os.PathLike[str]]] = None,
           **dotted: Any) -> Tuple[Dict[str, npt.NDArray[np.float32]], Dict[str, Any]]: ...
 def load_weights(path: Union[str, os.PathLike[str]]) -> Tuple[Dict[str, npt.NDArray[np.float32]], Dict[str, str]]: ...
 def save_weights(path: Union[str, os.PathLike[str]], weights: Mapping[str, npt.ArrayLike],

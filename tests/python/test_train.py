@@ -99,3 +99,36 @@ def test_bad_weights_are_refused(tmp_path, trained):
     with pytest.raises(taep.ConfigError) as e:
         taep.load_weights(tmp_path / "missing.safetensors")
     assert "missing.safetensors" in e.value.field
+
+
+def test_snapshots_and_a_data_file_target(trained, tmp_path):
+    """snapshot_every writes the manifest `taep track` reads; the last snapshot is the model; a
+    run on a .npy data-file target takes the same path as any other config."""
+    import json
+
+    weights, _ = trained
+    snaps = tmp_path / "snaps"
+    again, _ = taep.train(TINY_TRAIN, snapshot_every=100, snapshot_dir=snaps)
+    for name in weights:
+        assert np.array_equal(again[name], weights[name]), name  # snapshots change nothing
+    manifest = json.loads((snaps / "manifest.json").read_text())
+    assert [s["step"] for s in manifest["snapshots"]] == [100, 200]
+    last, _ = taep.load_weights(snaps / manifest["snapshots"][-1]["file"])
+    for name in weights:
+        assert np.array_equal(last[name], weights[name]), name
+    with pytest.raises(taep.ConfigError) as e:
+        taep.train(TINY_TRAIN, snapshot_every=-1)
+    assert e.value.field == "snapshot_every"
+
+    rows = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    np.save(tmp_path / "rows.npy", rows)
+    config = {"target": {"samples": str(tmp_path / "rows.npy")},
+              "model": {"collapse": {"modes": 1, "eps": 0.1}},
+              "run": {"paths": 2000}, "schedule": {"steps": 50}}
+    r = taep.run(config)
+    assert r["config"]["reference"]["type"] == "empirical"
+    assert r["taep"]["count"] == 2000 and np.isfinite(r["taep"]["mean"])
+    bad = dict(config, target={"samples": str(tmp_path / "missing.npy")})
+    with pytest.raises(taep.ConfigError) as e:
+        taep.run(bad)
+    assert e.value.field == "target.samples"
