@@ -20,7 +20,8 @@
 #       device() ("<CPU model>, <n> logical cores"), and measurement_provenance(peak,
 #       load_before, repeat, not_quiet), those and the conditions of a measurement (peak FP32 rate,
 #       load average before and after, repeats, waits for a quiet machine that ran out), the first
-#       fields of a record in this order.
+#       fields of a record in this order; and network_flops(weights, divergence, probes), the
+#       FLOP per path-step of an MLP weight file (run_cpu_mlp.sh, run_cpu_realdata.sh).
 
 quiet_wait=${QUIET_WAIT:-120}
 not_quiet=0
@@ -117,6 +118,22 @@ def cpu_model():
 
 def device():
     return f"{cpu_model()}, {os.cpu_count()} logical cores"
+
+def network_flops(weights, divergence, probes):
+    """2 x the multiply-adds per path-step of a taep MLP weight file: the forward pass (layer 0's x
+    columns only) plus the tangents (exact: d x the hidden GEMMs and the output diagonal;
+    hutchinson: probes x every layer)."""
+    sys.path.insert(0, "tools")
+    import taep_mlp as tm
+    _, t = tm.read_safetensors(weights)
+    shapes = [t[f"layers.{i}.weight"][1].shape for i in range(len([k for k in t if k.endswith(".weight")]))]
+    d = shapes[-1][0]
+    x_in = d * shapes[0][0]
+    hidden = sum(o * i for o, i in shapes[1:-1])
+    out = shapes[-1][0] * shapes[-1][1]
+    forward = x_in + hidden + out
+    tangents = d * (hidden + shapes[-1][1]) if divergence == "exact" else probes * forward
+    return 2 * (forward + tangents)
 
 def measurement_provenance(peak, load_before, repeat, not_quiet):
     return {"date": utc_now(), "commit": git_commit(), "device": device(), "peak_fp32": peak,

@@ -73,25 +73,11 @@ done
 out="bench/results/cpu-mlp-$(date -u +%Y-%m-%d).json"
 bench_report "$tmp" "$out" "$repeat" "$peak_json" "$loadavg_before" "$not_quiet" <<'PY'
 tmp, out, repeat, peak_json, load_before, not_quiet = sys.argv[1:7]
-sys.path.insert(0, "tools")
-import taep_mlp as tm
 peak = json.loads(peak_json) if peak_json != "null" else None
 
 def best(pattern, key):
     runs = [json.load(open(f)) for f in sorted(glob.glob(f"{tmp}/{pattern}"))]
     return max(runs, key=key), runs
-
-def network_flops(weights, divergence, probes):
-    """2 x the network's multiply-adds per path-step (see the header of run_cpu_mlp.sh)."""
-    _, t = tm.read_safetensors(weights)
-    shapes = [t[f"layers.{i}.weight"][1].shape for i in range(len([k for k in t if k.endswith(".weight")]))]
-    d = shapes[-1][0]
-    x_in = d * shapes[0][0]                                   # layer 0: the x columns only
-    hidden = sum(o * i for o, i in shapes[1:-1])              # hidden-to-hidden layers
-    out = shapes[-1][0] * shapes[-1][1]
-    forward = x_in + hidden + out
-    tangents = d * (hidden + shapes[-1][1]) if divergence == "exact" else probes * forward
-    return 2 * (forward + tangents)
 
 pss = lambda r: r["performance"]["path_steps_per_second"]
 cases = {}

@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 taep="${1:-build}/taep"
-bench_setup run_cpu_realdata.sh "$taep" sklearn numpy
+bench_setup run_cpu_realdata.sh "$taep" sklearn numpy torch
 "$python" -c 'import sklearn, numpy' || { echo "run_cpu_realdata.sh: needs python3 with scikit-learn and numpy" >&2; exit 2; }
 repeat=${REPEAT:-3}
 
@@ -63,23 +63,14 @@ done
 out="bench/results/cpu-realdata-$(date -u +%Y-%m-%d).json"
 bench_report "$tmp" "$out" "$repeat" "$peak_json" "$loadavg_before" "$not_quiet" <<'PY'
 tmp, out, repeat, peak_json, load_before, not_quiet = sys.argv[1:7]
-sys.path.insert(0, "tools")
-import taep_mlp as tm
 peak = json.loads(peak_json) if peak_json != "null" else None
 pss = lambda r: r["performance"]["path_steps_per_second"]
-
-def network_flops(weights, probes):
-    _, t = tm.read_safetensors(weights)
-    shapes = [t[f"layers.{i}.weight"][1].shape for i in range(len([k for k in t if k.endswith(".weight")]))]
-    d = shapes[-1][0]
-    forward = d * shapes[0][0] + sum(o * i for o, i in shapes[1:-1]) + shapes[-1][0] * shapes[-1][1]
-    return 2 * (forward + probes * forward)
 
 first = json.load(open(f"{tmp}/empirical-1.json"))
 import numpy as np
 rows = np.load(first["config"]["target"]["samples"], mmap_mode="r")
 N, d = rows.shape
-net = network_flops(f"{tmp}/net.safetensors", 2)
+net = network_flops(f"{tmp}/net.safetensors", "hutchinson", 2)
 flops = {"empirical": (12 * d + 8) * N, "mlp_vs_empirical": (8 * d + 8) * N + net, "mlp_vs_mlp": 2 * net}
 labels = {"empirical": f"empirical score of N = {N} digits rows (d = {d}) against its 1-mode collapse",
           "mlp_vs_empirical": "2x256 SiLU digits network, 2 Rademacher probes, against the empirical score",
