@@ -15,7 +15,7 @@
 #   sass       bench/sass_count.py: instructions per path-step of every kernel     60 s
 #   gpu_tests  the gpu-labelled tests with TAEP_REQUIRE_GPU=1 (skips fail)        150 s
 #   bench      throughput: mixture Euler/Milstein, MLP fp32/tf32, sampling, train, the empirical
-#              reference (N = 1797, d = 64),
+#              reference (N = 1797, d = 64) with an exact model and with a d = 64 network,
 #              and the same run over 1..G GPUs (run.devices)                         120 s
 #   summary    summary.json (the record for bench/results/), utilisation from SASS
 #   memcheck, racecheck  compute-sanitizer on a reduced GPU test set            60 s each
@@ -149,6 +149,16 @@ JSON
     "$build/taep" run "$work/empirical.json" --quiet --out "$work/empirical.result.json" &&
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; print(json.dumps({'backend': sys.argv[2], 'scheme': 'euler', 'paths': r['taep']['count'], 'rows': 1797, 'd': 64, 'flop_per_path_step': (12*64+8)*1797, 'best_path_steps_per_second': p['path_steps_per_second']}))" \
       "$work/empirical.result.json" "$backend-empirical" >> "$rows" || fail=1
+  # Hutchinson TAEP of a d = 64 network (2 x 256, trained here on those rows) against the empirical
+  # score: the MLP backend's step-synchronous path with the rows' mixture per path-step.
+  python3 -c "import json,sys; print(json.dumps({'data': {'samples': sys.argv[1]}, 'network': {'hidden': [256, 256]}, 'optimizer': {'steps': int(sys.argv[2]), 'batch': 256}, 'run': {'backend': sys.argv[3]}}))" \
+      "$work/rows.npy" $((2000 / scale + 20)) "$backend" > "$work/rows_train.json" &&
+    "$build/taep" train "$work/rows_train.json" --quiet --out "$work/rows_net.safetensors" &&
+    python3 -c "import json,sys; print(json.dumps({'target': {'samples': sys.argv[1]}, 'model': {'type': 'mlp', 'weights': sys.argv[2], 'divergence': 'hutchinson', 'probes': 2}, 'schedule': {'steps': 200}, 'run': {'paths': int(sys.argv[3]), 'backend': sys.argv[4]}, 'histogram': {'range': [-1e6, 1e6]}}))" \
+      "$work/rows.npy" "$work/rows_net.safetensors" $((65536 / scale)) "$backend" > "$work/rows_mlp.json" &&
+    "$build/taep" run "$work/rows_mlp.json" --quiet --out "$work/rows_mlp.result.json" &&
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); p=r['performance']; print(json.dumps({'backend': sys.argv[2], 'scheme': 'euler', 'paths': r['taep']['count'], 'rows': 1797, 'd': 64, 'probes': 2, 'best_path_steps_per_second': p['path_steps_per_second']}))" \
+      "$work/rows_mlp.result.json" "$backend-mlp-vs-empirical" >> "$rows" || fail=1
   # Strong scaling over the machine's GPUs in one process (run.devices; docs/distributed.md): the
   # same run on 1..G devices. The dry run uses 2 CPU backends.
   local gpus=2
