@@ -10,10 +10,14 @@
 // Reverse-process paths run the same network over the chunk at every grid point from t_max down
 // (tangents only where a TAEP increment is evaluated), between a per-path prepare kernel (probes,
 // target score) and a finish kernel (implied increment, TAEP increment, reverse step).
+// A reference network (reference.type "mlp") runs right after the model on the same points and
+// tangents; its score becomes the target's and its output tangents are subtracted from the model's
+// (networks(); docs/real-data.md section 2), on the cuBLAS path.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,40 +39,55 @@ struct DeviceLayer {
   DeviceBuffer<float> weight, bias;
 };
 
-class CudaMlpBackend final : public Backend {
- public:
-  explicit CudaMlpBackend(const ForwardProblem& problem)
-      : problem_(problem),
-        mlp_(*problem_.mlp),
-        tables_(problem_),
-        view_(tables_.view()) {
-    reverse_view_.fwd = view_;  // no model mixture: model_last stays null
-    reverse_view_.last = build_reverse_end(problem_).last;
-    const MlpModel& m = mlp_.model;
+// One network on the device: its layers, layer 0's bias per grid point, W_t emb(t_k) + b_0 in
+// double (as the CPU evaluator computes it), and the output factor (1, or the eps-parameterization's)
+// per grid point: k = 0 .. N, the last (t_max) for the first reverse step.
+struct DeviceNet {
+  std::vector<DeviceLayer> layers;
+  DeviceBuffer<float> bias0;
+  std::vector<float> out_scale;
+  int width = 0;  // the widest layer output
+
+  DeviceNet(const MlpModel& m, const ForwardProblem& P) {
     for (const MlpLayer& l : m.layers) {
       DeviceLayer dl;
       dl.in = l.in;
       dl.out = l.out;
       dl.weight = DeviceBuffer<float>(l.weight);
       dl.bias = DeviceBuffer<float>(l.bias);
-      width_ = std::max(width_, l.out);
-      layers_.push_back(std::move(dl));
+      width = std::max(width, l.out);
+      layers.push_back(std::move(dl));
     }
-    // Layer 0's bias per grid point, W_t emb(t_k) + b_0 in double (as the CPU evaluator computes
-    // it), and the eps-parameterization factor per grid point: k = 0 .. N, the last (t_max) for the
-    // first reverse step.
     const MlpLayer& l0 = m.layers.front();
-    std::vector<float> bias0(std::size_t(problem_.steps + 1) * l0.out);
+    std::vector<float> b0(std::size_t(P.steps + 1) * l0.out);
     std::vector<double> emb(std::size_t(m.embedding_dim));
-    for (int k = 0; k <= problem_.steps; ++k) {
-      const double t = problem_.grid.t(k);
+    for (int k = 0; k <= P.steps; ++k) {
+      const double t = P.grid.t(k);
       physics::fold_time_bias(t, m.dim, m.embedding_dim, m.time_scale, m.max_period, l0.out, l0.in,
                               l0.weight.data(), l0.bias.data(), emb.data(),
-                              bias0.data() + std::size_t(k) * l0.out);
-      out_scale_.push_back(physics::output_scale(m.parameterization == Parameterization::eps,
-                                                 problem_.schedule.abar(t)));
+                              b0.data() + std::size_t(k) * l0.out);
+      out_scale.push_back(physics::output_scale(m.parameterization == Parameterization::eps,
+                                                P.schedule.abar(t)));
     }
-    bias0_ = DeviceBuffer<float>(bias0);
+    bias0 = DeviceBuffer<float>(b0);
+  }
+};
+
+class CudaMlpBackend final : public Backend {
+ public:
+  explicit CudaMlpBackend(const ForwardProblem& problem)
+      : problem_(problem),
+        mlp_(*problem_.mlp),
+        tables_(problem_),
+        view_(tables_.view()),
+        net_(mlp_.model, problem_) {
+    reverse_view_.fwd = view_;  // no model mixture: model_last stays null
+    reverse_view_.last = build_reverse_end(problem_).last;
+    width_ = net_.width;
+    if (problem_.reference_mlp) {
+      ref_.emplace(*problem_.reference_mlp, problem_);
+      width_ = std::max(width_, ref_->width);
+    }
     choose_fused();
     // The GEMM path takes Euler steps only: it must not silently drop the Milstein correction,
     // which the fused kernel's forward paths carry (docs/physics.md section 4.3).
@@ -174,6 +193,11 @@ class CudaMlpBackend final : public Backend {
       fused_why_ = "TAEP_CUDA_MLP=cublas";
       return;
     }
+    if (ref_) {  // the fused kernel evaluates one network; the target's score is analytic there
+      fused_why_ = "a reference network (reference.type 'mlp') runs on the cuBLAS path";
+      if (want == "fused") throw BackendUnavailable("TAEP_CUDA_MLP=fused: " + fused_why_);
+      return;
+    }
     const int P = mlp_.hutchinson() ? mlp_.probes : 0;
     std::string& why = fused_why_;
     int dev = 0, major = 0, optin = 0;
@@ -198,12 +222,12 @@ class CudaMlpBackend final : public Backend {
       return;
     }
     fused_weights_ = DeviceBuffer<float>(packed.data);
-    fused_scale_ = DeviceBuffer<float>(out_scale_);
+    fused_scale_ = DeviceBuffer<float>(net_.out_scale);
     // Everything but the chunk (first, n and the output buffers: forward_fused), in the order of
     // FusedMlpLaunch's members.
     const bool rademacher = mlp_.probe_distribution == ProbeDistribution::rademacher;
     fused_ = FusedMlpLaunch{view_, packed.net, fused_weights_.data(), fused_weights_.size(),
-                            bias0_.data(), layers_.front().out, fused_scale_.data(),
+                            net_.bias0.data(), net_.layers.front().out, fused_scale_.data(),
                             0, 0, rademacher, fused_warps_, nullptr, nullptr, nullptr, nullptr,
                             stream_.get()};
   }
@@ -231,8 +255,9 @@ class CudaMlpBackend final : public Backend {
 
   std::uint64_t bytes_per_path() const {
     const int d = problem_.d, T = tangents(), P = mlp_.hutchinson() ? mlp_.probes : 0;
+    const std::uint64_t ref = ref_ ? std::uint64_t(d) + std::uint64_t(T) * d : 0;  // out_ref_, out_tan_ref_
     return sizeof(float) * (std::uint64_t(3) * width_ + 2ull * T * width_ + 5ull * d + std::uint64_t(P) * d +
-                            std::uint64_t(T) * d + 1) +
+                            std::uint64_t(T) * d + 1 + ref) +
            2 * sizeof(double);
   }
 
@@ -260,6 +285,10 @@ class CudaMlpBackend final : public Backend {
     tan_b_ = DeviceBuffer<float>(N * T * W);
     out_ = DeviceBuffer<float>(N * d);
     out_tan_ = DeviceBuffer<float>(N * T * d);
+    if (ref_) {
+      out_ref_ = DeviceBuffer<float>(N * d);
+      out_tan_ref_ = DeviceBuffer<float>(N * T * d);
+    }
   }
 
   // Row-major C[m x n] = A[m x k] . B^T with B row-major [n x k] (leading dimension ldb): in cuBLAS's
@@ -274,12 +303,12 @@ class CudaMlpBackend final : public Backend {
   // the output bias into out_ and, with_tangents, the output tangents into out_tan_ (e_1..e_d, or
   // the probes in probes_). The derivative buffer is rewritten layer by layer: each layer's
   // tangents are scaled before the next layer's SiLU overwrites it (one stream orders them).
-  void network(int n, int k, bool with_tangents) {
+  void network(const DeviceNet& net, int n, int k, bool with_tangents, float* out, float* out_tan) {
     const int d = problem_.d, T = tangents();
     const bool hutch = mlp_.hutchinson();
     cudaStream_t st = stream_.get();
-    const DeviceLayer& l0 = layers_.front();
-    const DeviceLayer& lout = layers_.back();
+    const DeviceLayer& l0 = net.layers.front();
+    const DeviceLayer& lout = net.layers.back();
     float* act = act_a_.data();
     float* next = act_b_.data();
     float* tan = tan_a_.data();
@@ -287,7 +316,7 @@ class CudaMlpBackend final : public Backend {
     // Layer 0: x columns of W_0 per point; the embedding is in the per-step bias.
     gemm_bt(n, l0.out, d, x_.data(), d, l0.weight.data(), l0.in, act);
     float* deriv = with_tangents ? deriv_.data() : nullptr;  // SiLU' only scales tangents
-    launch_bias_silu(n, l0.out, bias0_.data() + std::size_t(k) * l0.out, act, deriv, st);
+    launch_bias_silu(n, l0.out, net.bias0.data() + std::size_t(k) * l0.out, act, deriv, st);
     if (with_tangents) {
       if (hutch) {
         gemm_bt(n * T, l0.out, d, probes_.data(), d, l0.weight.data(), l0.in, tan);
@@ -297,8 +326,8 @@ class CudaMlpBackend final : public Backend {
       }
     }
     int width = l0.out;
-    for (std::size_t l = 1; l + 1 < layers_.size(); ++l) {
-      const DeviceLayer& L = layers_[l];
+    for (std::size_t l = 1; l + 1 < net.layers.size(); ++l) {
+      const DeviceLayer& L = net.layers[l];
       gemm_bt(n, L.out, width, act, width, L.weight.data(), L.in, next);
       launch_bias_silu(n, L.out, L.bias.data(), next, deriv, st);
       if (with_tangents) {
@@ -309,9 +338,23 @@ class CudaMlpBackend final : public Backend {
       std::swap(act, next);
       width = L.out;
     }
-    gemm_bt(n, d, width, act, width, lout.weight.data(), lout.in, out_.data());
-    if (with_tangents)
-      gemm_bt(n * T, d, width, tan, width, lout.weight.data(), lout.in, out_tan_.data());
+    gemm_bt(n, d, width, act, width, lout.weight.data(), lout.in, out);
+    if (with_tangents) gemm_bt(n * T, d, width, tan, width, lout.weight.data(), lout.in, out_tan);
+  }
+
+  // The model at grid point k, and with a TAEP evaluation (with_tangents) the reference network on
+  // the same points and tangents folded in: s* into s_target_, the model's output tangents minus
+  // the reference's (scaled to the model's output factor) in out_tan_ (docs/real-data.md section 2).
+  void networks(int n, int k, bool with_tangents) {
+    network(net_, n, k, with_tangents, out_.data(), out_tan_.data());
+    if (!ref_ || !with_tangents) return;
+    network(*ref_, n, k, true, out_ref_.data(), out_tan_ref_.data());
+    const float scale = ref_->out_scale[std::size_t(k)];
+    launch_reference_score(n, problem_.d, out_ref_.data(), ref_->layers.back().bias.data(), scale,
+                           s_target_.data(), stream_.get());
+    launch_subtract_scaled(std::size_t(n) * tangents() * problem_.d,
+                           scale / net_.out_scale[std::size_t(k)], out_tan_ref_.data(),
+                           out_tan_.data(), stream_.get());
   }
 
   // The launch of a chunk of n paths from `first`, at no step yet.
@@ -338,8 +381,8 @@ class CudaMlpBackend final : public Backend {
     MlpFinishLaunch f;
     f.step = a;
     f.out = out_.data();
-    f.out_bias = layers_.back().bias.data();
-    f.out_scale = out_scale_[std::size_t(a.step)];
+    f.out_bias = net_.layers.back().bias.data();
+    f.out_scale = net_.out_scale[std::size_t(a.step)];
     f.out_tan = with_tangents ? out_tan_.data() : nullptr;
     return f;
   }
@@ -357,7 +400,7 @@ class CudaMlpBackend final : public Backend {
     for (int k = 0; k < problem_.steps; ++k) {
       a.step = k;
       launch_mlp_prepare(a);
-      network(n, k, true);
+      networks(n, k, true);
       launch_mlp_finish(finish_launch(a, true));
     }
     copy_points(n, xN);
@@ -383,7 +426,7 @@ class CudaMlpBackend final : public Backend {
       if (!taep_here && k == 0) break;            // x_0 is the sample: nothing to evaluate there
       a.step = k;
       if (taep_here) launch_mlp_reverse_prepare(a);
-      network(n, k, taep_here);
+      networks(n, k, taep_here);
       launch_mlp_reverse_finish(finish_launch(a, taep_here));
     }
   }
@@ -394,15 +437,14 @@ class CudaMlpBackend final : public Backend {
   DeviceProblem tables_;
   physics::ForwardView view_;
   physics::ReverseView reverse_view_;
-  std::vector<DeviceLayer> layers_;
-  int width_ = 0;
-  DeviceBuffer<float> bias0_;
-  std::vector<float> out_scale_;
+  DeviceNet net_;
+  std::optional<DeviceNet> ref_;  // reference.type "mlp": the network that plays s*
+  int width_ = 0;                 // the widest layer of either network
   std::uint64_t max_chunk_ = physics::kReduceBlock;
   CudaStream stream_;
   CublasHandle blas_;
   DeviceBuffer<float> x_, dw_, probes_, s_target_, div_target_, act_a_, act_b_, deriv_, tan_a_,
-      tan_b_, out_, out_tan_;
+      tan_b_, out_, out_tan_, out_ref_, out_tan_ref_;
   DeviceBuffer<double> s_, aux_;
   ChunkReducer reducer_;
   int fused_warps_ = 0;  // warps per block of the fused kernel; 0: the cuBLAS path

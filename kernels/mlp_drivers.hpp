@@ -74,6 +74,14 @@ void launch_bias_silu(int rows, int width, const float* bias, float* z, float* d
 // tan[(p*d + i) x width] = W0[:, i] * deriv[p] (exact divergence: tangents e_i through layer 0).
 void launch_tangent_basis(int n, int d, int width, const float* w0, int ld_w0, const float* deriv,
                           float* tan, cudaStream_t stream);
+// A reference network (reference.type "mlp", docs/real-data.md section 2): s_target[n x d] =
+// (out + bias) * scale, its score; and to[0..total) -= ratio * from, which folds its output
+// tangents into the model's (ratio = its output scale over the model's), so that the finish
+// kernels' estimates are those of the difference of the two divergences.
+void launch_reference_score(int n, int d, const float* out, const float* bias, float scale,
+                            float* s_target, cudaStream_t stream);
+void launch_subtract_scaled(std::size_t total, float ratio, const float* from, float* to,
+                            cudaStream_t stream);
 // tan[(p*T + i) x width] *= deriv[p x width].
 void launch_scale_tangents(int n, int T, int width, const float* deriv, float* tan,
                            cudaStream_t stream);

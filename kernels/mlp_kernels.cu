@@ -79,6 +79,17 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   for (int i = 0; i < d; ++i) x[i] = b.x[o + i];
+  if (!V.analytic_target) {
+    // A reference network gives s* after the model ran (launch_reference_score); only the probes
+    // are drawn here, as on the CPU (host/cpu/path_streams.hpp).
+    if (P > 0) {
+      ProbesAt probes(V.seed, rng::kHutchinson, path, std::uint64_t(eval) * P * d, rademacher);
+      for (int j = 0; j < P * d; ++j) b.probes[std::size_t(p) * P * d + j] = probes.next();
+    }
+    for (int i = 0; i < d; ++i) b.s_target[o + i] = 0.f;
+    b.div_target[p] = 0.f;
+    return;
+  }
   physics::PathTangents tan{b.probes + std::size_t(p) * P * d};
   physics::ScoreEval<D, float> target;
   physics::mlp_prepare<D>(
@@ -237,6 +248,21 @@ unsigned grid_for(std::size_t total) {
   return unsigned(std::min<std::size_t>((total + 255) / 256, 65535u * 4));
 }
 
+__global__ void reference_score_kernel(std::size_t total, int d, const float* __restrict__ out,
+                                       const float* __restrict__ bias, float scale,
+                                       float* __restrict__ s_target) {
+  for (std::size_t e = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += std::size_t(gridDim.x) * blockDim.x)
+    s_target[e] = (out[e] + bias[e % std::size_t(d)]) * scale;
+}
+
+__global__ void subtract_scaled_kernel(std::size_t total, float ratio, const float* __restrict__ from,
+                                       float* __restrict__ to) {
+  for (std::size_t e = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += std::size_t(gridDim.x) * blockDim.x)
+    to[e] -= ratio * from[e];
+}
+
 }  // namespace
 
 void launch_mlp_init(const MlpStepLaunch& a) {
@@ -307,6 +333,21 @@ void launch_bias_silu(int rows, int width, const float* bias, float* z, float* d
   const std::size_t total = std::size_t(rows) * width;
   if (total == 0) return;
   bias_silu_kernel<<<grid_for(total), 256, 0, stream>>>(total, width, bias, z, deriv);
+  TAEP_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_reference_score(int n, int d, const float* out, const float* bias, float scale,
+                            float* s_target, cudaStream_t stream) {
+  const std::size_t total = std::size_t(n) * d;
+  if (total == 0) return;
+  reference_score_kernel<<<grid_for(total), 256, 0, stream>>>(total, d, out, bias, scale, s_target);
+  TAEP_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_subtract_scaled(std::size_t total, float ratio, const float* from, float* to,
+                            cudaStream_t stream) {
+  if (total == 0) return;
+  subtract_scaled_kernel<<<grid_for(total), 256, 0, stream>>>(total, ratio, from, to);
   TAEP_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -164,6 +164,31 @@ TEST_F(Gpu, MlpPerPathAgreementWithCpu) {
   }
 }
 
+// A reference network (reference.type "mlp", docs/real-data.md section 2) on the device: per path
+// as on the CPU, forward and (with TAEP) reverse, and a model against itself gives S = 0 exactly.
+TEST_F(Gpu, ReferenceNetworkPerPathAgreementWithCpu) {
+  for (const MlpCase& m : kMlpCases) {
+    taep::Config c = mlp_ring_config(m);
+    c.reference.type = taep::ReferenceType::mlp;
+    c.reference.weights = taep_test::fixture("mlp_d2_score.safetensors");
+    const auto cpu = taep::simulate_paths(c, taep::Backend::cpu, 4096, 4096);
+    const auto gpu = taep::simulate_paths(c, taep::Backend::cuda, 4096, 4096);
+    std::vector<double> diff;
+    for (std::size_t i = 0; i < cpu.taep.size(); ++i) diff.push_back(std::abs(cpu.taep[i] - gpu.taep[i]));
+    std::sort(diff.begin(), diff.end());
+    EXPECT_LT(diff[diff.size() / 2], 2e-4) << "median |S_gpu - S_cpu|";
+    EXPECT_LT(diff.back(), 2e-2) << "max |S_gpu - S_cpu|";
+    const auto rev_cpu = taep::simulate_reverse_paths(c, taep::Backend::cpu, 0, 1024, true);
+    const auto rev_gpu = taep::simulate_reverse_paths(c, taep::Backend::cuda, 0, 1024, true);
+    double worst = 0;
+    for (std::size_t i = 0; i < rev_cpu.taep.size(); ++i)
+      worst = std::max(worst, std::abs(rev_cpu.taep[i] - rev_gpu.taep[i]));
+    EXPECT_LT(worst, 2e-2) << "max |S_gpu - S_cpu|, reverse paths";
+    c.reference.weights = c.model.weights;
+    for (double s : taep::simulate_paths(c, taep::Backend::cuda, 0, 512).taep) ASSERT_EQ(s, 0.0);
+  }
+}
+
 // The fused tensor-core kernel (kernels/fused_mlp_kernel.cu, docs/fused-mlp.md), which model.math
 // "tf32" takes for the paper's 3x128 network, against the CPU per path: its TF32 error is that of
 // the cuBLAS TF32 path (the same operand rounding; only the accumulation order differs), so it is

@@ -18,13 +18,6 @@ namespace detail {
 std::unique_ptr<Backend> make_backend(const ForwardProblem& problem, taep::Backend requested,
                                       int threads) {
   if (problem.callback) return make_callback_backend(problem, requested);
-  if (problem.reference_mlp) {  // the CUDA MLP backend evaluates one network per step so far
-    if (requested == taep::Backend::cuda)
-      throw BackendUnavailable("run.backend: \"cuda\" does not take reference.type \"mlp\" yet "
-                               "(a second network per step runs on the CPU backend): use \"cpu\" "
-                               "or \"auto\"");
-    return make_cpu_backend(problem, threads);
-  }
   if (resolve_backend(requested) == taep::Backend::cuda) return make_cuda_backend(problem);
   return make_cpu_backend(problem, threads);
 }
