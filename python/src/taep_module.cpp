@@ -42,6 +42,7 @@
 #include "taep/result.hpp"
 #include "taep/sample.hpp"
 #include "taep/score_callback.hpp"
+#include "taep/track.hpp"
 #include "taep/train.hpp"
 #include "taep/version.hpp"
 
@@ -444,6 +445,40 @@ std::string detailed_ft_json(const std::string& config_json, std::uint64_t min_c
   });
 }
 
+// taep::track over a snapshot directory (taep/track.hpp): run_json empty for the run config derived
+// from the manifest; paths, steps, seed 0 for the derived value. Progress after every stage of
+// every snapshot (done/total in snapshots); Ctrl-C stops it there.
+std::string track_json(const std::string& snapshots, const std::string& run_json,
+                       const std::string& against, const std::string& holdout,
+                       std::uint64_t samples, int k, std::uint64_t paths, int steps,
+                       std::uint64_t seed, nb::object progress) {
+  CallState state(std::move(progress));
+  return state.released([&] {
+    taep::TrackConfig c;
+    c.snapshots = snapshots;
+    if (!run_json.empty()) c.run = taep::parse_config(run_json);
+    if (against == "config") {
+      c.reference = taep::TrackReference::config;
+    } else if (against != "last") {
+      throw taep::ConfigError("against", "must be \"last\" or \"config\" (got \"" + against + "\")");
+    }
+    c.holdout = holdout;
+    c.samples = samples;
+    c.k = k;
+    if (paths) c.overrides.paths = paths;
+    if (steps) c.overrides.steps = steps;
+    if (seed) c.overrides.seed = seed;
+    return taep::track_to_json(taep::track(c, [&](const taep::TrackProgress& p) {
+      state.hook([&](nb::dict& d) {
+        d["done"] = p.snapshot;
+        d["total"] = p.snapshots;
+        d["step"] = p.step;
+        d["stage"] = p.stage;
+      });
+    }));
+  });
+}
+
 // The layers as the weight file names them (include/taep/mlp.hpp): layers.<i>.weight [out, in],
 // layers.<i>.bias [out]; the vectors are moved into the arrays.
 nb::dict weights_dict(taep::MlpModel&& model) {
@@ -545,6 +580,9 @@ NB_MODULE(_taep, m) {
         nb::arg("progress").none(), nb::arg("score").none() = nb::none());
   m.def("sample", &sample, nb::arg("config_json"), nb::arg("count"), nb::arg("progress").none(),
         nb::arg("score").none() = nb::none());
+  m.def("track", &track_json, nb::arg("snapshots"), nb::arg("run_json"), nb::arg("against"),
+        nb::arg("holdout"), nb::arg("samples"), nb::arg("k"), nb::arg("paths"), nb::arg("steps"),
+        nb::arg("seed"), nb::arg("progress").none());
   m.def("detailed_ft", &detailed_ft_json, nb::arg("config_json"), nb::arg("min_count"),
         nb::arg("progress").none(), nb::arg("score").none() = nb::none());
   m.def("train", &train, nb::arg("config_json"), nb::arg("progress").none(),

@@ -36,6 +36,7 @@ __all__ = [
     "paths",
     "sample",
     "detailed_ft",
+    "track",
     "train",
     "load_weights",
     "save_weights",
@@ -372,6 +373,36 @@ def detailed_ft(config: Any = None, *, min_count: int = 20, score: Any = None,
     with _Progress(progress, "path") as callback:
         return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted, model),
                                             int(min_count), callback, engine))
+
+
+def track(snapshots: "str | os.PathLike[str]", *, holdout: "Optional[str | os.PathLike[str]]" = None,
+          config: Any = None, against: str = "last", samples: int = 2000, k: int = 5,
+          paths: Optional[int] = None, steps: Optional[int] = None, seed: Optional[int] = None,
+          progress: Optional[ProgressCallback] = None) -> Dict[str, Any]:
+    """TAEP and sample quality for every snapshot of a training (README.md, "Real data and taep
+    track"); returns the document ``taep track`` writes as track.json, parsed.
+
+    Args:
+        snapshots: the directory of ``train(..., snapshot_every=K, snapshot_dir=DIR)`` or of
+            ``taep train --snapshot-every K``.
+        holdout: held-out real samples (.npy or CSV) for precision, recall, density and coverage
+            of each snapshot's ``samples`` reverse-process samples (k nearest neighbours).
+        config: the run config of the TAEP paths (dict or path); None derives it from the
+            manifest's training config.
+        against: "last" (the last snapshot is s*) or "config" (the run config's reference).
+        paths, steps, seed: override the run config's run.paths, schedule.steps, run.seed.
+        progress: called after every stage of every snapshot, info having done and total
+            (snapshots), step and stage.
+    """
+    run_json = "" if config is None else _config_text(config, None, {}, _taep.check_config)
+    for name, value in (("samples", samples), ("k", k), ("paths", paths or 0), ("steps", steps or 0),
+                        ("seed", seed or 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(name, f"must be a non-negative integer (got {value!r})")
+    with _Progress(progress, "snapshot") as callback:
+        return json.loads(_taep.track(os.fspath(snapshots), run_json, against,
+                                      "" if holdout is None else os.fspath(holdout), samples, k,
+                                      paths or 0, steps or 0, seed or 0, callback))
 
 
 def train(config: Any = None, *, overrides: Optional[Mapping[str, Any]] = None,

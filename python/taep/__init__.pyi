@@ -41,6 +41,11 @@ def detailed_ft(config: Config = None, *, min_count: int = 20, score: Any = None
                 batch: int = 4096, reference: Any = None,
                 reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
                 progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]: ...
+def track(snapshots: Union[str, os.PathLike[str]], *,
+          holdout: Optional[Union[str, os.PathLike[str]]] = None, config: Config = None,
+          against: str = "last", samples: int = 2000, k: int = 5, paths: Optional[int] = None,
+          steps: Optional[int] = None, seed: Optional[int] = None,
+          progress: Optional[ProgressCallback] = None) -> Dict[str, Any]: ...
 def train(config: Config = None, *, overrides: Overrides = None,
           progress: Optional[ProgressCallback] = None, snapshot_every: int = 0,
           snapshot_dir: Optional[Union[str, os.PathLike[str]]] = None,

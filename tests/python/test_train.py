@@ -132,3 +132,24 @@ def test_snapshots_and_a_data_file_target(trained, tmp_path):
     with pytest.raises(taep.ConfigError) as e:
         taep.run(bad)
     assert e.value.field == "target.samples"
+
+
+def test_track_along_the_snapshots(tmp_path):
+    """taep.track is `taep track`: a row per snapshot, the last the reference, coverage where a
+    held-out set is given; bad arguments name themselves."""
+    snaps = tmp_path / "snaps"
+    taep.train(TINY_TRAIN, snapshot_every=100, snapshot_dir=snaps)
+    holdout = taep.sample({"schedule": {"steps": 50}}, 200)
+    np.save(tmp_path / "holdout.npy", holdout)
+    doc = taep.track(snaps, holdout=tmp_path / "holdout.npy", samples=200, paths=300, steps=30)
+    rows = doc["rows"]
+    assert [r["step"] for r in rows] == [100, 200]
+    assert rows[-1]["is_reference"] and rows[-1]["taep"] is None
+    assert rows[0]["taep"]["count"] == 300 and 0 <= rows[0]["coverage"]["coverage"] <= 1
+    assert doc["reference"].startswith("snapshot ")
+    with pytest.raises(taep.ConfigError) as e:
+        taep.track(snaps, against="nowhere")
+    assert e.value.field == "against"
+    with pytest.raises(taep.ConfigError) as e:
+        taep.track(tmp_path / "none")
+    assert e.value.field == "snapshots"
