@@ -2,6 +2,7 @@
 // reader (.npy and CSV), the empirical reference against the mixture it is (docs/physics.md
 // section 2), the reference network against the identities it must satisfy, and the errors.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -23,7 +24,8 @@ using taep_test::expect_config_error;
 using taep_test::fixture;
 
 std::string temp_file(const std::string& name, const std::string& bytes) {
-  const std::string path = ::testing::TempDir() + "taep_data_target_" + name;
+  const std::string path =
+      ::testing::TempDir() + "taep_data_target_" + std::to_string(::getpid()) + "_" + name;
   std::ofstream(path, std::ios::binary) << bytes;
   return path;
 }

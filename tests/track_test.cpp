@@ -1,6 +1,7 @@
 // taep::track (taep/track.hpp): TAEP and coverage per snapshot of a short training, each row checked
 // against the engine's own run, sample and coverage of that snapshot, and the errors.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -32,7 +33,9 @@ struct Trained {
 const Trained& trained() {
   static const Trained t = [] {
     Trained r;
-    r.dir = ::testing::TempDir() + "taep_track_snapshots";
+    // Per process: ctest runs each test in its own process, in parallel.
+    const std::string tag = std::to_string(::getpid());
+    r.dir = ::testing::TempDir() + "taep_track_snapshots_" + tag;
     std::remove((r.dir + "/manifest.json").c_str());
     for (const char* f : {"/step_00000100.safetensors", "/step_00000200.safetensors",
                           "/step_00000300.safetensors"})
@@ -52,7 +55,7 @@ const Trained& trained() {
     ring.schedule.steps = 50;
     const taep::SampleResult s = taep::sample(ring, 400);
     r.holdout_rows.assign(s.samples.begin(), s.samples.end());
-    r.holdout = ::testing::TempDir() + "taep_track_holdout.npy";
+    r.holdout = ::testing::TempDir() + "taep_track_holdout_" + tag + ".npy";
     std::ofstream(r.holdout, std::ios::binary)
         << taep::detail::npy_bytes({"x", {400, 2}, s.samples.data(), true});
     return r;
@@ -123,13 +126,13 @@ TEST(Track, ErrorsNameTheInput) {
   taep::TrackConfig c = small_track();
   c.snapshots = ::testing::TempDir() + "taep_no_such_snapshots";
   expect_config_error([&] { taep::track(c); }, "snapshots", "cannot read");
-  const std::string bad = ::testing::TempDir() + "taep_track_bad";
+  const std::string bad = ::testing::TempDir() + "taep_track_bad_" + std::to_string(::getpid());
   std::system(("mkdir -p " + bad).c_str());
   std::ofstream(bad + "/manifest.json") << R"({"format": "something", "version": 1})";
   c.snapshots = bad;
   expect_config_error([&] { taep::track(c); }, "snapshots", "taep-snapshots manifest");
   c = small_track();
-  const std::string wide = ::testing::TempDir() + "taep_track_wide.csv";
+  const std::string wide = ::testing::TempDir() + "taep_track_wide_" + std::to_string(::getpid()) + ".csv";
   std::ofstream(wide) << "1,2,3\n4,5,6\n";
   c.holdout = wide;
   expect_config_error([&] { taep::track(c); }, "holdout", "d = 3");
