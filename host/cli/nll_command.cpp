@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli.hpp"
@@ -17,6 +18,15 @@
 namespace taep {
 namespace cli {
 namespace {
+
+// The library names its arguments (taep/nll.hpp); the command line names the flags they came from.
+[[noreturn]] void rethrow_for_flags(const ConfigError& e) {
+  const std::string message = std::string(e.what()).substr(e.field().size() + 2);
+  for (const auto& [field, flag] : {std::pair<const char*, const char*>{"points", "--data"},
+                                    {"count", "--count"}, {"prior", "--prior"}, {"solver", "--solver"}})
+    if (e.field() == field) throw ConfigError(flag, message);
+  throw e;
+}
 
 class NllCommand final : public Command {
  public:
@@ -52,16 +62,16 @@ class NllCommand final : public Command {
                     "log pi(x(t_max)): standard (N(0, I), default) or model-marginal (the exact-score "
                     "model's q(x, t_max): the closed-form oracle)")
         ->check(CLI::IsMember({"standard", "model-marginal"}));
-    overrides_.push_back({cmd->add_option("--seed", seed_, "Random seed (run.seed): --count points, "
-                                                           "Hutchinson probes")
-                              ->check(CLI::NonNegativeNumber),
-                          "run.seed", [this] { config_.run.seed = seed_; }});
-    overrides_.push_back({cmd->add_option("--backend", backend_, "Backend (run.backend; cpu only)")
-                              ->check(CLI::IsMember(backend_names())),
-                          "run.backend", [this] { config_.run.backend = parse_backend(backend_); }});
-    overrides_.push_back({cmd->add_option("--threads", threads_, "CPU threads, 0: all (run.threads)")
-                              ->check(CLI::Range(0, 1024)),
-                          "run.threads", [this] { config_.run.threads = threads_; }});
+    CLI::Option* seed = cmd->add_option("--seed", seed_, "Random seed (run.seed): the --count points "
+                                                         "and the Hutchinson probes")
+                            ->check(CLI::NonNegativeNumber);
+    CLI::Option* backend = cmd->add_option("--backend", backend_, "Backend (run.backend; cpu only)")
+                               ->check(CLI::IsMember(backend_names()));
+    CLI::Option* threads =
+        cmd->add_option("--threads", threads_, "CPU threads, 0: all (run.threads)")->check(CLI::Range(0, 1024));
+    overrides_ = {{seed, "run.seed", [this] { config_.run.seed = seed_; }},
+                  {backend, "run.backend", [this] { config_.run.backend = parse_backend(backend_); }},
+                  {threads, "run.threads", [this] { config_.run.threads = threads_; }}};
     guard_numbers(overrides_);
     cmd->add_option("--set", sets_, "KEY=VALUE: set any config field (repeatable; VALUE is JSON or text)");
     cmd->add_flag("--quiet,-q", quiet_, "No progress or summary on stderr (warnings still show)");
@@ -105,13 +115,7 @@ class NllCommand final : public Command {
     try {
       result = by_count ? nll(problem, count_, options_) : nll(problem, points, d, options_);
     } catch (const ConfigError& e) {
-      // The library names its arguments; the command line names the flags they came from.
-      const std::string message = std::string(e.what()).substr(e.field().size() + 2);
-      if (e.field() == "points") throw ConfigError("--data", message);
-      if (e.field() == "count") throw ConfigError("--count", message);
-      if (e.field() == "prior") throw ConfigError("--prior", message);
-      if (e.field() == "solver") throw ConfigError("--solver", message);
-      throw;
+      rethrow_for_flags(e);
     }
     progress.finish();
     if (!is_root()) return 0;
@@ -148,7 +152,9 @@ class NllCommand final : public Command {
 
 }  // namespace
 
-std::unique_ptr<Command> make_nll_command() { return std::make_unique<NllCommand>(); }
+std::unique_ptr<Command> make_nll_command() {
+  return std::make_unique<NllCommand>();
+}
 
 }  // namespace cli
 }  // namespace taep
