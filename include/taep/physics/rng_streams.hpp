@@ -18,6 +18,7 @@ enum Stream : std::uint32_t {
   kTrainExample = 6,  // training examples: the "path" is step * batch + example (taep train)
   kTrainEval = 7,     // fresh examples for evaluating the DSM loss (dsm_loss)
   kReverseStart = 8,  // x(t_max) ~ N(0, I) of a reverse-process path: normal4 blocks
+  kNllProbe = 9,      // taep nll's Hutchinson probes: point i's P*d values, fixed for its whole solve
 };
 
 constexpr int kPathIdBits = 40;  // paths per run < 2^40 (1.1e12)

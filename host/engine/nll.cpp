@@ -1,0 +1,378 @@
+// NLL by the probability-flow ODE (taep/nll.hpp, docs/likelihood.md): each point its own solve
+// (physics/ode.hpp), in double, with the model's score and divergence at every stage; OpenMP over
+// points, each thread its own evaluator. A point's values depend on nothing but the point, its
+// index (Hutchinson probes) and the settings, never on the thread count or schedule.
+#include "taep/nll.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <optional>
+
+#include "host/cpu/cpu_simd.hpp"
+#include "host/cpu/mlp_cpu.hpp"
+#include "host/io/json_out.hpp"
+#include "host/problem/forward_problem.hpp"
+#include "taep/error.hpp"
+#include "taep/physics/forward_taep.hpp"
+#include "taep/physics/mixture.hpp"
+#include "taep/physics/mlp_path.hpp"
+#include "taep/physics/ode.hpp"
+#include "taep/physics/philox.hpp"
+#include "taep/physics/rng_streams.hpp"
+
+namespace taep {
+namespace {
+
+using detail::ForwardProblem;
+using detail::MixtureTablesHost;
+constexpr int kStateMax = physics::kMaxDim + 1;  // x and the log-density integral
+
+// log q(x, t) of an exact-score model's mixture whose marginal at t is N(c m_k, (c^2 s_k^2 + n) I).
+// mixture_log_density takes the VP form (abar, 1 - abar); with L^2 = c^2 + n the point x / L has
+// the VP-form marginal at abar' = c^2 / L^2, and the change of variables adds -d log L. For VP
+// L = 1 (up to rounding).
+double model_log_density(const MixtureTablesHost& m, int d, double c, double n, const double* x) {
+  const double L2 = c * c + n, L = std::sqrt(L2);
+  double xs[physics::kMaxDim];
+  for (int i = 0; i < d; ++i) xs[i] = x[i] / L;
+  return physics::mixture_log_density(d, m.K, m.mean_d.data(), m.log_w.data(), m.sigma2.data(),
+                                      c * c / L2, xs) -
+         0.5 * d * std::log(L2);
+}
+
+// Score and divergence of an exact-score mixture model at (x, t) (docs/physics.md section 2), by
+// the one-pass evaluation of physics/mixture.hpp in float with this t's component tables.
+class MixtureScore {
+ public:
+  MixtureScore(const ForwardProblem& P, const physics::OdeSchedule& sched)
+      : m_(P.model), d_(P.d), sched_(sched), comp_(std::size_t(P.model.K)) {}
+  void operator()(double t, const double* x, double* s, double& div) {
+    const double c = sched_.mean_scale(t), n = sched_.noise_variance(t);
+    for (int k = 0; k < m_.K; ++k)
+      comp_[std::size_t(k)] = physics::component_step(d_, m_.log_w[k], c * c * m_.sigma2[k] + n);
+    float xf[physics::kMaxDim];
+    for (int i = 0; i < d_; ++i) xf[i] = float(x[i]);
+    physics::MixtureSums<0, float> sums, unused;
+    physics::accumulate_mixture<0>(d_, m_.K, m_.mean.data(), comp_.data(), nullptr, float(c), xf, xf,
+                                   false, sums, unused);
+    physics::ScoreEval<0, float> e;
+    e.finish(sums, xf, d_, false);
+    for (int i = 0; i < d_; ++i) s[i] = e.s[i];
+    div = e.div;
+  }
+
+ private:
+  const MixtureTablesHost& m_;
+  int d_;
+  physics::OdeSchedule sched_;
+  std::vector<physics::ComponentStep> comp_;
+};
+
+// Score and divergence of an MLP at (x, t): the exact trace by d tangents, or the mean of v^T J v
+// over the point's fixed probes (set_probes before its solve).
+class MlpScore {
+ public:
+  MlpScore(const detail::MlpSetup& mlp, const physics::OdeSchedule& sched, detail::MlpIsa isa)
+      : net_(mlp.model, isa), sched_(sched), d_(mlp.model.dim),
+        probes_(mlp.hutchinson() ? mlp.probes : 0),
+        rademacher_(mlp.probe_distribution == ProbeDistribution::rademacher),
+        v_(std::size_t(probes_) * d_), divs_(std::size_t(std::max(probes_, 1))) {}
+  // The probes of point i, fixed for its whole solve (FFJORD, score-SDE): stream kNllProbe.
+  void set_probes(std::uint64_t seed, std::uint64_t point) {
+    if (probes_ == 0) return;
+    rng::PhiloxHostStream stream(seed, rng::subsequence(rng::kNllProbe, point));
+    physics::ProbeSource<rng::PhiloxHostStream> source(stream, rademacher_);
+    for (float& v : v_) v = source.next();
+  }
+  void operator()(double t, const double* x, double* s, double& div) {
+    // The network's eps conversion wants abar = 1 - n (docs/physics.md section 7.4).
+    net_.set_time(t, 1.0 - sched_.noise_variance(t));
+    float xf[physics::kMaxDim], sf[physics::kMaxDim];
+    for (int i = 0; i < d_; ++i) xf[i] = float(x[i]);
+    net_.evaluate(1, xf, sf, divs_.data(), probes_, probes_ ? v_.data() : nullptr);
+    for (int i = 0; i < d_; ++i) s[i] = sf[i];
+    if (probes_ == 0) {
+      div = divs_[0];
+      return;
+    }
+    double sum = 0.0;
+    for (int p = 0; p < probes_; ++p) sum += divs_[std::size_t(p)];
+    div = sum / probes_;
+  }
+
+ private:
+  detail::MlpCpuEvaluator net_;
+  physics::OdeSchedule sched_;
+  int d_, probes_;
+  bool rademacher_;
+  std::vector<float> v_, divs_;
+};
+
+struct PointOutcome {
+  double nll;
+  std::uint32_t nfe;
+  bool ok;
+};
+
+// One point's solve: y = (x0, 0) carried to t_max, then NLL = -(log pi(latent) + l).
+template <class Score>
+PointOutcome solve_point(Score& score, const physics::OdeSchedule& sched, const ForwardProblem& P,
+                         const NllOptions& o, const double* x0, double* latent) {
+  const int d = P.d, n = d + 1;
+  double y[kStateMax];
+  for (int i = 0; i < d; ++i) y[i] = x0[i];
+  y[d] = 0.0;
+  const auto rhs = [&](double t, const double* yy, double* dy) {
+    double s[physics::kMaxDim], div = 0.0;
+    score(t, yy, s, div);
+    physics::pf_ode_rhs(sched, t, d, yy, s, div, dy);
+  };
+  const double t0 = P.grid.t_min, t1 = P.grid.t_max;
+  const physics::OdeStats st =
+      o.solver == OdeSolver::rk4
+          ? physics::rk4_solve<kStateMax>(rhs, n, y, t0, t1, o.ode_steps)
+          : physics::dopri5_solve<kStateMax>(rhs, n, y, t0, t1, o.rtol, o.atol, o.max_steps);
+  for (int i = 0; i < d; ++i) latent[i] = y[i];
+  if (!st.ok) return {std::numeric_limits<double>::quiet_NaN(), std::uint32_t(st.nfe), false};
+  double log_prior;
+  if (o.prior == NllPrior::model_marginal) {
+    log_prior = model_log_density(P.model, d, sched.mean_scale(t1), sched.noise_variance(t1), y);
+  } else {
+    double xx = 0.0;
+    for (int i = 0; i < d; ++i) xx += y[i] * y[i];
+    log_prior = -0.5 * xx / sched.prior_variance - physics::gaussian_log_norm(d, sched.prior_variance);
+  }
+  const double value = -(log_prior + y[d]);
+  const bool ok = std::isfinite(value);
+  return {ok ? value : std::numeric_limits<double>::quiet_NaN(), std::uint32_t(st.nfe), ok};
+}
+
+void check_options(const NllOptions& o, const ForwardProblem& P, const Config& config) {
+  if (config.run.backend == Backend::cuda)
+    throw BackendUnavailable(
+        "run.backend: taep nll runs on the CPU only (the CUDA backend has no probability-flow ODE)");
+  if (P.callback) throw ConfigError("model.type", "taep nll takes an exact or an mlp model, not a callback");
+  if (o.solver == OdeSolver::dopri5) {
+    if (!(o.rtol > 0 && o.rtol < 1) || !(o.atol > 0 && o.atol < 1))
+      throw ConfigError("solver", "rtol and atol must be in (0, 1)");
+    if (o.max_steps < 1) throw ConfigError("solver", "max_steps must be >= 1");
+  } else if (o.ode_steps < 1 || o.ode_steps > 100000000) {
+    throw ConfigError("solver", "ode_steps must be in [1, 1e8] (got " + std::to_string(o.ode_steps) + ")");
+  }
+  if (o.prior == NllPrior::model_marginal && P.mlp)
+    throw ConfigError("prior", "\"model-marginal\" needs an exact-score model (a learned model has no "
+                               "closed-form marginal)");
+}
+
+}  // namespace
+
+const char* to_string(OdeSolver s) { return s == OdeSolver::rk4 ? "rk4" : "dopri5"; }
+const char* to_string(NllPrior p) {
+  return p == NllPrior::model_marginal ? "model-marginal" : "standard";
+}
+
+std::vector<double> target_points(const Problem& problem, std::uint64_t count) {
+  if (count < 1 || count >= rng::kMaxPaths)
+    throw ConfigError("count", "must be an integer in [1, 2^40) (got " + std::to_string(count) + ")");
+  const ForwardProblem& P = problem.forward();
+  const physics::ForwardView V = P.view([](const auto& v) { return v.data(); });
+  std::vector<double> points(count * std::uint64_t(P.d));
+  float x[physics::kMaxDim];
+  for (std::uint64_t i = 0; i < count; ++i) {
+    rng::PhiloxHostStream init(V.seed, rng::subsequence(rng::kInitialState, i));
+    physics::sample_initial_state<0>(V, init, x);
+    for (int j = 0; j < P.d; ++j) points[i * P.d + j] = x[j];
+  }
+  return points;
+}
+
+NllResult nll(const Problem& problem, std::uint64_t count, const NllOptions& options) {
+  return nll(problem, target_points(problem, count), problem.forward().d, options);
+}
+
+NllResult nll(const Problem& problem, const std::vector<double>& points, int d,
+              const NllOptions& options) {
+  const ForwardProblem& P = problem.forward();
+  const Config& config = problem.config();
+  check_options(options, P, config);
+  if (d != P.d)
+    throw ConfigError("points", "have dimension " + std::to_string(d) + ", the config's target " +
+                                    std::to_string(P.d));
+  if (points.empty() || points.size() % std::size_t(d) != 0)
+    throw ConfigError("points", "must be a non-empty count x d array");
+  for (double v : points)
+    if (!std::isfinite(v)) throw ConfigError("points", "must be finite");
+
+  const auto t_start = std::chrono::steady_clock::now();
+  const std::uint64_t count = points.size() / std::size_t(d);
+  const int threads = config.run.threads > 0 ? config.run.threads : std::max(1, omp_get_max_threads());
+  const physics::OdeSchedule sched{P.schedule};
+  const detail::MlpIsa isa = P.mlp ? detail::mlp_cpu_isa() : detail::MlpIsa::blas;
+  if (P.mlp && isa == detail::MlpIsa::blas) openblas_set_num_threads(1);  // OpenMP is over points
+
+  NllResult r;
+  r.d = d;
+  r.count = count;
+  r.solver = options.solver;
+  r.rtol = options.rtol;
+  r.atol = options.atol;
+  r.ode_steps = options.ode_steps;
+  r.prior = options.prior;
+  r.config = config;
+  if (P.mlp) {
+    r.divergence = P.mlp->hutchinson() ? "hutchinson" : "exact";
+    if (P.mlp->hutchinson()) {
+      r.probes = P.mlp->probes;
+      r.probe_distribution = to_string(P.mlp->probe_distribution);
+    }
+  } else {
+    r.divergence = "analytic";
+  }
+  r.nll.assign(count, 0.0);
+  r.latent.assign(count * std::uint64_t(d), 0.0);
+  r.nfe.assign(count, 0);
+  std::vector<char> ok(count, 0);
+
+  std::atomic<std::uint64_t> done{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+#pragma omp parallel num_threads(threads)
+  {
+    std::optional<MixtureScore> mixture;
+    std::optional<MlpScore> net;
+    try {
+      if (P.mlp)
+        net.emplace(*P.mlp, sched, isa);
+      else
+        mixture.emplace(P, sched);
+    } catch (...) {
+#pragma omp critical
+      if (!error) error = std::current_exception();
+      failed = true;
+    }
+#pragma omp for schedule(dynamic, 16)
+    for (std::int64_t i = 0; i < std::int64_t(count); ++i) {
+      if (failed) continue;
+      try {
+        const double* x0 = points.data() + std::size_t(i) * d;
+        double* latent = r.latent.data() + std::size_t(i) * d;
+        PointOutcome out;
+        if (net) {
+          net->set_probes(P.seed, std::uint64_t(i));
+          out = solve_point(*net, sched, P, options, x0, latent);
+        } else {
+          out = solve_point(*mixture, sched, P, options, x0, latent);
+        }
+        r.nll[std::size_t(i)] = out.nll;
+        r.nfe[std::size_t(i)] = out.nfe;
+        ok[std::size_t(i)] = out.ok;
+      } catch (...) {
+#pragma omp critical
+        if (!error) error = std::current_exception();
+        failed = true;
+      }
+      const std::uint64_t now = ++done;
+      if (omp_get_thread_num() == 0 && options.on_progress) options.on_progress(now, count);
+    }
+  }
+  if (error) std::rethrow_exception(error);
+
+  // Statistics in point order (two passes), so they do not depend on the threads.
+  std::uint64_t finite = 0, nfe_total = 0;
+  double sum = 0.0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    nfe_total += r.nfe[i];
+    r.nfe_max = std::max<std::uint64_t>(r.nfe_max, r.nfe[i]);
+    if (ok[i]) {
+      ++finite;
+      sum += r.nll[i];
+    } else {
+      ++r.failures;
+      if (r.failed.size() < NllResult::kMaxListedFailures) r.failed.push_back(i);
+    }
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  r.nll_mean = finite ? sum / double(finite) : nan;
+  double ss = 0.0;
+  for (std::uint64_t i = 0; i < count; ++i)
+    if (ok[i]) ss += (r.nll[i] - r.nll_mean) * (r.nll[i] - r.nll_mean);
+  r.nll_stderr = finite >= 2 ? std::sqrt(ss / double(finite - 1) / double(finite)) : nan;
+  const double per_dim = 1.0 / (d * std::log(2.0));
+  r.bits_per_dim = r.nll_mean * per_dim;
+  r.bits_per_dim_stderr = r.nll_stderr * per_dim;
+  r.nfe_mean = double(nfe_total) / double(count);
+  if (r.failures > 0)
+    r.warnings.push_back(std::to_string(r.failures) + " of " + std::to_string(count) +
+                         " points did not finish their ODE solve (non-finite state, or more than " +
+                         "max_steps steps); their nll is NaN and they are left out of the mean");
+
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  r.performance.backend = "cpu";
+  r.performance.device = detail::cpu_device(
+      P.mlp ? (isa == detail::MlpIsa::blas ? "MLP via OpenBLAS"
+                                           : std::string("MLP by ") + detail::to_string(isa) + " kernels")
+            : std::string("exact-score mixture"),
+      threads);
+  r.performance.wall_seconds = seconds;
+  r.performance.path_steps_per_second = seconds > 0 ? double(nfe_total) / seconds : 0.0;
+  r.performance.threads = threads;
+  r.provenance = make_provenance(r.performance.backend, r.performance.device, options.command);
+  return r;
+}
+
+std::string nll_result_to_json(const NllResult& r, int indent) {
+  using detail::ojson;
+  const auto number = [](double v) { return std::isfinite(v) ? ojson(v) : ojson(nullptr); };
+  ojson j;
+  j["nll"] = {{"units", "nats"},
+              {"count", r.count - r.failures},
+              {"mean", number(r.nll_mean)},
+              {"stderr", number(r.nll_stderr)},
+              {"bits_per_dim", number(r.bits_per_dim)},
+              {"bits_per_dim_stderr", number(r.bits_per_dim_stderr)},
+              {"bits_per_dim_note",
+               "mean NLL / (d ln 2) of the continuous density at t_min; no dequantization, so not "
+               "comparable with bits/dim of discrete (image) data"}};
+  ojson solver = {{"method", to_string(r.solver)}};
+  if (r.solver == OdeSolver::dopri5) {
+    solver["rtol"] = r.rtol;
+    solver["atol"] = r.atol;
+  } else {
+    solver["steps"] = r.ode_steps;
+  }
+  solver["t_min"] = r.config.schedule.t_min;
+  solver["t_max"] = r.config.schedule.t_max;
+  j["solver"] = solver;
+  j["prior"] = to_string(r.prior);
+  ojson div = {{"method", r.divergence}};
+  if (r.divergence == "hutchinson") {
+    div["probes"] = r.probes;
+    div["distribution"] = r.probe_distribution;
+  }
+  j["divergence"] = div;
+  j["count"] = r.count;
+  j["dimension"] = r.d;
+  j["nfe"] = {{"mean", r.nfe_mean}, {"max", r.nfe_max}};
+  j["failures"] = {{"count", r.failures}, {"points", r.failed}};
+  j["warnings"] = r.warnings;
+  const PerformanceSummary& p = r.performance;
+  j["performance"] = {{"backend", p.backend},
+                      {"device", p.device},
+                      {"wall_seconds", p.wall_seconds},
+                      {"threads", p.threads},
+                      {"points_per_second", p.wall_seconds > 0 ? r.count / p.wall_seconds : 0.0},
+                      {"evaluations_per_second", p.path_steps_per_second}};
+  j["provenance"] = detail::to_json(r.provenance);
+  j["config"] = detail::to_json(r.config);
+  return detail::dump(j, indent);
+}
+
+}  // namespace taep
