@@ -1,10 +1,13 @@
-// Fuzz target: the training samples reader (host/problem/train_problem.cpp), whose only entry is a
-// file named by data.samples: the input goes through an in-memory file (fuzz_support.hpp). Each
-// input is read twice, once as it is and once after a comment line long enough that the input
-// starts just before the reader's 64 KiB read boundary (where the first input byte says), so line
-// ends, fields and CRLF pairs split across two reads are searched too. A comment line changes
-// nothing but line numbers, so both reads must agree. (A leading byte-order mark is skipped at the
-// start of a file only, so inputs that start with one are read once.)
+// Fuzz target: the sample-file reader (host/io/samples_file.cpp), reached as training's data.samples
+// (the same reader serves target.samples): the input goes through an in-memory file
+// (fuzz_support.hpp). The reader takes a file that starts with the .npy magic bytes as .npy and
+// anything else as CSV. A CSV input is read twice, once as it is and once after a comment line long
+// enough that the input starts just before the reader's 64 KiB read boundary (where the first input
+// byte says), so line ends, fields and CRLF pairs split across two reads are searched too. A comment
+// line changes nothing but line numbers, so both reads must agree. Inputs read once: those that
+// start with a byte-order mark (skipped at the start of a file only) and those that start with the
+// .npy magic (after a comment line they are CSV, a different format, so the two reads need not
+// agree).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -48,6 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string text(reinterpret_cast<const char*>(data), size);
   const Outcome plain = read(file, text);
   if (size == 0 || (size >= 3 && std::memcmp(data, "\xEF\xBB\xBF", 3) == 0)) return 0;
+  if (size >= 6 && std::memcmp(data, "\x93NUMPY", 6) == 0) return 0;
 
   const std::size_t before_boundary = 1 + data[0] % 32;  // input bytes in the first read
   std::string shifted(kReadChunk - before_boundary, ' ');
