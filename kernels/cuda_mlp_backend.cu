@@ -67,7 +67,7 @@ struct DeviceNet {
                               l0.weight.data(), l0.bias.data(), emb.data(),
                               b0.data() + std::size_t(k) * l0.out);
       out_scale.push_back(physics::output_scale(m.parameterization == Parameterization::eps,
-                                                P.schedule.abar(t)));
+                                                P.schedule.marginal(t).noise));
     }
     bias0 = DeviceBuffer<float>(b0);
   }

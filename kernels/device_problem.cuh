@@ -65,9 +65,9 @@ class Log2DeviceTables {
   static std::vector<physics::ComponentLog2> fold(const ForwardProblem& p, const MixtureTablesHost& m) {
     std::vector<physics::ComponentLog2> out(std::size_t(p.steps) * m.K);
     for (int s = 0; s < p.steps; ++s) {
-      const double abar = p.schedule.abar(p.grid.t(s));
+      const physics::Marginal mt = p.schedule.marginal(p.grid.t(s));
       for (int k = 0; k < m.K; ++k)
-        out[std::size_t(s) * m.K + k] = physics::component_log2_at(p.d, m.log_w[k], m.sigma2[k], abar);
+        out[std::size_t(s) * m.K + k] = physics::component_log2_at(p.d, m.log_w[k], m.sigma2[k], mt);
     }
     return out;
   }

@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kThreads)
   physics::PathTangents tan{b.probes + std::size_t(p) * P * d};
   physics::ScoreEval<D, float> target;
   physics::mlp_prepare<D>(
-      V, k, c.sqrt_abar, plan_of(P, d), x, dw,
+      V, k, c.mean_scale, plan_of(P, d), x, dw,
       [&] { return ProbesAt(V.seed, rng::kHutchinson, path, std::uint64_t(eval) * P * d, rademacher); },
       tan, target);
   for (int i = 0; i < d; ++i) b.s_target[o + i] = target.s[i];
@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(kThreads)
   divergence_estimates(d, P, std::size_t(p), out_scale, out_tan, b.probes, est);
   b.taep[p] += double(physics::mlp_increment(d, c, plan_of(P, d), s, est, st, b.div_target[p], 0.f,
                                              0.f, dw, P > 0 ? b.aux + p : nullptr));
-  physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
+  physics::euler_maruyama_step(d, c.decay, c.sqrt_g2, dw, x);
   for (int i = 0; i < d; ++i) b.x[o + i] = x[i];
 }
 
@@ -161,7 +161,7 @@ __global__ void __launch_bounds__(kThreads)
   const int d = D > 0 ? D : R.fwd.d;
   CurandPhiloxStream start(R.fwd.seed, rng::subsequence(rng::kReverseStart, first + p));
   float x[physics::storage_dim<D>()];
-  physics::reverse_start(d, start, x);
+  physics::reverse_start(d, R.fwd.prior_std, start, x);
   for (int i = 0; i < d; ++i) b.x[std::size_t(p) * d + i] = x[i];
   if (b.taep) b.taep[p] = 0.0;
 }

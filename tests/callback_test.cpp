@@ -92,7 +92,7 @@ taep::ScoreCallback mixture_callback(bool eps = false, int batch = 4096) {
   const taep::Config c = exact_config();
   taep::ScoreCallback cb;
   cb.evaluate = MixtureScore{taep::collapse(taep::ring8(), *c.model.collapse),
-                             c.schedule.beta_min, c.schedule.beta_max, 1.0, eps};
+                             c.schedule.sde.beta_min, c.schedule.sde.beta_max, 1.0, eps};
   cb.parameterization = eps ? taep::Parameterization::eps : taep::Parameterization::score;
   cb.batch = batch;
   return cb;
@@ -191,7 +191,7 @@ TEST(ScoreCallback, HutchinsonProbesComeFromTaepsStream) {
 
 TEST(ScoreCallback, AReferenceFunctionStandsInForTheTargetsScore) {
   const taep::Config c = exact_config();
-  const MixtureScore target{taep::ring8(), c.schedule.beta_min, c.schedule.beta_max, 1.0, false};
+  const MixtureScore target{taep::ring8(), c.schedule.sde.beta_min, c.schedule.sde.beta_max, 1.0, false};
   const auto plain = taep::simulate_paths(taep::build_problem(callback_config(), mixture_callback()),
                                           taep::Backend::cpu, 0, 3000);
   for (bool eps : {false, true}) {

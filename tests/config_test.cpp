@@ -34,8 +34,8 @@ void expect_same_config(const Config& a, const Config& b) {
     EXPECT_EQ(a.model.collapse->modes, b.model.collapse->modes);
     EXPECT_EQ(a.model.collapse->eps, b.model.collapse->eps);
   }
-  EXPECT_EQ(a.schedule.beta_min, b.schedule.beta_min);
-  EXPECT_EQ(a.schedule.beta_max, b.schedule.beta_max);
+  EXPECT_EQ(a.schedule.sde.beta_min, b.schedule.sde.beta_min);
+  EXPECT_EQ(a.schedule.sde.beta_max, b.schedule.sde.beta_max);
   EXPECT_EQ(a.schedule.t_min, b.schedule.t_min);
   EXPECT_EQ(a.schedule.t_max, b.schedule.t_max);
   EXPECT_EQ(a.schedule.steps, b.schedule.steps);
@@ -78,8 +78,8 @@ TEST(Config, DefaultsMatchTheHeader) {
   ASSERT_TRUE(c.model.collapse.has_value());
   EXPECT_EQ(c.model.collapse->modes, 1);
   EXPECT_EQ(c.model.collapse->eps, 0.01);
-  EXPECT_EQ(c.schedule.beta_min, 0.1);
-  EXPECT_EQ(c.schedule.beta_max, 20.0);
+  EXPECT_EQ(c.schedule.sde.beta_min, 0.1);
+  EXPECT_EQ(c.schedule.sde.beta_max, 20.0);
   EXPECT_EQ(c.schedule.t_min, 1e-3);
   EXPECT_EQ(c.schedule.t_max, 1.0);
   EXPECT_EQ(c.schedule.steps, 1000);
@@ -142,7 +142,7 @@ TEST(Config, PartialSectionsKeepOtherDefaults) {
                                           "run": {"paths": 1e6, "backend": "cpu"}})");
   EXPECT_EQ(c.schedule.steps, 50);
   EXPECT_EQ(c.schedule.scheme, taep::Scheme::milstein);
-  EXPECT_EQ(c.schedule.beta_max, 20.0);
+  EXPECT_EQ(c.schedule.sde.beta_max, 20.0);
   EXPECT_EQ(c.run.paths, 1000000u);  // an integral float is an integer
   EXPECT_EQ(c.run.backend, taep::Backend::cpu);
   EXPECT_EQ(c.run.seed, 1u);
@@ -184,7 +184,12 @@ Config nontrivial_config() {
   q.weights = {1, 1, 1e-3};
   q.sigmas[2] = 0.2;
   c.model.mixture = q;
-  c.schedule = {0.05, 12.5, 2e-3, 0.75, 321, taep::Scheme::milstein};
+  c.schedule.sde.beta_min = 0.05;
+  c.schedule.sde.beta_max = 12.5;
+  c.schedule.t_min = 2e-3;
+  c.schedule.t_max = 0.75;
+  c.schedule.steps = 321;
+  c.schedule.scheme = taep::Scheme::milstein;
   c.run.paths = 123457;
   c.run.seed = (std::uint64_t(1) << 63) + 5;  // not exactly representable as a double
   c.run.backend = taep::Backend::cpu;
@@ -445,8 +450,8 @@ void one_d_target(Config& c) {
 }
 
 const BadValue kBadValues[] = {
-    {"NanBetaMax", [](Config& c) { c.schedule.beta_max = kNan; }, "schedule.beta_max"},
-    {"InfBetaMin", [](Config& c) { c.schedule.beta_min = kInf; }, "schedule.beta_min"},
+    {"NanBetaMax", [](Config& c) { c.schedule.sde.beta_max = kNan; }, "schedule.beta_max"},
+    {"InfBetaMin", [](Config& c) { c.schedule.sde.beta_min = kInf; }, "schedule.beta_min"},
     {"NanTMin", [](Config& c) { c.schedule.t_min = kNan; }, "schedule.t_min"},
     {"InfTMax", [](Config& c) { c.schedule.t_max = kInf; }, "schedule.t_max"},
     {"InfMean", [](Config& c) { one_d_target(c); c.target.mixture.means[1][0] = kInf; },

@@ -75,7 +75,7 @@ TEST(ExperimentTheory, LogRatioMomentsOfTwoGaussiansAreClosedForm) {
   for (double c : {0.7, 1.0, 1.4, 3.0}) {
     for (double abar : {1.0, 0.3}) {
       const double vp = abar * 0.0625 + 1 - abar, vq = abar * 0.0625 * c * c + 1 - abar, r = vp / vq;
-      const auto m = taep::log_ratio_moments(p, taep::widened(p, c), abar);
+      const auto m = taep::log_ratio_moments(p, taep::widened(p, c), taep::physics::Marginal{abar, std::sqrt(abar), 1 - abar});
       EXPECT_NEAR(m.mean, r - 1 - std::log(r), 1e-12) << c << " " << abar;
       EXPECT_NEAR(m.variance, (1 - r) * (1 - r), 1e-12) << c << " " << abar;
     }
@@ -96,8 +96,7 @@ TEST(ExperimentTheory, WidenedRingMatchesTheCollapseMeanWithSmallerVariance) {
   EXPECT_GT(match.c, 1.3);
   EXPECT_LT(match.c, 1.6);
   EXPECT_NEAR(taep::exact_mean_taep(ring, mediocre, schedule), mean, 1e-10);
-  const double abar = std::exp(-(schedule.beta_min * schedule.t_min +
-                                 0.5 * (schedule.beta_max - schedule.beta_min) * schedule.t_min * schedule.t_min));
+  const taep::physics::Marginal abar = schedule.sde.marginal(schedule.t_min);
   const double var_collapse = taep::log_ratio_moments(ring, collapsed, abar).variance;
   const double var_mediocre = taep::log_ratio_moments(ring, mediocre, abar).variance;
   std::printf("c %.10f (%d steps), mean %.6f, Var collapse %.4f, mediocre %.4f\n", match.c, match.steps, mean,

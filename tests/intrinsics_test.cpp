@@ -67,7 +67,7 @@ std::vector<ComponentLog2> fold(const taep::detail::ForwardProblem& P,
   std::vector<ComponentLog2> out;
   for (int s = 0; s < P.steps; ++s)
     for (int k = 0; k < m.K; ++k)
-      out.push_back(component_log2_at(P.d, m.log_w[k], m.sigma2[k], P.schedule.abar(P.grid.t(s))));
+      out.push_back(component_log2_at(P.d, m.log_w[k], m.sigma2[k], P.schedule.marginal(P.grid.t(s))));
   return out;
 }
 
@@ -100,8 +100,9 @@ void expect_same_scores(int d, int n, std::mt19937_64& g) {
     std::vector<ComponentStep> comp;
     std::vector<ComponentLog2> comp2;
     for (int k = 0; k < n; ++k) {
-      comp.push_back(component_step_at(d, log_w[k], sigma2[k], abar));
-      comp2.push_back(component_log2_at(d, log_w[k], sigma2[k], abar));
+      const Marginal m{abar, std::sqrt(abar), 1 - abar};
+      comp.push_back(component_step_at(d, log_w[k], sigma2[k], m));
+      comp2.push_back(component_log2_at(d, log_w[k], sigma2[k], m));
     }
     const float sab = float(std::sqrt(abar));
     for (int trial = 0; trial < 20; ++trial) {

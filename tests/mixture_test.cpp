@@ -48,7 +48,7 @@ Mix random_mixture(int d, int K, std::mt19937_64& g) {
 }
 
 double log_p(const Mix& m, double abar, const std::vector<double>& x) {
-  return mixture_log_density(m.d, m.K, m.mean.data(), m.log_w.data(), m.sigma2.data(), abar, x.data());
+  return mixture_log_density(m.d, m.K, m.mean.data(), m.log_w.data(), m.sigma2.data(), Marginal{abar, std::sqrt(abar), 1 - abar}, x.data());
 }
 
 template <int D>
@@ -72,7 +72,7 @@ ScoreEval<D> evaluate(const Mix& m, double abar, const std::vector<double>& x,
 // second derivatives (float evaluation: ~1e-6 relative; difference error: ~1e-7).
 template <int D>
 void check_against_finite_differences(const Mix& m, double t, std::mt19937_64& g) {
-  const VpSchedule sched;
+  const Schedule sched;
   const double abar = sched.abar(t);
   double v_min = 1e300;
   for (double s2 : m.sigma2) v_min = std::min(v_min, abar * s2 + 1 - abar);
@@ -133,7 +133,7 @@ TEST(MixtureScore, SharedPassEqualsSeparatePasses) {
   const taep::MixtureSpec ring = taep::ring8();
   const taep::MixtureSpec model = taep::collapse(ring, {2, 0.01});
   const Mix p = from_spec(ring), q = from_spec(model);
-  const double abar = VpSchedule{}.abar(0.02);
+  const double abar = Schedule{}.abar(0.02);
   std::vector<ComponentStep> cp, cq;
   std::vector<float> ratio;
   for (int k = 0; k < p.K; ++k) {

@@ -194,7 +194,7 @@ Estimate score_matching_loss(const Mixture& target, const taep::MlpModel& model,
     const double ab = abar(t), a = std::sqrt(ab);
     const std::vector<double> V = diffused_variances(target, ab);
     sample_scaled(target, a, V, r, x);
-    const std::vector<double> s_theta = taep::mlp_evaluate_reference(model, x, t, ab, false).score;
+    const std::vector<double> s_theta = taep::mlp_evaluate_reference(model, x, t, 1 - ab, false).score;
     return 0.5 * beta(t) * squared_distance(s_theta, scaled_score(target, a, V, x));
   });
 }
@@ -222,7 +222,7 @@ Estimate discrete_scheme_mean(const Mixture& target, const taep::MlpModel& model
       sample_scaled(target, a, V, rng, x);
       const std::vector<double> u = scaled_score(target, a, V, x);
       const std::vector<double> s_star = scaled_score(target, std::sqrt(ab), Vt, x);
-      const std::vector<double> s_theta = taep::mlp_evaluate_reference(model, x, t, ab, false).score;
+      const std::vector<double> s_theta = taep::mlp_evaluate_reference(model, x, t, 1 - ab, false).score;
       const double f = 0.5 * b * h * (squared_distance(s_theta, u) - squared_distance(s_star, u));
       s1 += f;
       s2 += f * f;
@@ -306,7 +306,7 @@ TEST_P(MlpEvaluatorFixture, ScoreAndExactDivergenceMatchFloat64Autograd) {
   double worst_score = 0, worst_div = 0;
   for (int p = 0; p < n; ++p) {
     const FixturePoint& pt = pts[p];
-    net.set_time(pt.t, pt.abar);
+    net.set_time(pt.t, 1 - pt.abar);
     net.evaluate(n, X.data(), score.data(), div.data());
     double smax = 0;
     for (double s : pt.score) smax = std::max(smax, std::abs(s));
@@ -340,7 +340,7 @@ TEST_P(MlpEvaluatorFixture, HutchinsonWithBasisProbesSumsToTheExactTrace) {
   }
   taep::detail::MlpCpuEvaluator net(model);
   for (const int p : {0, 1, n / 2, n - 1}) {
-    net.set_time(pts[p].t, pts[p].abar);
+    net.set_time(pts[p].t, 1 - pts[p].abar);
     net.evaluate(n, X.data(), score.data(), exact.data());
     net.evaluate(n, X.data(), hscore.data(), est.data(), d, V.data());
     EXPECT_EQ(hscore, score) << "the score must not depend on the tangents carried";
@@ -390,7 +390,7 @@ TEST_P(MlpHutchinson, MeanOfProbeEstimatesIsTheExactDivergence) {
     const FixturePoint& pt = pts[p];
     std::vector<float> x(pt.x.begin(), pt.x.end());
     for (float& v : V) v = rademacher ? rng.rademacher() : float(rng.normal());
-    net.set_time(pt.t, pt.abar);
+    net.set_time(pt.t, 1 - pt.abar);
     net.evaluate(1, x.data(), score.data(), est.data(), P, V.data());
     double s1 = 0, s2 = 0;
     for (float e : est) s1 += e;

@@ -116,23 +116,23 @@ TEST_P(MlpMilstein, CorrectionPerPathMatchesFloat64FiniteDifferenceJacobian) {
         for (int i = 0; i < d; ++i) dw[i] = s.sqrt_h * z.next();
         const double t = P.grid.t(k), ab = P.schedule.abar(t);
         const std::vector<double> xd{x[0], x[1]};
-        const auto at = taep::mlp_evaluate_reference(model, xd, t, ab, true);
+        const auto at = taep::mlp_evaluate_reference(model, xd, t, 1 - ab, true);
         double quad_model = 0;
         const double eps = 1e-4;
         for (int j = 0; j < d; ++j) {  // column j of J by central differences
           std::vector<double> xp = xd, xm = xd;
           xp[std::size_t(j)] += eps;
           xm[std::size_t(j)] -= eps;
-          const auto sp = taep::mlp_evaluate_reference(model, xp, t, ab, false).score;
-          const auto sm = taep::mlp_evaluate_reference(model, xm, t, ab, false).score;
+          const auto sp = taep::mlp_evaluate_reference(model, xp, t, 1 - ab, false).score;
+          const auto sm = taep::mlp_evaluate_reference(model, xm, t, 1 - ab, false).score;
           for (int i = 0; i < d; ++i)
             quad_model += double(dw[i]) * (sp[std::size_t(i)] - sm[std::size_t(i)]) / (2 * eps) * dw[j];
         }
         taep::physics::ScoreEval<2, float> target;
-        taep::physics::target_score<2>(V, k, s.sqrt_abar, x, target, dw);
-        correction += double(s.half_beta) *
+        taep::physics::target_score<2>(V, k, s.mean_scale, x, target, dw);
+        correction += double(s.half_g2) *
                       ((quad_model - double(target.quad)) - double(s.h) * (at.divergence - double(target.div)));
-        taep::physics::euler_maruyama_step(d, s.decay, s.sqrt_beta, dw, x);
+        taep::physics::euler_maruyama_step(d, s.decay, s.sqrt_g2, dw, x);
       }
       const double diff = milstein.taep[p] - euler.taep[p];
       EXPECT_NEAR(diff, correction, 2e-4 + 2e-3 * std::fabs(correction))

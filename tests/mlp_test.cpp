@@ -377,17 +377,17 @@ TEST(Mlp, ReferenceEvaluationMatchesAHandComputedNetwork) {
   const double out = 3 * silu(z0) - silu(z1) + 0.5;
   const double dout_dx = 3 * (sigmoid(z0) + z0 * sigmoid(z0) * (1 - sigmoid(z0)));
 
-  auto r = taep::mlp_evaluate_reference(m, {x}, t, abar, true);
+  auto r = taep::mlp_evaluate_reference(m, {x}, t, 1 - abar, true);
   ASSERT_EQ(r.score.size(), 1u);
   EXPECT_NEAR(r.score[0], out, 1e-14);
   EXPECT_NEAR(r.divergence, dout_dx, 1e-14);
 
   m.parameterization = Parameterization::eps;  // score = -out / sqrt(1 - abar) = -out / 0.8
-  r = taep::mlp_evaluate_reference(m, {x}, t, abar, true);
+  r = taep::mlp_evaluate_reference(m, {x}, t, 1 - abar, true);
   EXPECT_NEAR(r.score[0], -out / 0.8, 1e-14);
   EXPECT_NEAR(r.divergence, -dout_dx / 0.8, 1e-14);
 
-  r = taep::mlp_evaluate_reference(m, {x}, t, abar, false);
+  r = taep::mlp_evaluate_reference(m, {x}, t, 1 - abar, false);
   EXPECT_NEAR(r.score[0], -out / 0.8, 1e-14);
   EXPECT_EQ(r.divergence, 0.0);
 }
@@ -411,19 +411,19 @@ TEST_P(DivergenceTest, EqualsCentralFiniteDifferencesOfTheScore) {
     std::vector<double> x(dim);
     for (double& xi : x) xi = 2 * normal(rng);
     const double t = uniform(rng), abar = 0.9 * uniform(rng);
-    const auto exact = taep::mlp_evaluate_reference(m, x, t, abar, true);
+    const auto exact = taep::mlp_evaluate_reference(m, x, t, 1 - abar, true);
     double fd = 0;
     for (int i = 0; i < dim; ++i) {
       const double h = 1e-5;
       std::vector<double> plus = x, minus = x;
       plus[i] += h;
       minus[i] -= h;
-      fd += (taep::mlp_evaluate_reference(m, plus, t, abar, false).score[i] -
-             taep::mlp_evaluate_reference(m, minus, t, abar, false).score[i]) /
+      fd += (taep::mlp_evaluate_reference(m, plus, t, 1 - abar, false).score[i] -
+             taep::mlp_evaluate_reference(m, minus, t, 1 - abar, false).score[i]) /
             (2 * h);
     }
     EXPECT_NEAR(exact.divergence, fd, 1e-7 * (1 + std::abs(fd))) << "point " << point;
-    EXPECT_EQ(exact.score, taep::mlp_evaluate_reference(m, x, t, abar, false).score)
+    EXPECT_EQ(exact.score, taep::mlp_evaluate_reference(m, x, t, 1 - abar, false).score)
         << "point " << point;
   }
 }
@@ -444,36 +444,48 @@ INSTANTIATE_TEST_SUITE_P(Mlp, DivergenceTest,
 // files, hand-made ones) is accepted as before.
 TEST(Mlp, EpsModelsRunOnlyOnTheScheduleTheyWereTrainedWith) {
   MlpModel m = random_mlp(2, 4, {8}, Parameterization::eps, 7);
-  m.trained_beta_min = 0.1;
-  m.trained_beta_max = 12.5;
+  taep::physics::Schedule trained;
+  trained.beta_max = 12.5;
+  m.trained_schedule = trained;
   const std::string path = temp_path("eps_schedule.safetensors");
   taep::save_mlp(m, path);
   const MlpModel back = taep::load_mlp(path);
-  EXPECT_EQ(back.trained_beta_min, 0.1);
-  EXPECT_EQ(back.trained_beta_max, 12.5);
+  ASSERT_TRUE(back.trained_schedule.has_value());
+  EXPECT_EQ(back.trained_schedule->type, taep::physics::ScheduleType::vp);
+  EXPECT_EQ(back.trained_schedule->beta_min, 0.1);
+  EXPECT_EQ(back.trained_schedule->beta_max, 12.5);
 
   taep::Config c = taep::default_config();
   c.model = taep::ModelConfig{};
   c.model.type = "mlp";
   c.model.weights = path;
-  c.schedule.beta_max = 12.5;
+  c.schedule.sde.beta_max = 12.5;
   EXPECT_NO_THROW(taep::build_problem(c));
-  c.schedule.beta_max = 20.0;
+  c.schedule.sde.beta_max = 20.0;
   try {
     taep::build_problem(c);
     ADD_FAILURE() << "an eps model ran on another schedule";
   } catch (const taep::ConfigError& e) {
     EXPECT_EQ(e.field(), "model.weights");
     const std::string what = e.what();
-    EXPECT_NE(what.find("schedule.beta_max = 12.5"), std::string::npos) << what;
-    EXPECT_NE(what.find("schedule.beta_max = 20"), std::string::npos) << what;
+    EXPECT_NE(what.find("beta_max = 12.5 cannot"), std::string::npos) << what;
+    EXPECT_NE(what.find("beta_max = 20:"), std::string::npos) << what;
   }
-  m.trained_beta_min = m.trained_beta_max = 0;  // not recorded
+  // A VE run of the VP-trained model is refused too, naming the VE schedule.
+  c.schedule.sde.type = taep::physics::ScheduleType::ve;
+  try {
+    taep::build_problem(c);
+    ADD_FAILURE() << "a VP eps model ran on a VE schedule";
+  } catch (const taep::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("schedule.type \"ve\" with sigma_min = 0.01"), std::string::npos)
+        << e.what();
+  }
+  c.schedule.sde.type = taep::physics::ScheduleType::vp;
+  m.trained_schedule.reset();  // not recorded
   taep::save_mlp(m, path);
   EXPECT_NO_THROW(taep::build_problem(c));
   m.parameterization = Parameterization::score;  // a score model carries no conversion
-  m.trained_beta_min = 0.1;
-  m.trained_beta_max = 12.5;
+  m.trained_schedule = trained;
   taep::save_mlp(m, path);
   EXPECT_NO_THROW(taep::build_problem(c));
   std::remove(path.c_str());

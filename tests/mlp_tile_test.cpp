@@ -495,7 +495,7 @@ std::vector<double> path_bounds(const taep::Problem& problem, int n, double u) {
       const double t = fp.grid.t(k);
       for (int i = 0; i < d; ++i) dw[std::size_t(i)] = c.sqrt_h * st.noise[std::size_t(p)].next();
       float s_target[taep::physics::kMaxDim], div_target, quad;
-      const float r2 = taep::detail::prepare_learned_path<0>(V, k, c.sqrt_abar, plan, x.data(), dw.data(),
+      const float r2 = taep::detail::prepare_learned_path<0>(V, k, c.mean_scale, plan, x.data(), dw.data(),
                                                              probes.data(), st.probes[std::size_t(p)],
                                                              s_target, &div_target, &quad);
       const std::vector<float> bias0 = bias0_at(m, packed.net, t);
@@ -519,17 +519,17 @@ std::vector<double> path_bounds(const taep::Problem& problem, int n, double u) {
         size += s * s + double(s_target[i]) * s_target[i];
         nsize += (std::fabs(s) + std::fabs(s_target[i])) * a;
       }
-      const double hb = double(c.half_beta) * c.h, sb = c.sqrt_beta;
+      const double hb = double(c.half_g2) * c.h, sb = c.sqrt_g2;
       double sd = hb * drift + sb * noise;
       fixed += hb * second + 16 * (d + 2) * kF32 * (hb * size + sb * nsize);
-      if (V.milstein) {  // c.half_beta ((r2 est_0 - quad_target) - h (div - div_target))
+      if (V.milstein) {  // c.half_g2 ((r2 est_0 - quad_target) - h (div - div_target))
         const double q = double(r2) * b.est[0];
-        sd += c.half_beta * (r2 * b.sd_est[0] + c.h * ediv);
-        fixed += 16 * (d + 2) * kF32 * c.half_beta *
+        sd += c.half_g2 * (r2 * b.sd_est[0] + c.h * ediv);
+        fixed += 16 * (d + 2) * kF32 * c.half_g2 *
                  (std::fabs(q) + std::fabs(quad) + c.h * (std::fabs(div) + std::fabs(div_target)));
       }
       var += sd * sd;
-      taep::physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, dw.data(), x.data());
+      taep::physics::euler_maruyama_step(d, c.decay, c.sqrt_g2, dw.data(), x.data());
     }
     bound[std::size_t(p)] = kSigmas * std::sqrt(var) + fixed;
   }

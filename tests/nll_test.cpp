@@ -32,15 +32,14 @@ taep::Config gaussian_config(double s) {
   c.target.mixture = taep::MixtureSpec{{1.0}, {{0.0}}, {s}};
   c.model.collapse.reset();
   c.model.mixture = c.target.mixture;
-  c.schedule.beta_max = 5.0;
+  c.schedule.sde.beta_max = 5.0;
   c.run.threads = 2;
   return c;
 }
 
 // The marginal variance of N(0, s^2) at t: abar s^2 + 1 - abar.
 double gaussian_variance(const taep::Config& c, double s, double t) {
-  const taep::physics::VpSchedule v{c.schedule.beta_min, c.schedule.beta_max};
-  return v.abar(t) * s * s + 1.0 - v.abar(t);
+  return taep::physics::diffused_variance(s * s, c.schedule.sde.marginal(t));
 }
 
 double log_normal(double x, double var) { return -0.5 * x * x / var - 0.5 * std::log(2 * kPi * var); }
@@ -140,7 +139,7 @@ TEST(Nll, RingMixtureMatchesTheClosedForm) {
   const std::vector<double> x = taep::target_points(p, 64);
   const taep::NllResult r = taep::nll(p, x, 2, marginal_prior());
   const taep::detail::ForwardProblem& F = p.forward();
-  const double abar0 = F.schedule.abar(c.schedule.t_min);
+  const taep::physics::Marginal abar0 = F.schedule.marginal(c.schedule.t_min);
   double worst = 0;
   for (std::size_t i = 0; i < 64; ++i) {
     const double lq = taep::physics::mixture_log_density(2, F.model.K, F.model.mean_d.data(),

@@ -71,7 +71,7 @@ struct Schedule {
 };
 
 Schedule schedule_of(const Config& c) {
-  return {c.schedule.beta_min, c.schedule.beta_max, c.schedule.t_min, c.schedule.t_max,
+  return {c.schedule.sde.beta_min, c.schedule.sde.beta_max, c.schedule.t_min, c.schedule.t_max,
           c.schedule.steps};
 }
 
@@ -242,7 +242,7 @@ TEST(Reverse, StepTablesMatchTheScheduleClosedForms) {
   const taep::detail::ForwardProblem P = taep::detail::build_forward_problem(c);
   const taep::detail::ReverseEndTables end = taep::detail::build_reverse_end(P);
   ASSERT_EQ(end.model_last.size(), std::size_t(P.model.K));
-  const double b0 = c.schedule.beta_min, b1 = c.schedule.beta_max;
+  const double b0 = c.schedule.sde.beta_min, b1 = c.schedule.sde.beta_max;
   const int N = c.schedule.steps;
   const double h = (c.schedule.t_max - c.schedule.t_min) / N;
   auto expect_rounded = [](float got, double want, const char* what, int k) {
@@ -253,11 +253,11 @@ TEST(Reverse, StepTablesMatchTheScheduleClosedForms) {
     const double beta = b0 + t * (b1 - b0);
     const double abar = std::exp(-(b0 * t + 0.5 * (b1 - b0) * t * t));
     const taep::physics::StepScalars& a = k < N ? P.step[std::size_t(k)] : end.last;
-    expect_rounded(a.half_beta, beta / 2, "half_beta", k);
+    expect_rounded(a.half_g2, beta / 2, "half_g2", k);
     expect_rounded(a.h, h, "h", k);
     expect_rounded(a.sqrt_h, std::sqrt(h), "sqrt_h", k);
-    expect_rounded(a.sqrt_beta, std::sqrt(beta), "sqrt_beta", k);
-    expect_rounded(a.sqrt_abar, std::sqrt(abar), "sqrt_abar", k);
+    expect_rounded(a.sqrt_g2, std::sqrt(beta), "sqrt_g2", k);
+    expect_rounded(a.mean_scale, std::sqrt(abar), "mean_scale", k);
     if (k < N) expect_rounded(a.decay, 1 - beta * h / 2, "decay", k);
     for (int j = 0; j < P.model.K; ++j) {
       const double v = abar * P.model.sigma2[std::size_t(j)] + 1 - abar;
@@ -268,7 +268,7 @@ TEST(Reverse, StepTablesMatchTheScheduleClosedForms) {
                      "log_norm", k);
     }
   }
-  EXPECT_FLOAT_EQ(end.last.sqrt_beta, float(std::sqrt(c.schedule.beta_max)));
+  EXPECT_FLOAT_EQ(end.last.sqrt_g2, float(std::sqrt(c.schedule.sde.beta_max)));
 }
 
 // The engine's float path (vector loop where the CPU has one) against the double model above, on
@@ -327,7 +327,7 @@ TEST_P(Reverse, MlpPathsAgreeWithTheReferenceNetworkInDouble) {
         S, 2, c.run.seed, first + i, p, false,
         [&](const std::vector<double>& x, int k, const std::vector<double>&) {
           const double t = S.t(k);
-          const taep::MlpPointEval e = taep::mlp_evaluate_reference(net, x, t, S.abar(t), true);
+          const taep::MlpPointEval e = taep::mlp_evaluate_reference(net, x, t, 1 - S.abar(t), true);
           Mixture::Eval out;
           out.s = e.score;
           out.div = e.divergence;

@@ -54,7 +54,7 @@ taep::TrainConfig gaussian_config() {
 
 double gaussian_floor(const taep::TrainConfig& c) {
   // Simpson's rule over t in [t_min, 1]; the integrand is smooth, 20000 intervals are exact to 1e-12.
-  const taep::physics::VpSchedule s{c.beta_min, c.beta_max};
+  const taep::physics::Schedule& s = c.sde;
   const int n = 20000;
   const double a = c.t_min, h = (1.0 - a) / n;
   auto f = [&](double t) {
@@ -157,7 +157,7 @@ TEST(DsmPhysics, ExampleFollowsTheDocumentedDraws) {
       float x[2], z[2];
       const taep::physics::DsmTime tm = taep::physics::draw_example(D, stream, x, z);
       EXPECT_DOUBLE_EQ(tm.t, t);
-      EXPECT_NEAR(tm.abar, ab, 1e-15);
+      EXPECT_NEAR(tm.marginal.scale2, ab, 1e-15);
       EXPECT_NEAR(tm.sigma_t, std::sqrt(1 - ab), 1e-6 * std::sqrt(1 - ab));
       for (int j = 0; j < 2; ++j) {
         EXPECT_EQ(z[j], zz[j]);
@@ -195,10 +195,10 @@ TEST(DsmPhysics, SampleRowsArePickedUniformly) {
     float x[2], z[2];
     const taep::physics::DsmTime tm = taep::physics::draw_example(D, s, x, z);
     // Recover the row from x_t = sqrt(abar) x0 + sigma_t z.
-    const double x00 = (x[0] - double(tm.sigma_t) * z[0]) / tm.sqrt_abar;
+    const double x00 = (x[0] - double(tm.sigma_t) * z[0]) / tm.mean_scale;
     const int row = int(std::lround((x00 - 1) / 2));
     ASSERT_TRUE(row >= 0 && row < 3) << x00;
-    EXPECT_NEAR((x[1] - double(tm.sigma_t) * z[1]) / tm.sqrt_abar, rows[row * 2 + 1], 1e-3 / tm.sqrt_abar);
+    EXPECT_NEAR((x[1] - double(tm.sigma_t) * z[1]) / tm.mean_scale, rows[row * 2 + 1], 1e-3 / tm.mean_scale);
     count[row]++;
   }
   const double se = std::sqrt((1.0 / 3) * (2.0 / 3) / n);
@@ -474,8 +474,9 @@ TEST(TrainConfig, DefaultsAreThePapers) {
   EXPECT_EQ(c.optimizer.steps, 50000u);
   EXPECT_EQ(c.optimizer.lr, 1e-3);
   EXPECT_EQ(c.optimizer.clip_norm, 1.0);
-  EXPECT_EQ(c.beta_min, 0.1);
-  EXPECT_EQ(c.beta_max, 20.0);
+  EXPECT_EQ(c.sde.type, taep::physics::ScheduleType::vp);
+  EXPECT_EQ(c.sde.beta_min, 0.1);
+  EXPECT_EQ(c.sde.beta_max, 20.0);
   EXPECT_EQ(c.t_min, 1e-3);
 }
 

@@ -278,8 +278,7 @@ void validate(const Config& c) {
 
   // schedule
   const ScheduleConfig& s = c.schedule;
-  check_lower("schedule.beta_min", s.beta_min, 0.0, true);
-  check_lower("schedule.beta_max", s.beta_max, s.beta_min, false, "schedule.beta_min");
+  check_sde(s.sde, "schedule");
   check_lower("schedule.t_min", s.t_min, 0.0, true);
   check_lower("schedule.t_max", s.t_max, s.t_min, true, "schedule.t_min");
   check_int("schedule.steps", s.steps, kStepsRange);
@@ -313,7 +312,9 @@ Config parse_config(const std::string& json_text) {
   if (const json* r = section(root, "reference", "")) read_reference(*r, c.reference);
   if (const json* m = section(root, "model", "")) read_model(*m, c.model);
   if (const json* s = section(root, "schedule", ""))
-    read_schedule(*s, "schedule", {"beta_min", "beta_max", "t_min", "t_max", "steps", "scheme"},
+    read_schedule(*s, "schedule",
+                  {"type", "beta_min", "beta_max", "sigma_min", "sigma_max", "sigma", "t_min",
+                   "t_max", "steps", "scheme"},
                   c.schedule);
   if (const json* r = section(root, "run", "")) read_run(*r, c.run);
   if (const json* h = section(root, "histogram", "")) read_histogram(*h, c.histogram);
@@ -347,13 +348,16 @@ nlohmann::ordered_json detail::config_json(const Config& c) {
   const HistogramConfig& h = c.histogram;
   ojson range = (h.lo && h.hi) ? ojson::array({*h.lo, *h.hi}) : ojson(nullptr);
 
+  ojson schedule = sde_json(s.sde);
+  schedule["t_min"] = s.t_min;
+  schedule["t_max"] = s.t_max;
+  schedule["steps"] = s.steps;
+  schedule["scheme"] = to_string(s.scheme);
   ojson out{
       {"target", target},
       {"reference", reference},
       {"model", model},
-      {"schedule",
-       {{"beta_min", s.beta_min}, {"beta_max", s.beta_max}, {"t_min", s.t_min},
-        {"t_max", s.t_max}, {"steps", s.steps}, {"scheme", to_string(s.scheme)}}},
+      {"schedule", schedule},
       {"run",
        {{"paths", r.paths}, {"seed", r.seed}, {"backend", to_string(r.backend)},
         {"chunk_paths", r.chunk_paths}, {"threads", r.threads}, {"devices", r.devices},

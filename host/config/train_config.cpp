@@ -103,12 +103,11 @@ void read_optimizer(const json& j, OptimizerConfig& out) {
 // The run config's section readers, over the keys the training config has (README "taep train").
 void read_schedule(const json& j, TrainConfig& out) {
   ScheduleConfig s;
-  s.beta_min = out.beta_min;
-  s.beta_max = out.beta_max;
+  s.sde = out.sde;
   s.t_min = out.t_min;
-  fields::read_schedule(j, "schedule", {"beta_min", "beta_max", "t_min"}, s);
-  out.beta_min = s.beta_min;
-  out.beta_max = s.beta_max;
+  fields::read_schedule(j, "schedule",
+                        {"type", "beta_min", "beta_max", "sigma_min", "sigma_max", "sigma", "t_min"}, s);
+  out.sde = s.sde;
   out.t_min = s.t_min;
 }
 
@@ -189,10 +188,7 @@ void validate(const TrainConfig& c) {
   check_interval("optimizer.ema_decay", o.ema_decay, 0.0, false, 1.0, true);
 
   // schedule
-  check_interval("schedule.beta_min", c.beta_min, 0.0, true, kInf, true);
-  if (!(std::isfinite(c.beta_max) && c.beta_max >= c.beta_min))
-    fail("schedule.beta_max", "must be a finite number >= schedule.beta_min = " + show(c.beta_min) +
-                                  " (got " + show(c.beta_max) + ")");
+  check_sde(c.sde, "schedule");
   check_interval("schedule.t_min", c.t_min, 0.0, true, 1.0, true);
 
   // run
@@ -233,6 +229,8 @@ nlohmann::ordered_json detail::train_config_json(const TrainConfig& c) {
   const NetworkConfig& n = c.network;
   const OptimizerConfig& o = c.optimizer;
   const char* backend = name_or_invalid(kBackends, c.backend);
+  ojson schedule = sde_json(c.sde);
+  schedule["t_min"] = c.t_min;
   ojson out{
       {"data", data},
       {"network",
@@ -242,7 +240,7 @@ nlohmann::ordered_json detail::train_config_json(const TrainConfig& c) {
        {{"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"beta1", o.beta1},
         {"beta2", o.beta2}, {"eps", o.adam_eps}, {"clip_norm", o.clip_norm},
         {"ema_decay", o.ema_decay}}},
-      {"schedule", {{"beta_min", c.beta_min}, {"beta_max", c.beta_max}, {"t_min", c.t_min}}},
+      {"schedule", schedule},
       {"run",
        {{"seed", c.seed}, {"backend", backend}, {"threads", c.threads}, {"log_every", c.log_every}}},
   };

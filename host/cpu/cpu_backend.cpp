@@ -46,10 +46,10 @@ void Backend::simulate_reverse(std::uint64_t, std::uint64_t, bool, std::vector<d
 ReverseEndTables build_reverse_end(const ForwardProblem& problem) {
   ReverseEndTables t;
   t.last = physics::step_scalars_at(problem.schedule, problem.grid, problem.steps);
-  const double abar = problem.schedule.abar(problem.grid.t(problem.steps));
+  const physics::Marginal end = problem.schedule.marginal(problem.grid.t(problem.steps));
   for (int k = 0; k < problem.model.K; ++k)
     t.model_last.push_back(physics::component_step_at(problem.d, problem.model.log_w[std::size_t(k)],
-                                                      problem.model.sigma2[std::size_t(k)], abar));
+                                                      problem.model.sigma2[std::size_t(k)], end));
   return t;
 }
 

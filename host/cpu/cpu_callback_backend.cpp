@@ -150,10 +150,10 @@ class CpuCallbackBackend final : public Backend {
     request.step = k;
     request.t = t;
     setup_.callback.evaluate(request);
-    const double abar = problem_.schedule.abar(t);
-    if (with_divergence && setup_.callback.reference) this->reference(request, abar, b);
+    const double noise = problem_.schedule.marginal(t).noise;
+    if (with_divergence && setup_.callback.reference) this->reference(request, noise, b);
     if (setup_.callback.parameterization != Parameterization::eps) return;
-    const float scale = physics::output_scale(true, abar);
+    const float scale = physics::output_scale(true, noise);
     const std::size_t nd = std::size_t(n) * problem_.d, ne = std::size_t(n) * std::max(1, P);
     for (std::size_t i = 0; i < nd; ++i) b.out[i] *= scale;
     if (with_divergence)
@@ -173,7 +173,7 @@ class CpuCallbackBackend final : public Backend {
     b.x_next.resize(nd);
     const bool rademacher = setup_.probe_distribution == ProbeDistribution::rademacher;
     PathStreams st(view_.seed, first, n, rng::kReverseNoise, rademacher);
-    start_reverse_paths(view_.seed, first, n, d, b.x.data(), taep);
+    start_reverse_paths(view_, first, n, b.x.data(), taep);
     auto step_all = [&](const physics::StepScalars& c) {
       reverse_step_all<D>(n, d, c, b.out.data(), st, b.x.data(), b.x_next.data());
     };
@@ -188,7 +188,7 @@ class CpuCallbackBackend final : public Backend {
           const std::size_t o = std::size_t(p) * d;
           physics::implied_increment(d, c, &b.x_next[o], &b.x[o], &b.dw[o]);
           b.r2[std::size_t(p)] = prepare_learned_path<D>(
-              view_, k, c.sqrt_abar, plan, &b.x[o], &b.dw[o], b.vectors.data() + o * std::size_t(P),
+              view_, k, c.mean_scale, plan, &b.x[o], &b.dw[o], b.vectors.data() + o * std::size_t(P),
               st.probes[std::size_t(p)], &b.s_target[o], &b.div_target[std::size_t(p)],
               &b.quad_target[std::size_t(p)]);
         }
@@ -231,7 +231,7 @@ class CpuCallbackBackend final : public Backend {
         const std::size_t o = std::size_t(p) * d;
         for (int i = 0; i < d; ++i) b.dw[o + i] = c.sqrt_h * st.noise[std::size_t(p)].next();
         b.r2[std::size_t(p)] = prepare_learned_path<D>(
-            view_, k, c.sqrt_abar, plan_, &b.x[o], &b.dw[o], b.vectors.data() + o * std::size_t(P),
+            view_, k, c.mean_scale, plan_, &b.x[o], &b.dw[o], b.vectors.data() + o * std::size_t(P),
             st.probes[std::size_t(p)], &b.s_target[o], &b.div_target[std::size_t(p)],
             &b.quad_target[std::size_t(p)]);
       }
@@ -243,7 +243,7 @@ class CpuCallbackBackend final : public Backend {
                                                  b.div_target[std::size_t(p)],
                                                  b.quad_target[std::size_t(p)],
                                                  b.r2[std::size_t(p)], &b.dw[o], &aux[p]));
-        physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
+        physics::euler_maruyama_step(d, c.decay, c.sqrt_g2, &b.dw[o], &b.x[o]);
       }
     }
     if (ends.xN) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.xN);
@@ -251,7 +251,7 @@ class CpuCallbackBackend final : public Backend {
 
   // s* and its divergence from the reference function, in place of the mixture's (the mixture's
   // were computed by prepare_learned_path and are overwritten).
-  void reference(const ScoreRequest& model, double abar, CallbackBatch& b) const {
+  void reference(const ScoreRequest& model, double noise, CallbackBatch& b) const {
     ScoreRequest r = model;  // the same batch, step and x; s* and its exact divergence out
     r.output = b.s_target.data();
     r.divergence = b.div_target.data();
@@ -261,7 +261,7 @@ class CpuCallbackBackend final : public Backend {
     setup_.callback.reference(r);
     const ScoreCallback& cb = setup_.callback;
     if (cb.reference_parameterization != Parameterization::eps) return;
-    const float scale = physics::output_scale(true, abar);
+    const float scale = physics::output_scale(true, noise);
     for (std::size_t i = 0; i < std::size_t(r.n) * std::size_t(r.d); ++i) b.s_target[i] *= scale;
     for (int p = 0; p < r.n; ++p) b.div_target[std::size_t(p)] *= scale;
   }

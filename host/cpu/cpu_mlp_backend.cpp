@@ -207,7 +207,7 @@ class CpuMlpBackend final : public Backend {
                     BatchBuffers& b, PathStreams& st) const {
     const int d = problem_.d;
     const std::size_t o = std::size_t(p) * d, q = std::size_t(p);
-    b.r2[q] = prepare_learned_path<D>(view_, k, c.sqrt_abar, t, &b.x[o], &b.dw[o],
+    b.r2[q] = prepare_learned_path<D>(view_, k, c.mean_scale, t, &b.x[o], &b.dw[o],
                                       b.probes.data() + o * std::size_t(t.count), st.probes[q],
                                       &b.s_target[o], &b.div_target[q], &b.quad_target[q]);
   }
@@ -250,7 +250,7 @@ class CpuMlpBackend final : public Backend {
       for (int p = 0; p < n; ++p) {
         const std::size_t o = std::size_t(p) * d;
         taep[p] += double(path_increment(p, c, plan, b, &aux[p]));
-        physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, &b.dw[o], &b.x[o]);
+        physics::euler_maruyama_step(d, c.decay, c.sqrt_g2, &b.dw[o], &b.x[o]);
       }
     }
     if (ends.xN) std::copy(b.x.begin(), b.x.begin() + std::ptrdiff_t(nd), ends.xN);
@@ -270,7 +270,7 @@ class CpuMlpBackend final : public Backend {
     const std::size_t nd = std::size_t(n) * d;
     b.x_next.resize(nd);
     PathStreams st(view_.seed, first, n, rng::kReverseNoise, rademacher());
-    start_reverse_paths(view_.seed, first, n, d, b.x.data(), taep);
+    start_reverse_paths(view_, first, n, b.x.data(), taep);
     auto step_all = [&](const physics::StepScalars& c) {
       reverse_step_all<D>(n, d, c, b.s_model.data(), st, b.x.data(), b.x_next.data());
     };
@@ -303,8 +303,8 @@ class CpuMlpBackend final : public Backend {
   // The network's per-step precomputation at grid point k.
   void set_time(int k, BatchBuffers& b) const {
     const double t = problem_.grid.t(k);
-    b.net.set_time(t, problem_.schedule.abar(t));
-    if (b.ref) b.ref->set_time(t, problem_.schedule.abar(t));
+    b.net.set_time(t, problem_.schedule.marginal(t).noise);
+    if (b.ref) b.ref->set_time(t, problem_.schedule.marginal(t).noise);
   }
 
   // The network over the batch's states: scores into b.s_model and, with the divergence, the

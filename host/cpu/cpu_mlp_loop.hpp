@@ -459,7 +459,7 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
   for (int k = 0; k < V.steps; ++k) {
     const physics::StepScalars c = V.step[k];
     const double t = job.grid.t(k);
-    net.set_time(t, job.schedule.abar(t));
+    net.set_time(t, job.schedule.marginal(t).noise);
     const MlpKernelView& kv = net.kernel_view();
     for (int g = 0; g < packets; ++g) {
       PacketStreams<A>& s = st[g];
@@ -469,7 +469,7 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
       for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * s.noise_normals.next();
       physics::ScoreEval<D, F> target;
       const F r2 = physics::mlp_prepare<D>(
-          V, k, c.sqrt_abar, plan, x, dw,
+          V, k, c.mean_scale, plan, x, dw,
           [&]() -> physics::ProbeSource<typename PacketStreams<A>::Stream>& { return s.probes; },
           tan, target);
 
@@ -482,7 +482,7 @@ void run_batch(const MlpBatchJob& job, MlpCpuEvaluator& net, float* ws) {
       const F inc = physics::mlp_increment(d, c, plan, s_model, e, target.s, target.div,
                                            target.quad, r2, dw, &s.aux);
       physics::add_widened(s.taep, inc);
-      physics::euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
+      physics::euler_maruyama_step(d, c.decay, c.sqrt_g2, dw, x);
       for (int i = 0; i < d; ++i) x[i].store_aligned(xg + std::size_t(i) * L);
     }
   }

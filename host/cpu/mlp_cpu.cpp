@@ -125,11 +125,11 @@ void MlpCpuEvaluator::pack() {
 
 const MlpKernelView& MlpCpuEvaluator::kernel_view() const { return view_; }
 
-void MlpCpuEvaluator::set_time(double t, double abar) {
+void MlpCpuEvaluator::set_time(double t, double noise) {
   const MlpLayer& l0 = model_.layers.front();
   physics::fold_time_bias(t, d_, model_.embedding_dim, model_.time_scale, model_.max_period, l0.out,
                           l0.in, l0.weight.data(), l0.bias.data(), emb_.data(), bias0_.data());
-  out_scale_ = physics::output_scale(model_.parameterization == Parameterization::eps, abar);
+  out_scale_ = physics::output_scale(model_.parameterization == Parameterization::eps, noise);
   view_.out_scale = out_scale_;
 }
 

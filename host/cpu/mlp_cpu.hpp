@@ -65,7 +65,7 @@ class MlpCpuEvaluator {
 
   // Per-step precomputation shared by every point: the time embedding folded into the first
   // layer's bias, and the eps-parameterization factor.
-  void set_time(double t, double abar);
+  void set_time(double t, double noise);  // noise: the schedule's noise variance n(t)
 
   // n points X [n x d] -> score [n x d]. Divergence, when `div` is not null:
   //   probes == 0: exact trace of the Jacobian, div[n];
@@ -88,7 +88,7 @@ class MlpCpuEvaluator {
   int d_;
   MlpIsa isa_;
   std::vector<float> bias0_;  // W_t emb(t) + b_0 (padded to the tile height)
-  float out_scale_ = 1.f;     // 1, or -1/sqrt(1 - abar) for eps-prediction
+  float out_scale_ = 1.f;     // 1, or -1/sqrt(n(t)) for eps-prediction
   std::vector<double> emb_;
   // Vector kernels: packed weights, padded biases, their view; a 64-byte aligned workspace.
   std::vector<std::vector<float>> packed_w_, packed_b_;
@@ -112,7 +112,7 @@ std::size_t mlp_batch_workspace(const MlpKernelView& v, MlpIsa isa, int probes);
 // [first, first + n), n <= kMlpBatch, S to taep[0..n) and the probe-noise variance to aux[0..n).
 struct MlpBatchJob {
   const physics::ForwardView* view = nullptr;
-  physics::VpSchedule schedule;
+  physics::Schedule schedule;
   physics::TimeGrid grid;
   int probes = 0;  // Hutchinson probes per step; 0: exact divergence
   bool rademacher = true;

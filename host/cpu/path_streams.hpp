@@ -40,7 +40,7 @@ struct PathStreams {
 // and (Milstein) quadratic form go to s_target[0..d), *div_target, *quad_target. Returns |dW|^2
 // (Milstein; else 0).
 template <int D>
-float prepare_learned_path(const physics::ForwardView& V, int k, float sqrt_abar,
+float prepare_learned_path(const physics::ForwardView& V, int k, float mean_scale,
                            const physics::MlpTangentPlan& plan, const float* x, const float* dw,
                            float* tangents, physics::ProbeSource<rng::PhiloxHostStream>& probes,
                            float* s_target, float* div_target, float* quad_target) {
@@ -56,7 +56,7 @@ float prepare_learned_path(const physics::ForwardView& V, int k, float sqrt_abar
   physics::PathTangents tan{tangents};
   physics::ScoreEval<D, float> target;
   const float r2 = physics::mlp_prepare<D>(
-      V, k, sqrt_abar, plan, x, dw,
+      V, k, mean_scale, plan, x, dw,
       [&]() -> physics::ProbeSource<rng::PhiloxHostStream>& { return probes; }, tan, target);
   for (int i = 0; i < V.d; ++i) s_target[i] = target.s[i];
   *div_target = target.div;
@@ -64,13 +64,14 @@ float prepare_learned_path(const physics::ForwardView& V, int k, float sqrt_abar
   return r2;
 }
 
-// The starts x(t_max) ~ N(0, I) of reverse paths [first, first + n) into x (n * d), and S = 0 into
-// taep (n; unless null).
-inline void start_reverse_paths(std::uint64_t seed, std::uint64_t first, int n, int d, float* x,
+// The starts x(t_max) ~ N(0, prior_std^2 I) of reverse paths [first, first + n) of view V into x
+// (n * d), and S = 0 into taep (n; unless null).
+inline void start_reverse_paths(const physics::ForwardView& V, std::uint64_t first, int n, float* x,
                                 double* taep) {
+  const int d = V.d;
   for (int p = 0; p < n; ++p) {
-    rng::PhiloxHostStream start(seed, rng::subsequence(rng::kReverseStart, first + p));
-    physics::reverse_start(d, start, x + std::size_t(p) * d);
+    rng::PhiloxHostStream start(V.seed, rng::subsequence(rng::kReverseStart, first + p));
+    physics::reverse_start(d, V.prior_std, start, x + std::size_t(p) * d);
     if (taep) taep[p] = 0.0;
   }
 }

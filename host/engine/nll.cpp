@@ -18,6 +18,7 @@
 #include "host/cpu/cpu_simd.hpp"
 #include "host/cpu/mlp_cpu.hpp"
 #include "host/io/json_out.hpp"
+#include "host/engine/point_score.hpp"
 #include "host/problem/forward_problem.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/forward_taep.hpp"
@@ -32,88 +33,15 @@ namespace {
 
 using detail::ForwardProblem;
 using detail::MixtureTablesHost;
+using detail::MixtureScore;
+using detail::MlpScore;
 constexpr int kStateMax = physics::kMaxDim + 1;  // x and the log-density integral
 
-// log q(x, t) of an exact-score model's mixture whose marginal at t is N(c m_k, (c^2 s_k^2 + n) I).
-// mixture_log_density takes the VP form (abar, 1 - abar); with L^2 = c^2 + n the point x / L has
-// the VP-form marginal at abar' = c^2 / L^2, and the change of variables adds -d log L. For VP
-// L = 1 (up to rounding).
-double model_log_density(const MixtureTablesHost& m, int d, double c, double n, const double* x) {
-  const double L2 = c * c + n, L = std::sqrt(L2);
-  double xs[physics::kMaxDim];
-  for (int i = 0; i < d; ++i) xs[i] = x[i] / L;
-  return physics::mixture_log_density(d, m.K, m.mean_d.data(), m.log_w.data(), m.sigma2.data(),
-                                      c * c / L2, xs) -
-         0.5 * d * std::log(L2);
+// log q(x, t) of an exact-score model's mixture carried by the transition m from 0 to t.
+double model_log_density(const MixtureTablesHost& q, int d, const physics::Marginal& m,
+                         const double* x) {
+  return physics::mixture_log_density(d, q.K, q.mean_d.data(), q.log_w.data(), q.sigma2.data(), m, x);
 }
-
-// Score and divergence of an exact-score mixture model at (x, t) (docs/physics.md section 2), by
-// the one-pass evaluation of physics/mixture.hpp in float with this t's component tables.
-class MixtureScore {
- public:
-  MixtureScore(const ForwardProblem& P, const physics::OdeSchedule& sched)
-      : m_(P.model), d_(P.d), sched_(sched), comp_(std::size_t(P.model.K)) {}
-  void operator()(double t, const double* x, double* s, double& div) {
-    const double c = sched_.mean_scale(t), n = sched_.noise_variance(t);
-    for (int k = 0; k < m_.K; ++k)
-      comp_[std::size_t(k)] = physics::component_step(d_, m_.log_w[k], c * c * m_.sigma2[k] + n);
-    float xf[physics::kMaxDim];
-    for (int i = 0; i < d_; ++i) xf[i] = float(x[i]);
-    physics::MixtureSums<0, float> sums, unused;
-    physics::accumulate_mixture<0>(d_, m_.K, m_.mean.data(), comp_.data(), nullptr, float(c), xf, xf,
-                                   false, sums, unused);
-    physics::ScoreEval<0, float> e;
-    e.finish(sums, xf, d_, false);
-    for (int i = 0; i < d_; ++i) s[i] = e.s[i];
-    div = e.div;
-  }
-
- private:
-  const MixtureTablesHost& m_;
-  int d_;
-  physics::OdeSchedule sched_;
-  std::vector<physics::ComponentStep> comp_;
-};
-
-// Score and divergence of an MLP at (x, t): the exact trace by d tangents, or the mean of v^T J v
-// over the point's fixed probes (set_probes before its solve).
-class MlpScore {
- public:
-  MlpScore(const detail::MlpSetup& mlp, const physics::OdeSchedule& sched, detail::MlpIsa isa)
-      : net_(mlp.model, isa), sched_(sched), d_(mlp.model.dim),
-        probes_(mlp.hutchinson() ? mlp.probes : 0),
-        rademacher_(mlp.probe_distribution == ProbeDistribution::rademacher),
-        v_(std::size_t(probes_) * d_), divs_(std::size_t(std::max(probes_, 1))) {}
-  // The probes of point i, fixed for its whole solve (FFJORD, score-SDE): stream kNllProbe.
-  void set_probes(std::uint64_t seed, std::uint64_t point) {
-    if (probes_ == 0) return;
-    rng::PhiloxHostStream stream(seed, rng::subsequence(rng::kNllProbe, point));
-    physics::ProbeSource<rng::PhiloxHostStream> source(stream, rademacher_);
-    for (float& v : v_) v = source.next();
-  }
-  void operator()(double t, const double* x, double* s, double& div) {
-    // The network's eps conversion wants abar = 1 - n (docs/physics.md section 7.4).
-    net_.set_time(t, 1.0 - sched_.noise_variance(t));
-    float xf[physics::kMaxDim], sf[physics::kMaxDim];
-    for (int i = 0; i < d_; ++i) xf[i] = float(x[i]);
-    net_.evaluate(1, xf, sf, divs_.data(), probes_, probes_ ? v_.data() : nullptr);
-    for (int i = 0; i < d_; ++i) s[i] = sf[i];
-    if (probes_ == 0) {
-      div = divs_[0];
-      return;
-    }
-    double sum = 0.0;
-    for (int p = 0; p < probes_; ++p) sum += divs_[std::size_t(p)];
-    div = sum / probes_;
-  }
-
- private:
-  detail::MlpCpuEvaluator net_;
-  physics::OdeSchedule sched_;
-  int d_, probes_;
-  bool rademacher_;
-  std::vector<float> v_, divs_;
-};
 
 struct PointOutcome {
   double nll;
@@ -123,7 +51,7 @@ struct PointOutcome {
 
 // One point's solve: y = (x0, 0) carried to t_max, then NLL = -(log pi(latent) + l).
 template <class Score>
-PointOutcome solve_point(Score& score, const physics::OdeSchedule& sched, const ForwardProblem& P,
+PointOutcome solve_point(Score& score, const physics::Schedule& sched, const ForwardProblem& P,
                          const NllOptions& o, const double* x0, double* latent) {
   const int d = P.d, n = d + 1;
   double y[kStateMax];
@@ -143,11 +71,12 @@ PointOutcome solve_point(Score& score, const physics::OdeSchedule& sched, const 
   if (!st.ok) return {std::numeric_limits<double>::quiet_NaN(), std::uint32_t(st.nfe), false};
   double log_prior;
   if (o.prior == NllPrior::model_marginal) {
-    log_prior = model_log_density(P.model, d, sched.mean_scale(t1), sched.noise_variance(t1), y);
+    log_prior = model_log_density(P.model, d, sched.marginal(t1), y);
   } else {
     double xx = 0.0;
     for (int i = 0; i < d; ++i) xx += y[i] * y[i];
-    log_prior = -0.5 * xx / sched.prior_variance - physics::gaussian_log_norm(d, sched.prior_variance);
+    const double v = sched.prior_variance();
+    log_prior = -0.5 * xx / v - physics::gaussian_log_norm(d, v);
   }
   const double value = -(log_prior + y[d]);
   const bool ok = std::isfinite(value);
@@ -213,7 +142,7 @@ NllResult nll(const Problem& problem, const std::vector<double>& points, int d,
   const auto t_start = std::chrono::steady_clock::now();
   const std::uint64_t count = points.size() / std::size_t(d);
   const int threads = config.run.threads > 0 ? config.run.threads : std::max(1, omp_get_max_threads());
-  const physics::OdeSchedule sched{P.schedule};
+  const physics::Schedule& sched = P.schedule;
   const detail::MlpIsa isa = P.mlp ? detail::mlp_cpu_isa() : detail::MlpIsa::blas;
   if (P.mlp && isa == detail::MlpIsa::blas) openblas_set_num_threads(1);  // OpenMP is over points
 
@@ -251,7 +180,7 @@ NllResult nll(const Problem& problem, const std::vector<double>& points, int d,
       if (P.mlp)
         net.emplace(*P.mlp, sched, isa);
       else
-        mixture.emplace(P, sched);
+        mixture.emplace(P.model, P.d, sched);
     } catch (...) {
 #pragma omp critical
       if (!error) error = std::current_exception();
@@ -265,7 +194,7 @@ NllResult nll(const Problem& problem, const std::vector<double>& points, int d,
         double* latent = r.latent.data() + std::size_t(i) * d;
         PointOutcome out;
         if (net) {
-          net->set_probes(P.seed, std::uint64_t(i));
+          net->set_probes(P.seed, rng::kNllProbe, std::uint64_t(i));
           out = solve_point(*net, sched, P, options, x0, latent);
         } else {
           out = solve_point(*mixture, sched, P, options, x0, latent);

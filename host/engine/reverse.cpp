@@ -130,7 +130,7 @@ void reverse_starts(const detail::ForwardProblem& P, std::uint64_t first, std::u
   x.resize(n * d);
   for (std::uint64_t i = 0; i < n; ++i) {
     rng::PhiloxHostStream start(P.seed, rng::subsequence(rng::kReverseStart, first + i));
-    physics::reverse_start(P.d, start, x.data() + i * d);
+    physics::reverse_start(P.d, P.prior_std, start, x.data() + i * d);
   }
 }
 

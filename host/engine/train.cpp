@@ -69,8 +69,7 @@ MlpModel TrainProblem::to_model(const std::vector<float>& flat) const {
   m.max_period = max_period;
   m.parameterization = parameterization;
   m.activation = "silu";
-  m.trained_beta_min = schedule.beta_min;
-  m.trained_beta_max = schedule.beta_max;
+  m.trained_schedule = schedule;
   for (const TrainLayer& l : layers) {
     MlpLayer layer;
     layer.in = l.in;
@@ -160,7 +159,7 @@ TrainProblem make_train_problem(const taep::TrainProblem& problem) {
     }
   }
   P.t_min = c.t_min;
-  P.schedule = physics::VpSchedule{c.beta_min, c.beta_max};
+  P.schedule = c.sde;
 
   P.batch = c.optimizer.batch;
   P.steps = c.optimizer.steps;
@@ -205,14 +204,12 @@ class ExactDataScore {
   // s*(x, t) into s[0..d).
   void operator()(const physics::DsmTime& tm, const float* x, float* s) {
     const int K = int(log_w_.size());
-    const double one_minus_abar = double(tm.sigma_t) * tm.sigma_t;
-    for (int k = 0; k < K; ++k) {
-      comp_[std::size_t(k)] = physics::component_step(
-          d_, log_w_[std::size_t(k)], tm.abar * sigma2_[std::size_t(k)] + one_minus_abar);
-    }
+    for (int k = 0; k < K; ++k)
+      comp_[std::size_t(k)] = physics::component_step_at(d_, log_w_[std::size_t(k)],
+                                                         sigma2_[std::size_t(k)], tm.marginal);
     physics::MixtureSums<0, float> sums, unused;
     unused.clear(d_);
-    physics::accumulate_mixture<0>(d_, K, mean_.data(), comp_.data(), nullptr, tm.sqrt_abar, x, x,
+    physics::accumulate_mixture<0>(d_, K, mean_.data(), comp_.data(), nullptr, tm.mean_scale, x, x,
                                    false, sums, unused);
     physics::ScoreEval<0, float> e;
     e.finish(sums, x, d_, false);
@@ -274,8 +271,7 @@ std::optional<std::pair<double, double>> dsm_loss_floor(const TrainProblem& prob
       score(tm, x.data(), s.data());
       double ss = 0;
       for (int j = 0; j < P.d; ++j) ss += double(s[std::size_t(j)]) * s[std::size_t(j)];
-      const double one_minus_abar = -std::expm1(P.schedule.log_abar(tm.t));
-      f[std::size_t(i)] = P.d - one_minus_abar * ss;
+      f[std::size_t(i)] = P.d - tm.marginal.noise * ss;
     }
   }
   const MeanAndError r = mean_and_error(f);
@@ -308,9 +304,9 @@ DsmLossEstimate dsm_loss_estimate(const MlpModel& model, const TrainProblem& pro
 #pragma omp for schedule(static)
     for (std::int64_t i = 0; i < n; ++i) {
       const physics::DsmTime tm = eval_example(D, seed, std::uint64_t(i), x.data(), z.data());
-      const double sigma_t = std::sqrt(-std::expm1(P.schedule.log_abar(tm.t)));
+      const double sigma_t = std::sqrt(tm.marginal.noise);
       for (int j = 0; j < P.d; ++j) xd[std::size_t(j)] = x[std::size_t(j)];
-      const MlpPointEval e = mlp_evaluate_reference(model, xd, tm.t, tm.abar, false);
+      const MlpPointEval e = mlp_evaluate_reference(model, xd, tm.t, tm.marginal.noise, false);
       double l = 0;
       for (int j = 0; j < P.d; ++j) {
         const double r = sigma_t * e.score[std::size_t(j)] + z[std::size_t(j)];
@@ -628,7 +624,8 @@ std::string train_result_to_json(const TrainResult& r, int indent) {
                    {"loss_floor", opt(r.loss_floor)},
                    {"loss_floor_stderr", opt(r.loss_floor_stderr)},
                    {"loss_floor_examples", r.floor_examples},
-                   {"weighting", "lambda(t) = 1 - abar(t)"}};
+                   {"weighting", r.config.sde.ve() ? "lambda(t) = sigma(t)^2 - sigma_min^2"
+                                                    : "lambda(t) = 1 - abar(t)"}};
   json log = json::array();
   for (const TrainLogEntry& e : r.log)
     log.push_back({{"step", e.step}, {"loss", e.loss}, {"grad_norm", e.grad_norm}, {"seconds", e.seconds}});

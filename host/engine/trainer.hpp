@@ -58,7 +58,7 @@ struct TrainProblem {
   std::vector<float> samples;         // sample_count*d (empty with mixture data)
   std::uint32_t sample_count = 0;
   double t_min = 1e-3;
-  physics::VpSchedule schedule;
+  physics::Schedule schedule;
   physics::DsmData data() const;      // host pointers into this problem
 
   // The optimizer and the run.

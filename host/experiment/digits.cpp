@@ -37,8 +37,7 @@ Config track_config(const DigitsConfig& c, std::uint64_t paths, ReferenceType re
   r.model.type = "mlp";
   r.model.divergence = Divergence::hutchinson;
   r.model.probes = c.probes;
-  r.schedule.beta_min = c.train.beta_min;
-  r.schedule.beta_max = c.train.beta_max;
+  r.schedule.sde = c.train.sde;
   r.schedule.t_min = c.train.t_min;
   r.schedule.steps = c.steps;
   r.run.paths = paths;

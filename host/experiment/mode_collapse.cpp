@@ -150,14 +150,15 @@ struct FlatMixture {
       sigma2.push_back(m.sigmas[std::size_t(k)] * m.sigmas[std::size_t(k)]);
     }
   }
-  double log_density(double abar, const double* x) const {
-    return physics::mixture_log_density(d, K, mean.data(), log_w.data(), sigma2.data(), abar, x);
+  double log_density(const physics::Marginal& m, const double* x) const {
+    return physics::mixture_log_density(d, K, mean.data(), log_w.data(), sigma2.data(), m, x);
   }
 };
 
 }  // namespace
 
-LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q, double abar, int nodes) {
+LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q,
+                                  const physics::Marginal& m, int nodes) {
   const FlatMixture fp(p), fq(q);
   if (fp.d < 1 || fp.d > 3 || fq.d != fp.d)
     throw ConfigError("same_mean_pair", "needs mixtures of one dimension d <= 3");
@@ -169,10 +170,10 @@ LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q, do
   // Every component of p separately: log(p/q) is smooth on the scale of one component, so each
   // rule converges fast (the modes of the ring are 12 sigma apart).
   double m1 = 0, m2 = 0;
-  const double sab = std::sqrt(abar);
+  const double sab = m.scale;
   for (int k = 0; k < fp.K; ++k) {
     if (fp.w[std::size_t(k)] == 0) continue;
-    const double sd = std::sqrt(physics::diffused_variance(fp.sigma2[std::size_t(k)], abar));
+    const double sd = std::sqrt(physics::diffused_variance(fp.sigma2[std::size_t(k)], m));
     double a1 = 0, a2 = 0;
     for (std::size_t pt = 0; pt < points; ++pt) {
       double x[3], weight = 1;
@@ -183,7 +184,7 @@ LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q, do
         x[i] = sab * fp.mean[std::size_t(k * d + i)] + sd * z[j];
         weight *= wz[j];
       }
-      const double f = fp.log_density(abar, x) - fq.log_density(abar, x);
+      const double f = fp.log_density(m, x) - fq.log_density(m, x);
       a1 += weight * f;
       a2 += weight * f * f;
     }
@@ -194,8 +195,8 @@ LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q, do
 }
 
 double exact_mean_taep(const MixtureSpec& p, const MixtureSpec& q, const ScheduleConfig& s) {
-  const physics::VpSchedule vp{s.beta_min, s.beta_max};
-  return log_ratio_moments(p, q, vp.abar(s.t_min)).mean - log_ratio_moments(p, q, vp.abar(s.t_max)).mean;
+  return log_ratio_moments(p, q, s.sde.marginal(s.t_min)).mean -
+         log_ratio_moments(p, q, s.sde.marginal(s.t_max)).mean;
 }
 
 MixtureSpec widened(const MixtureSpec& m, double c) {
@@ -517,7 +518,7 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
     pr.collapse_model = names[std::size_t(pair_row)];
     pr.width_factor = width.c;
     pr.bisection_steps = width.steps;
-    const double abar_min = physics::VpSchedule{cfg.schedule.beta_min, cfg.schedule.beta_max}.abar(cfg.schedule.t_min);
+    const physics::Marginal start = cfg.schedule.sde.marginal(cfg.schedule.t_min);
     const auto exact_model = [&](const ModelConfig& model, const MixtureSpec& q) {
       const RunResult r = run(build_problem(run_config(model)));
       ExactPairModel e;
@@ -525,7 +526,7 @@ ModeCollapseResult run_mode_collapse(const ModeCollapseConfig& cfg, const Experi
       e.histogram = r.histogram;
       if (r.reference) e.reference = *r.reference;
       e.mean_theory = exact_mean_taep(ring, q, cfg.schedule);
-      e.variance_theory = log_ratio_moments(ring, q, abar_min).variance;
+      e.variance_theory = log_ratio_moments(ring, q, start).variance;
       return e;
     };
     ModelConfig exact;

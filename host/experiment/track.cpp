@@ -83,8 +83,7 @@ Config run_config_of(const TrainConfig& t, int d) {
     c.target.samples = t.data.samples;
   else
     c.target = t.data.target;
-  c.schedule.beta_min = t.beta_min;
-  c.schedule.beta_max = t.beta_max;
+  c.schedule.sde = t.sde;
   c.schedule.t_min = t.t_min;
   c.run.paths = 10000;
   c.run.seed = t.seed;

@@ -37,6 +37,8 @@ constexpr const char* kMixtureKeys[] = {"weights", "means", "sigmas"};
 }  // namespace
 
 const Named<Scheme> kSchemes[2] = {{"euler", Scheme::euler}, {"milstein", Scheme::milstein}};
+const Named<physics::ScheduleType> kScheduleTypes[2] = {{"vp", physics::ScheduleType::vp},
+                                                        {"ve", physics::ScheduleType::ve}};
 const Named<Backend> kBackends[3] = {
     {"auto", Backend::automatic}, {"cpu", Backend::cpu}, {"cuda", Backend::cuda}};
 
@@ -439,11 +441,70 @@ nlohmann::ordered_json target_json(const TargetConfig& t) {
 
 // ---- shared sections ----------------------------------------------------------------------------
 
+void read_sde(const json& s, const std::string& path, physics::Schedule& out) {
+  read_enum(s, "type", path, out.type, kScheduleTypes);
+  const char* own[2][2] = {{"beta_min", "beta_max"}, {"sigma_min", "sigma_max"}};
+  const bool ve = out.ve();
+  for (int type = 0; type < 2; ++type)
+    for (const char* key : own[type])
+      if (type != int(ve) && s.contains(key))
+        fail(child(path, key), std::string("is for ") + path + ".type \"" + (ve ? "vp" : "ve") +
+                                   "\" only (got type \"" + (ve ? "ve" : "vp") + "\")");
+  if (s.contains("sigma") && !ve)
+    fail(child(path, "sigma"), "is for " + path + ".type \"ve\" only (got type \"vp\")");
+  read_real(s, "beta_min", path, out.beta_min);
+  read_real(s, "beta_max", path, out.beta_max);
+  read_real(s, "sigma_min", path, out.sigma_min);
+  read_real(s, "sigma_max", path, out.sigma_max);
+  if (s.contains("sigma")) {
+    if (s.contains("sigma_min") || s.contains("sigma_max"))
+      fail(child(path, "sigma"),
+           "is a shorthand for sigma_min and sigma_max (g(t) = sigma^t); give it or them, not both");
+    double sigma = 0;
+    read_real(s, "sigma", path, sigma);
+    if (!(std::isfinite(sigma) && sigma > 1 && sigma <= 1e12))
+      fail(child(path, "sigma"), "must be a finite number in (1, 1e12] (got " + show(sigma) + ")");
+    out = physics::Schedule::ve_tutorial(sigma);
+  }
+}
+
+void check_sde(const physics::Schedule& s, const std::string& path) {
+  if (!name_of(kScheduleTypes, s.type))
+    fail(child(path, "type"), "must be one of " + join(kScheduleTypes) + " (got an invalid enum value)");
+  if (s.ve()) {
+    check_lower(child(path, "sigma_min"), s.sigma_min, 0.0, true);
+    check_lower(child(path, "sigma_max"), s.sigma_max, s.sigma_min, true, child(path, "sigma_min"));
+    if (!(s.sigma_max <= 1e12))
+      fail(child(path, "sigma_max"), "must be at most 1e12 (got " + show(s.sigma_max) + ")");
+  } else {
+    check_lower(child(path, "beta_min"), s.beta_min, 0.0, true);
+    check_lower(child(path, "beta_max"), s.beta_max, s.beta_min, false, child(path, "beta_min"));
+  }
+}
+
+nlohmann::ordered_json sde_json(const physics::Schedule& s) {
+  if (s.ve())
+    return {{"type", "ve"}, {"sigma_min", s.sigma_min}, {"sigma_max", s.sigma_max}};
+  return {{"type", "vp"}, {"beta_min", s.beta_min}, {"beta_max", s.beta_max}};
+}
+
+std::string describe_sde(const physics::Schedule& s) {
+  return s.ve() ? "schedule.type \"ve\" with sigma_min = " + show(s.sigma_min) +
+                      ", sigma_max = " + show(s.sigma_max)
+                : "schedule.type \"vp\" with beta_min = " + show(s.beta_min) +
+                      ", beta_max = " + show(s.beta_max);
+}
+
+bool same_sde(const physics::Schedule& a, const physics::Schedule& b) {
+  if (a.type != b.type) return false;
+  return a.ve() ? a.sigma_min == b.sigma_min && a.sigma_max == b.sigma_max
+                : a.beta_min == b.beta_min && a.beta_max == b.beta_max;
+}
+
 void read_schedule(const json& s, const std::string& path, std::initializer_list<const char*> allowed,
                    ScheduleConfig& out) {
   check_keys(s, path, allowed);
-  read_real(s, "beta_min", path, out.beta_min);
-  read_real(s, "beta_max", path, out.beta_max);
+  read_sde(s, path, out.sde);
   read_real(s, "t_min", path, out.t_min);
   read_real(s, "t_max", path, out.t_max);
   read_int(s, "steps", path, out.steps, kStepsRange);

@@ -180,11 +180,23 @@ nlohmann::ordered_json target_json(const TargetConfig& t);
 // ---- sections the run and the training config share ---------------------------------------------
 
 extern const Named<Scheme> kSchemes[2];
+extern const Named<physics::ScheduleType> kScheduleTypes[2];
 extern const Named<Backend> kBackends[3];
 constexpr IntRange kStepsRange{1, 10'000'000};
 constexpr IntRange kSeedRange{0, kU64Max};
 constexpr IntRange kThreadsRange{0, 1024};  // more start slowly and use ~0.5 MB each, for no gain
 constexpr IntRange kDevicesRange{1, 64};    // backends one process drives at once (run.devices)
+
+// The forward SDE of a "schedule" section at `path`: type, then beta_min and beta_max (vp) or
+// sigma_min and sigma_max or the shorthand sigma (ve); a key of the other type is an error.
+void read_sde(const json& s, const std::string& path, physics::Schedule& out);
+// Its ranges: beta_min > 0, beta_max >= beta_min (vp); sigma_max > sigma_min > 0 (ve).
+void check_sde(const physics::Schedule& s, const std::string& path);
+// Its canonical JSON (type and that type's two parameters), its description for messages, and
+// whether two are the same process.
+nlohmann::ordered_json sde_json(const physics::Schedule& s);
+std::string describe_sde(const physics::Schedule& s);
+bool same_sde(const physics::Schedule& a, const physics::Schedule& b);
 
 // "schedule" and "run" sections; `allowed` is the section's key set (the training config has
 // fewer keys than the run config), `path` its name.

@@ -27,6 +27,7 @@ constexpr const char* kRequiredMetadata[] = {"taep.format", "dim",        "embed
                                              "time_scale",  "max_period", "parameterization",
                                              "activation"};
 constexpr const char* kParameterizations[] = {"score", "eps"};
+constexpr const char* kScheduleTypeNames[] = {"vp", "ve"};
 constexpr const char* kActivations[] = {"silu"};
 // Bounds layer widths and the embedding so that sizes fit in int and products of two in int64.
 constexpr std::int64_t kMaxWidth = 1 << 20;
@@ -179,9 +180,15 @@ SafetensorsFile to_file(const MlpModel& m) {
                 {"max_period", shortest(m.max_period)},
                 {"parameterization", name_of(m.parameterization)},
                 {"activation", m.activation}};
-  if (m.trained_beta_max > 0) {
-    f.metadata["schedule.beta_min"] = shortest(m.trained_beta_min);
-    f.metadata["schedule.beta_max"] = shortest(m.trained_beta_max);
+  if (const auto& s = m.trained_schedule) {
+    f.metadata["schedule.type"] = s->ve() ? "ve" : "vp";
+    if (s->ve()) {
+      f.metadata["schedule.sigma_min"] = shortest(s->sigma_min);
+      f.metadata["schedule.sigma_max"] = shortest(s->sigma_max);
+    } else {
+      f.metadata["schedule.beta_min"] = shortest(s->beta_min);
+      f.metadata["schedule.beta_max"] = shortest(s->beta_max);
+    }
   }
   for (std::size_t i = 0; i < m.layers.size(); ++i) {
     const MlpLayer& l = m.layers[i];
@@ -211,9 +218,20 @@ MlpModel mlp_from_safetensors(const SafetensorsFile& file, const std::string& wh
                            ? Parameterization::eps
                            : Parameterization::score;
   m.activation = metadata_one_of(file, "activation", kActivations, what);
-  if (file.metadata.count("schedule.beta_min") || file.metadata.count("schedule.beta_max")) {
-    m.trained_beta_min = metadata_real_above(file, "schedule.beta_min", 0, what);
-    m.trained_beta_max = metadata_real_above(file, "schedule.beta_max", 0, what);
+  const bool ve = file.metadata.count("schedule.type") &&
+                  metadata_one_of(file, "schedule.type", kScheduleTypeNames, what) == "ve";
+  if (file.metadata.count("schedule.type") || file.metadata.count("schedule.beta_min") ||
+      file.metadata.count("schedule.beta_max")) {
+    physics::Schedule s;
+    if (ve) {
+      s.type = physics::ScheduleType::ve;
+      s.sigma_min = metadata_real_above(file, "schedule.sigma_min", 0, what);
+      s.sigma_max = metadata_real_above(file, "schedule.sigma_max", s.sigma_min, what);
+    } else {
+      s.beta_min = metadata_real_above(file, "schedule.beta_min", 0, what);
+      s.beta_max = metadata_real_above(file, "schedule.beta_max", 0, what);
+    }
+    m.trained_schedule = s;
   }
 
   // Layer index -> (weight, bias); every index must be present in 0..L with L >= 1.
@@ -268,11 +286,11 @@ void detail::check_mlp(const MlpModel& model, const std::string& what) {
 }
 
 MlpPointEval mlp_evaluate_reference(const MlpModel& model, const std::vector<double>& x, double t,
-                                    double abar, bool with_divergence) {
+                                    double noise, bool with_divergence) {
   const int d = model.dim, half = model.embedding_dim / 2;
   TAEP_EXPECTS(int(x.size()) == d, "x must have model.dim entries");
-  TAEP_EXPECTS(model.parameterization == Parameterization::score || (abar >= 0 && abar < 1),
-               "an eps model needs abar in [0, 1)");
+  TAEP_EXPECTS(model.parameterization == Parameterization::score || noise > 0,
+               "an eps model needs a noise variance > 0");
 
   // Layer input: [x, sin(a f_0..f_{half-1}), cos(a f_0..f_{half-1})], a = time_scale t.
   std::vector<double> h = x;
@@ -323,7 +341,7 @@ MlpPointEval mlp_evaluate_reference(const MlpModel& model, const std::vector<dou
 
   // The network returns the score or eps (docs/physics.md section 7).
   const double scale =
-      model.parameterization == Parameterization::eps ? physics::eps_score_factor(abar) : 1.0;
+      model.parameterization == Parameterization::eps ? physics::eps_score_factor(noise) : 1.0;
   MlpPointEval r;
   r.score = h;
   for (double& s : r.score) s *= scale;

@@ -24,7 +24,7 @@ MixtureSpec normalized(const MixtureSpec& m) {
 }
 
 // with_steps false: no per-step component tables (a target whose score a reference network gives).
-MixtureTablesHost tables(const MixtureSpec& m, const physics::VpSchedule& sched,
+MixtureTablesHost tables(const MixtureSpec& m, const physics::Schedule& sched,
                          const physics::TimeGrid& grid, bool with_steps = true) {
   const int K = m.components(), d = m.dim();
   MixtureTablesHost t;
@@ -41,9 +41,9 @@ MixtureTablesHost tables(const MixtureSpec& m, const physics::VpSchedule& sched,
   if (!with_steps) return t;
   t.comp.resize(std::size_t(grid.steps) * K);
   for (int s = 0; s < grid.steps; ++s) {
-    const double abar = sched.abar(grid.t(s));
+    const physics::Marginal mt = sched.marginal(grid.t(s));
     for (int k = 0; k < K; ++k)
-      t.comp[std::size_t(s) * K + k] = physics::component_step_at(d, t.log_w[k], t.sigma2[k], abar);
+      t.comp[std::size_t(s) * K + k] = physics::component_step_at(d, t.log_w[k], t.sigma2[k], mt);
   }
   return t;
 }
@@ -65,7 +65,7 @@ ForwardProblem build_forward_problem(const Config& config, MlpModel network) {
   P.milstein = config.schedule.scheme == Scheme::milstein;
   P.reference = !mlp && !callback;  // exact-score models have the closed form of docs/physics.md section 5
   P.seed = config.run.seed;
-  P.schedule = {config.schedule.beta_min, config.schedule.beta_max};
+  P.schedule = config.schedule.sde;
   P.grid = {config.schedule.t_min, config.schedule.t_max, config.schedule.steps};
 
   P.analytic_target = reference_type(config) != ReferenceType::mlp;
@@ -100,14 +100,15 @@ ForwardProblem build_forward_problem(const Config& config, MlpModel network) {
 
   for (int s = 0; s < P.steps; ++s) P.step.push_back(physics::step_scalars_at(P.schedule, P.grid, s));
 
-  P.abar_start = P.schedule.abar(P.grid.t_min);
-  P.abar_end = P.schedule.abar(P.grid.t_max);
-  P.init_sqrt_abar = float(std::sqrt(P.abar_start));
+  P.marginal_start = P.schedule.marginal(P.grid.t_min);
+  P.marginal_end = P.schedule.marginal(P.grid.t_max);
+  P.init_mean_scale = float(P.marginal_start.scale);
+  P.prior_std = float(std::sqrt(P.schedule.prior_variance()));
   double cum = 0.0;
   for (int k = 0; k < P.target.K; ++k) {
     cum += P.target.weight[k];
     P.init_cum_w.push_back(k + 1 == P.target.K ? 1.0 : cum);
-    P.init_std.push_back(float(std::sqrt(physics::diffused_variance(P.target.sigma2[k], P.abar_start))));
+    P.init_std.push_back(float(std::sqrt(physics::diffused_variance(P.target.sigma2[k], P.marginal_start))));
   }
   return P;
 }

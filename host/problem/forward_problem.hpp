@@ -56,15 +56,16 @@ struct ForwardProblem {
   bool reference = false;
   bool shared = false;
   std::uint64_t seed = 0;
-  physics::VpSchedule schedule;
+  physics::Schedule schedule;
   physics::TimeGrid grid;
   MixtureTablesHost target, model;
   std::vector<float> ratio;
   std::vector<physics::StepScalars> step;
   std::vector<double> init_cum_w;
   std::vector<float> init_std;
-  float init_sqrt_abar = 1.f;
-  double abar_start = 1, abar_end = 0;
+  float init_mean_scale = 1.f;
+  physics::Marginal marginal_start, marginal_end;  // the transitions from 0 to t_min and t_max
+  float prior_std = 1.f;
   // Set for model.type "mlp" (then `model` is empty and there is no closed-form reference).
   std::shared_ptr<const MlpSetup> mlp;
   // Set for model.type "callback" (then, as for "mlp", `model` is empty and there is no reference).
@@ -91,9 +92,10 @@ struct ForwardProblem {
     v.step = map(step);
     v.init_cum_w = map(init_cum_w);
     v.init_std = map(init_std);
-    v.init_sqrt_abar = init_sqrt_abar;
-    v.abar_start = abar_start;
-    v.abar_end = abar_end;
+    v.init_mean_scale = init_mean_scale;
+    v.marginal_start = marginal_start;
+    v.marginal_end = marginal_end;
+    v.prior_std = prior_std;
     v.seed = seed;
     return v;
   }

@@ -63,15 +63,11 @@ void check_mlp_against_target(const MlpModel& model, const Config& c,
   if (model.dim != d)
     fields::fail(field, "the MLP's dimension d = " + std::to_string(model.dim) +
                             " must equal the target's dimension " + std::to_string(d));
-  const bool recorded = model.trained_beta_max > 0;
-  if (model.parameterization == Parameterization::eps && recorded &&
-      (model.trained_beta_min != c.schedule.beta_min || model.trained_beta_max != c.schedule.beta_max))
+  if (model.parameterization == Parameterization::eps && model.trained_schedule &&
+      !fields::same_sde(*model.trained_schedule, c.schedule.sde))
     fields::fail(field,
-                 "an eps-prediction model trained with schedule.beta_min = " +
-                     fields::show(model.trained_beta_min) + ", schedule.beta_max = " +
-                     fields::show(model.trained_beta_max) + " cannot run on schedule.beta_min = " +
-                     fields::show(c.schedule.beta_min) + ", schedule.beta_max = " +
-                     fields::show(c.schedule.beta_max) +
+                 "an eps-prediction model trained with " + fields::describe_sde(*model.trained_schedule) +
+                     " cannot run on " + fields::describe_sde(c.schedule.sde) +
                      ": its noise prediction becomes a score through the schedule it was trained with");
 }
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "taep/physics/schedule.hpp"
+
 namespace taep {
 
 // p(x, 0) = sum_k w_k N(x; m_k, sigma_k^2 I). Weights need not be normalized (their sum must be > 0).
@@ -70,9 +72,10 @@ struct ReferenceConfig {
 enum class Scheme { euler, milstein };
 enum class Backend { automatic, cpu, cuda };
 
+// schedule.type "vp" (beta_min, beta_max) or "ve" (sigma_min, sigma_max, or the shorthand sigma):
+// physics/schedule.hpp. The fields of the other type keep their defaults and are not used.
 struct ScheduleConfig {
-  double beta_min = 0.1;
-  double beta_max = 20.0;
+  physics::Schedule sde;
   double t_min = 1e-3;
   double t_max = 1.0;
   int steps = 1000;

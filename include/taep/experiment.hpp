@@ -135,12 +135,14 @@ double relative_entropy_variance_stderr(const std::vector<double>& p, const std:
                                         std::uint64_t n);
 
 // Fig. 2c's pieces (docs/physics.md section 5). The mean and variance of log(p/q)(x, t) over
-// x ~ p(x, t), for mixtures p and q diffused to abar = abar(t): Gauss-Hermite quadrature, `nodes`
-// per dimension, per component of p (d <= 3).
+// x ~ p(x, t), for mixtures p and q carried by the transition m from 0 to t
+// (physics::Schedule::marginal): Gauss-Hermite quadrature, `nodes` per dimension, per component of
+// p (d <= 3).
 struct LogRatioMoments {
   double mean = 0, variance = 0;
 };
-LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q, double abar, int nodes = 40);
+LogRatioMoments log_ratio_moments(const MixtureSpec& p, const MixtureSpec& q,
+                                  const physics::Marginal& m, int nodes = 40);
 // <S> of the exact-score model q against the target p in continuous time: <R> = KL(p||q) at t_min
 // minus KL(p||q) at t_max (the mean of section 5's closed form over forward paths).
 double exact_mean_taep(const MixtureSpec& p, const MixtureSpec& q, const ScheduleConfig& schedule);

@@ -4,7 +4,8 @@
 // Network: input [x (d), emb(t) (E)] -> hidden layers of widths H_1..H_L with the activation ->
 // linear output of dimension d. emb(t) = [sin(a f_0..f_{E/2-1}), cos(a f_0..f_{E/2-1})] with
 // a = time_scale * t and f_i = exp(-ln(max_period) i / (E/2)). The output is the score, or an
-// eps-prediction with score = -eps / sqrt(1 - abar(t)), as the file's metadata declares.
+// eps-prediction with score = -eps / sqrt(n(t)) (n the schedule's noise variance, 1 - abar(t) for
+// VP), as the file's metadata declares.
 //
 // Weight file: safetensors (8-byte little-endian header length N, N bytes of JSON header, data).
 // Tensors "layers.<i>.weight" (shape [out, in], row-major as PyTorch's nn.Linear) and
@@ -15,8 +16,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "taep/physics/schedule.hpp"
 
 namespace taep {
 
@@ -37,10 +41,11 @@ struct MlpModel {
   double max_period = 10000.0;
   Parameterization parameterization = Parameterization::score;
   std::string activation = "silu";
-  // The VP schedule the model was trained with (metadata "schedule.beta_min", "schedule.beta_max"),
-  // 0 when the file does not record it. An eps model's noise prediction becomes a score through
-  // this schedule, so a run on another one is refused (build_problem).
-  double trained_beta_min = 0, trained_beta_max = 0;
+  // The schedule the model was trained with (metadata "schedule.type" with "schedule.beta_min" and
+  // "schedule.beta_max", or "schedule.sigma_min" and "schedule.sigma_max"; a file with beta_* and no
+  // type is VP), empty when the file does not record it. An eps model's noise prediction becomes a
+  // score through this schedule, so a run on another one is refused (build_problem).
+  std::optional<physics::Schedule> trained_schedule;
   std::vector<MlpLayer> layers;  // hidden layers then the linear output layer
 };
 
@@ -77,8 +82,10 @@ struct MlpPointEval {
   std::vector<double> score;
   double divergence = 0;
 };
-// Preconditions: x.size() == model.dim; for eps-prediction models abar in [0, 1).
+// `noise` is the schedule's noise variance n(t) (physics::Schedule::marginal), which an
+// eps-prediction model's output is scaled by. Preconditions: x.size() == model.dim; for
+// eps-prediction models noise > 0.
 MlpPointEval mlp_evaluate_reference(const MlpModel& model, const std::vector<double>& x, double t,
-                                    double abar, bool with_divergence);
+                                    double noise, bool with_divergence);
 
 }  // namespace taep

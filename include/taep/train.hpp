@@ -58,7 +58,8 @@ struct TrainConfig {
   TrainDataConfig data;
   NetworkConfig network;
   OptimizerConfig optimizer;
-  double beta_min = 0.1, beta_max = 20.0, t_min = 1e-3;  // t ~ U[t_min, 1]
+  physics::Schedule sde;  // the forward SDE (schedule.type and its parameters)
+  double t_min = 1e-3;    // t ~ U[t_min, 1]
   std::uint64_t seed = 1;
   Backend backend = Backend::automatic;
   int threads = 0;           // CPU threads, 0: all

@@ -15,14 +15,15 @@
 //   2. normals, one at a time from next_normal4 blocks (NormalSource of forward_taep.hpp):
 //        mixture data: z0[0..d) then z[0..d);  sample file: z[0..d).
 //   x0  = m_k + sigma_k z0  (mixture)  or the file's row (samples);
-//   x_t = sqrt(abar(t)) x0 + sqrt(1 - abar(t)) z.
+//   x_t = c(t) x0 + sqrt(n(t)) z   (the schedule's transition: c = sqrt(abar), n = 1 - abar for VP;
+//                                  c = 1, n = sigma(t)^2 - sigma_min^2 for VE; physics/schedule.hpp).
 // The host and device streams deal the same words; the normals agree to a few ulp (Box-Muller's
 // sincos, philox.hpp), so both backends train on the same examples.
 //
-// Loss. With lambda(t) = 1 - abar(t) and s = c o the score the network output o stands for
-// (c = 1 for a score network, c = -1/sqrt(1 - abar) for an eps-prediction network):
-//   l = lambda |s + z / sqrt(1 - abar)|^2 = |a o + z|^2,   a = sqrt(1 - abar) c
-// i.e. a = sqrt(1 - abar) (score) or a = -1 (eps: l = |z - eps_theta|^2). The batch loss is the mean
+// Loss. With lambda(t) = n(t) and s = b o the score the network output o stands for
+// (b = 1 for a score network, b = -1/sqrt(n) for an eps-prediction network):
+//   l = lambda |s + z / sqrt(n)|^2 = |a o + z|^2,   a = sqrt(n) b
+// i.e. a = sqrt(n) (score) or a = -1 (eps: l = |z - eps_theta|^2). The batch loss is the mean
 // of l over the B examples (a sum over the d components, a mean over examples), and its gradient with
 // respect to example i's output is dL/do = 2 a (a o + z) / B.
 //
@@ -60,17 +61,17 @@ struct DsmData {
   // Sample data (used when samples != nullptr): rows of d values.
   const float* samples = nullptr;  // sample_count*d
   std::uint32_t sample_count = 0;
-  // t ~ U[t_min, 1] and the VP schedule.
+  // t ~ U[t_min, 1] and the schedule.
   double t_min = 1e-3;
-  VpSchedule schedule;
+  Schedule schedule;
 };
 
 // The time of one example and the schedule's values at it.
 struct DsmTime {
   double t = 0;
-  double abar = 1;     // abar(t)
-  float sqrt_abar = 1;
-  float sigma_t = 0;   // sqrt(1 - abar(t)), computed as sqrt(-expm1(log abar)) (accurate at small t)
+  Marginal marginal;     // the transition from 0 to t
+  float mean_scale = 1;  // its mean scale (sqrt(abar(t)) for VP)
+  float sigma_t = 0;     // the square root of its noise variance (sqrt(1 - abar(t)) for VP)
 };
 
 // The Philox subsequence of example i of step n (batch B): the "path" is n*B + i, so that
@@ -89,10 +90,9 @@ TAEP_HD DsmTime draw_example(const DsmData& D, Stream& stream, float* x_t, float
   // The time.
   DsmTime tm;
   tm.t = D.t_min + (1.0 - D.t_min) * rng::uniform_open(w.y);
-  const double log_abar = D.schedule.log_abar(tm.t);
-  tm.abar = exp_(log_abar);
-  tm.sqrt_abar = float(sqrt_(tm.abar));
-  tm.sigma_t = float(sqrt_(-::expm1(log_abar)));
+  tm.marginal = D.schedule.marginal(tm.t);
+  tm.mean_scale = float(tm.marginal.scale);
+  tm.sigma_t = float(sqrt_(tm.marginal.noise));
   // x0 into x_t (then diffused in place).
   NormalSource<Stream> normals(stream);
   if (D.samples) {
@@ -107,7 +107,7 @@ TAEP_HD DsmTime draw_example(const DsmData& D, Stream& stream, float* x_t, float
   }
   for (int i = 0; i < d; ++i) {
     z[i] = normals.next();
-    x_t[i] = tm.sqrt_abar * x_t[i] + tm.sigma_t * z[i];
+    x_t[i] = tm.mean_scale * x_t[i] + tm.sigma_t * z[i];
   }
   return tm;
 }
@@ -137,7 +137,7 @@ TAEP_HD void example_embedding(double t, int E, double time_scale, const double*
   }
 }
 
-// a of the loss |a o + z|^2: sqrt(1 - abar) for a score network, -1 for an eps-prediction network.
+// a of the loss |a o + z|^2: sqrt(n(t)) for a score network, -1 for an eps-prediction network.
 TAEP_HD float output_coefficient(bool eps_parameterization, float sigma_t) {
   return eps_parameterization ? -1.f : sigma_t;
 }

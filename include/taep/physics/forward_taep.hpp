@@ -1,10 +1,11 @@
 #pragma once
-// One forward VP-SDE path and its time-asymmetry entropy production (docs/physics.md section 4), written
-// once and called by the CPU backend's loop and by the CUDA kernel alike.
+// One forward path of the SDE dx = -a x dt + g dW (VP or VE, physics/schedule.hpp) and its
+// time-asymmetry entropy production (docs/physics.md section 4), written once and called by the CPU
+// backend's loop and by the CUDA kernel alike.
 //
-//   S      += beta_k/2 [l_theta - l_*](x_k) h + sqrt(beta_k) (s_theta - s_*)(x_k) . dW_k
-//   (milstein) += beta_k/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta - div s_*)]
-//   x_{k+1} = x_k - 1/2 beta_k x_k h + sqrt(beta_k) dW_k,     l = |s|^2 + 2 div s
+//   S      += g_k^2/2 [l_theta - l_*](x_k) h + g_k (s_theta - s_*)(x_k) . dW_k
+//   (milstein) += g_k^2/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta - div s_*)]
+//   x_{k+1} = (1 - a_k h) x_k + g_k dW_k,     l = |s|^2 + 2 div s
 //
 // Everything at the start of the step, the same dW that moves x (Ito). The state and the score are
 // float (or packets of floats, one path per lane: hd.hpp, "Lane types"); S is accumulated in
@@ -22,32 +23,34 @@ namespace taep {
 namespace physics {
 
 // Per-step constants shared by every path (precomputed once per run in double, stored as float).
-// (8-byte aligned: a kernel reads it with 64-bit loads; the layout is the same 6 floats.)
+// (8-byte aligned: a kernel reads it with 64-bit loads.)
 struct alignas(8) StepScalars {
-  float half_beta;   // beta(t_k) / 2
+  float half_g2;     // g(t_k)^2 / 2
   float h;           // t_{k+1} - t_k
   float sqrt_h;
-  float sqrt_beta;
-  float sqrt_abar;   // sqrt(abar(t_k))
-  float decay;       // 1 - beta_k h / 2
+  float sqrt_g2;     // g(t_k)
+  float mean_scale;  // the transition's mean scale at t_k (sqrt(abar(t_k)) for VP, 1 for VE)
+  float decay;       // 1 - a(t_k) h
+  float drift;       // a(t_k) of the drift f = -a x (g^2/2 for VP, 0 for VE)
+  float unused = 0;
 };
 
 // The step scalars of grid point k = 0..N (docs/physics.md section 1), in double, stored as float:
 // the forward tables' (k < N) and the reverse process's first step (k = N).
-TAEP_HD StepScalars step_scalars_at(const VpSchedule& sched, const TimeGrid& grid, int k) {
+TAEP_HD StepScalars step_scalars_at(const Schedule& sched, const TimeGrid& grid, int k) {
   const double h = grid.h();
   const double t = grid.t(k);
-  const double beta = sched.beta(t);
-  return {float(0.5 * beta), float(h), float(sqrt_(h)), float(sqrt_(beta)),
-          float(sqrt_(sched.abar(t))), float(1.0 - 0.5 * beta * h)};
+  const double g2 = sched.g2(t), a = sched.drift_rate(t);
+  return {float(0.5 * g2), float(h), float(sqrt_(h)), float(sqrt_(g2)),
+          float(sched.marginal(t).scale), float(1.0 - a * h), float(a)};
 }
 
-// The Milstein correction of a step: beta/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta -
+// The Milstein correction of a step: g^2/2 [dW.(grad s_theta - grad s_*).dW - h (div s_theta -
 // div s_*)] (docs/physics.md section 4), from the two quadratic forms and divergences.
 template <class T>
 TAEP_HD T milstein_correction(const StepScalars& c, const T& quad_model, const T& quad_target,
                               const T& div_model, const T& div_target) {
-  return c.half_beta * ((quad_model - quad_target) - c.h * (div_model - div_target));
+  return c.half_g2 * ((quad_model - quad_target) - c.h * (div_model - div_target));
 }
 
 struct MixtureTables {
@@ -73,12 +76,13 @@ struct ForwardView {
   MixtureTables model;
   const float* ratio = nullptr;  // shared: w_model / w_target per component
   const StepScalars* step = nullptr;  // steps
-  // x0 ~ p(x, t_min): component by cumulative weight, then sqrt(abar) m_k + sqrt(v_k) z.
+  // x0 ~ p(x, t_min): component by cumulative weight, then c m_k + sqrt(v_k) z (c the mean scale).
   const double* init_cum_w = nullptr;  // K of target, last = 1
   const float* init_std = nullptr;     // sqrt(v_k(t_min)), K of target
-  float init_sqrt_abar = 1.f;
-  double abar_start = 1.0;  // abar(t_min)
-  double abar_end = 0.0;    // abar(t_max)
+  float init_mean_scale = 1.f;
+  Marginal marginal_start;  // the transition from 0 to t_min
+  Marginal marginal_end;    // ... and to t_max
+  float prior_std = 1.f;    // sqrt of the schedule's prior variance (the reverse process's start)
   std::uint64_t seed = 0;
 };
 
@@ -133,16 +137,16 @@ using NormalSource = ValueSource<Stream, NormalBlocks>;
 template <class Stream>
 using WordSource = ValueSource<Stream, WordBlocks>;
 
-// log(p/q)(x, t) at abar = abar(t), in double precision, of the path in lane `lane` of the state.
+// log(p/q)(x, t) at the transition m from 0 to t, in double precision, of the path in lane `lane` of the state.
 // (d is D when it is fixed, so that a kernel indexes its state with constants and keeps it in
 // registers.)
 template <int D, class T>
-TAEP_HD double log_ratio_at(const ForwardView& V, double abar, const T* x, int lane = 0) {
+TAEP_HD double log_ratio_at(const ForwardView& V, const Marginal& m, const T* x, int lane = 0) {
   const int d = D > 0 ? D : V.d;
   const double lp = mixture_log_density(d, V.target.K, V.target.mean_d, V.target.log_w,
-                                        V.target.sigma2, abar, x, lane);
+                                        V.target.sigma2, m, x, lane);
   const double lq = mixture_log_density(d, V.model.K, V.model.mean_d, V.model.log_w,
-                                        V.model.sigma2, abar, x, lane);
+                                        V.model.sigma2, m, x, lane);
   return lp - lq;
 }
 
@@ -157,7 +161,7 @@ TAEP_HD void sample_initial_state(const ForwardView& V, Stream& init, T* x, int 
   NormalSource<Stream> z(init);
   const float sd = V.init_std[k];
   const float* mk = V.target.mean + k * d;
-  for (int i = 0; i < d; ++i) set_lane(x[i], lane, V.init_sqrt_abar * mk[i] + sd * z.next());
+  for (int i = 0; i < d; ++i) set_lane(x[i], lane, V.init_mean_scale * mk[i] + sd * z.next());
 }
 
 // Whether model and target share their components (V.shared): read at run time, or fixed at
@@ -166,7 +170,7 @@ enum class Sharing { runtime, shared, separate };
 
 // Score, divergence and quadratic form of target (p) and model (q) at x and step k.
 template <int D, Sharing Mode = Sharing::runtime, class T>
-TAEP_HD void evaluate_scores(const ForwardView& V, int k, float sqrt_abar, const T* x, const T* dw,
+TAEP_HD void evaluate_scores(const ForwardView& V, int k, float mean_scale, const T* x, const T* dw,
                              ScoreEval<D, T>& p, ScoreEval<D, T>& q) {
   const int d = D > 0 ? D : V.d;
   const bool shared = Mode == Sharing::runtime ? V.shared : Mode == Sharing::shared;
@@ -175,13 +179,13 @@ TAEP_HD void evaluate_scores(const ForwardView& V, int k, float sqrt_abar, const
   // 64-bit offsets: steps x K may exceed 2^31.
   const ComponentStep* target_k = V.target.comp + std::size_t(k) * V.target.K;
   if (shared) {
-    accumulate_mixture<D>(d, V.target.K, V.target.mean, target_k, V.ratio, sqrt_abar, x, dw,
+    accumulate_mixture<D>(d, V.target.K, V.target.mean, target_k, V.ratio, mean_scale, x, dw,
                           V.milstein, sp, sq);
   } else {
-    accumulate_mixture<D>(d, V.target.K, V.target.mean, target_k, nullptr, sqrt_abar, x, dw,
+    accumulate_mixture<D>(d, V.target.K, V.target.mean, target_k, nullptr, mean_scale, x, dw,
                           V.milstein, sp, sq);
     accumulate_mixture<D>(d, V.model.K, V.model.mean, V.model.comp + std::size_t(k) * V.model.K,
-                          nullptr, sqrt_abar, x, dw, V.milstein, sq, sp);
+                          nullptr, mean_scale, x, dw, V.milstein, sq, sp);
   }
   p.finish(sp, dw, d, V.milstein);
   q.finish(sq, dw, d, V.milstein);
@@ -218,7 +222,7 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise,
   for (int i = 0; i < d; ++i) x[i] = 0.f;  // filled lane by lane below
   for (int l = 0; l < Lanes<T>::count; ++l) {
     sample_initial_state<D>(V, lane_stream(init, l), x, l);
-    if (V.reference) set_lane(out.reference, l, log_ratio_at<D>(V, V.abar_start, x, l));
+    if (V.reference) set_lane(out.reference, l, log_ratio_at<D>(V, V.marginal_start, x, l));
   }
   if (ends.x0)
     for (int i = 0; i < d; ++i) ends.x0[i] = x[i];
@@ -229,18 +233,18 @@ TAEP_HD auto forward_path(const ForwardView& V, Init& init, Noise& noise,
   for (int k = 0; k < V.steps; ++k) {
     const StepScalars c = V.step[k];
     for (int i = 0; i < d; ++i) dw[i] = c.sqrt_h * z.next();
-    evaluate_scores<D, Mode>(V, k, c.sqrt_abar, x, dw, p, q);
-    T inc = taep_increment(d, c.half_beta, c.h, c.sqrt_beta, q.s, q.div, p.s, p.div, dw);
+    evaluate_scores<D, Mode>(V, k, c.mean_scale, x, dw, p, q);
+    T inc = taep_increment(d, c.half_g2, c.h, c.sqrt_g2, q.s, q.div, p.s, p.div, dw);
     if (V.milstein) inc += milstein_correction(c, q.quad, p.quad, q.div, p.div);
     add_widened(S, inc);
-    euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, x);
+    euler_maruyama_step(d, c.decay, c.sqrt_g2, dw, x);
   }
   out.taep = S;
   if (ends.xN)
     for (int i = 0; i < d; ++i) ends.xN[i] = x[i];
   if (V.reference)
     for (int l = 0; l < Lanes<T>::count; ++l)
-      set_lane(out.reference, l, get_lane(out.reference, l) - log_ratio_at<D>(V, V.abar_end, x, l));
+      set_lane(out.reference, l, get_lane(out.reference, l) - log_ratio_at<D>(V, V.marginal_end, x, l));
   return out;
 }
 
@@ -294,22 +298,22 @@ TAEP_HD float forward_step_log2(const ForwardView& V, const Log2Tables& F, const
   const int Kt = K > 0 ? K : V.target.K;
   const ComponentLog2* target_k = F.target + std::size_t(k) * Kt;
   if (shared) {
-    accumulate_mixture_log2<D, K, true>(d, Kt, F.target_mean, target_k, F.ratio, c.sqrt_abar,
+    accumulate_mixture_log2<D, K, true>(d, Kt, F.target_mean, target_k, F.ratio, c.mean_scale,
                                         P.x, P.dw, aa, p, q);
   } else {
     const int Km = K > 0 ? K : V.model.K;
     const ComponentLog2* model_k = F.model + std::size_t(k) * Km;
-    accumulate_mixture_log2<D, K, false>(d, Kt, F.target_mean, target_k, nullptr, c.sqrt_abar,
+    accumulate_mixture_log2<D, K, false>(d, Kt, F.target_mean, target_k, nullptr, c.mean_scale,
                                          P.x, P.dw, aa, p, q);
-    accumulate_mixture_log2<D, K, false>(d, Km, F.model_mean, model_k, nullptr, c.sqrt_abar, P.x,
+    accumulate_mixture_log2<D, K, false>(d, Km, F.model_mean, model_k, nullptr, c.mean_scale, P.x,
                                          P.dw, aa, q, p);
   }
   float div_p, quad_p, div_q, quad_q;
   finish_log2<D>(d, p, P.dw, quad, div_p, quad_p);
   finish_log2<D>(d, q, P.dw, quad, div_q, quad_q);
-  float inc = taep_increment(d, c.half_beta, c.h, c.sqrt_beta, P.sq, div_q, P.sp, div_p, P.dw);
+  float inc = taep_increment(d, c.half_g2, c.h, c.sqrt_g2, P.sq, div_q, P.sp, div_p, P.dw);
   if (quad) inc += milstein_correction(c, quad_q, quad_p, div_q, div_p);
-  euler_maruyama_step(d, c.decay, c.sqrt_beta, P.dw, P.x);
+  euler_maruyama_step(d, c.decay, c.sqrt_g2, P.dw, P.x);
   return inc;
 }
 
@@ -322,7 +326,7 @@ TAEP_HD PathResult forward_path_log2(const ForwardView& V, const Log2Tables& F, 
   sample_initial_state<D>(V, init, P.x);
   if (P.x0)
     for (int i = 0; i < d; ++i) P.x0[i] = P.x[i];
-  if (V.reference) out.reference = log_ratio_at<D>(V, V.abar_start, P.x);
+  if (V.reference) out.reference = log_ratio_at<D>(V, V.marginal_start, P.x);
   double S = 0.0;
   if constexpr (D > 0) {
     constexpr int G = steps_per_block_group<D>();
@@ -358,7 +362,7 @@ TAEP_HD PathResult forward_path_log2(const ForwardView& V, const Log2Tables& F, 
     }
   }
   out.taep = S;
-  if (V.reference) out.reference -= log_ratio_at<D>(V, V.abar_end, P.x);
+  if (V.reference) out.reference -= log_ratio_at<D>(V, V.marginal_end, P.x);
   return out;
 }
 

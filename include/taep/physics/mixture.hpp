@@ -1,8 +1,8 @@
 #pragma once
-// Isotropic Gaussian mixtures diffused by the VP SDE (docs/physics.md section 2), evaluated in one pass
+// Isotropic Gaussian mixtures diffused by the forward SDE (docs/physics.md section 2), evaluated in one pass
 // over the components with an online (streaming) softmax: one exp per component, no array of K
 // responsibilities, so K is unbounded on the GPU. With
-//   u_k = sqrt(abar) m_k - x,  logit_k = log w_k - |u_k|^2 / (2 v_k) - d/2 log(2 pi v_k),
+//   u_k = c m_k - x (c the transition's mean scale, v_k = c^2 sigma_k^2 + n its variance),  logit_k = log w_k - |u_k|^2 / (2 v_k) - d/2 log(2 pi v_k),
 //   r_k = softmax(logit)_k,
 //   s        = sum_k r_k u_k / v_k
 //   div s    = sum_k r_k (|u_k|^2/v_k^2 - d/v_k) - |s|^2
@@ -34,10 +34,10 @@ TAEP_HD double gaussian_log_norm(int d, double v) { return 0.5 * d * log_(2.0 * 
 TAEP_HD ComponentStep component_step(int d, double log_w, double v) {
   return {float(1.0 / v), float(log_w - gaussian_log_norm(d, v))};
 }
-// ... and of a component of width sigma2 at abar = abar(t) (the forward tables' and the reverse
-// end point's).
-TAEP_HD ComponentStep component_step_at(int d, double log_w, double sigma2, double abar) {
-  return component_step(d, log_w, diffused_variance(sigma2, abar));
+// ... and of a component of width sigma2 carried by the transition m from 0 to t (the forward
+// tables' and the reverse end point's).
+TAEP_HD ComponentStep component_step_at(int d, double log_w, double sigma2, const Marginal& m) {
+  return component_step(d, log_w, diffused_variance(sigma2, m));
 }
 
 // The component a uniform u in (0, 1) picks by the cumulative weights cum_w (K of them, the last 1):
@@ -97,13 +97,13 @@ struct ScoreEval {
   }
 };
 
-// One pass over K components centred at sqrt_abar * mean[k], weighted per step by comp[k].
+// One pass over K components centred at mean_scale * mean[k], weighted per step by comp[k].
 // With ratio != nullptr a second mixture on the same components (same means and widths, weights
 // w'_k = ratio_k w_k) is accumulated from the same exponentials: the target and a collapse model
 // then cost one exp per component together.
 template <int D, class T>
 TAEP_HD void accumulate_mixture(int d, int K, const float* mean, const ComponentStep* comp,
-                                const float* ratio, float sqrt_abar, const T* x, const T* a,
+                                const float* ratio, float mean_scale, const T* x, const T* a,
                                 bool quad, MixtureSums<D, T>& first, MixtureSums<D, T>& second) {
   T aa = 0.f;
   if (quad)
@@ -116,7 +116,7 @@ TAEP_HD void accumulate_mixture(int d, int K, const float* mean, const Component
     T uu = 0.f, ua = 0.f;
     const float* mk = mean + k * d;
     for (int i = 0; i < d; ++i) {
-      u[i] = sqrt_abar * mk[i] - x[i];
+      u[i] = mean_scale * mk[i] - x[i];
       uu += u[i] * u[i];
       if (quad) ua += u[i] * a[i];
     }
@@ -159,8 +159,8 @@ struct alignas(16) ComponentLog2 {
   float unused;
 };
 
-TAEP_HD ComponentLog2 component_log2_at(int d, double log_w, double sigma2, double abar) {
-  const double v = diffused_variance(sigma2, abar);
+TAEP_HD ComponentLog2 component_log2_at(int d, double log_w, double sigma2, const Marginal& m) {
+  const double v = diffused_variance(sigma2, m);
   return {float(-0.5 * kLog2e / v), float(kLog2e * (log_w - gaussian_log_norm(d, v))),
           float(1.0 / v), 0.f};
 }
@@ -288,15 +288,16 @@ TAEP_HD void finish_log2(int d_runtime, Log2Sums& m, const float* a, bool quad, 
 }
 
 // log p(x, t) of a mixture in double precision (endpoints of the closed-form reference).
-// mean: K*d, log_w: K, sigma2: K; abar = abar(t); x float (path state) or double (tests), or a
-// packet state of which lane `lane` is read.
+// mean: K*d, log_w: K, sigma2: K; m the transition from 0 to t; x float (path state) or double
+// (tests), or a packet state of which lane `lane` is read.
 template <class X>
 TAEP_HD double mixture_log_density(int d, int K, const double* mean, const double* log_w,
-                                   const double* sigma2, double abar, const X* x, int lane = 0) {
-  const double sab = sqrt_(abar);
+                                   const double* sigma2, const Marginal& m, const X* x,
+                                   int lane = 0) {
+  const double sab = m.scale;
   double max_l = 0.0, sum = 0.0;
   for (int k = 0; k < K; ++k) {
-    const double v = diffused_variance(sigma2[k], abar);
+    const double v = diffused_variance(sigma2[k], m);
     double uu = 0.0;
     for (int i = 0; i < d; ++i) {
       const double u = sab * mean[k * d + i] - double(get_lane(x[i], lane));

@@ -47,13 +47,13 @@ TAEP_HD void fold_time_bias(double t, int d, int E, double time_scale, double ma
   }
 }
 
-// The eps-parameterization's output factor: score = -eps / sqrt(1 - abar) (docs/physics.md
-// section 7), in double.
-TAEP_HD double eps_score_factor(double abar) { return -1.0 / sqrt_(1.0 - abar); }
-// The factor that turns the network's output into the score at abar = abar(t): 1 for a score
+// The eps-parameterization's output factor: score = -eps / sqrt(n(t)), n the schedule's noise
+// variance at t (1 - abar for VP; docs/physics.md section 7), in double.
+TAEP_HD double eps_score_factor(double noise) { return -1.0 / sqrt_(noise); }
+// The factor that turns the network's output into the score at noise variance n(t): 1 for a score
 // network, eps_score_factor for an eps-prediction network (rounded to float once per step).
-TAEP_HD float output_scale(bool eps_parameterization, double abar) {
-  return eps_parameterization ? float(eps_score_factor(abar)) : 1.f;
+TAEP_HD float output_scale(bool eps_parameterization, double noise) {
+  return eps_parameterization ? float(eps_score_factor(noise)) : 1.f;
 }
 
 }  // namespace physics

@@ -416,7 +416,7 @@ TAEP_HD void tile_step(const Net& net, const float* w, const ForwardView& V, int
     }
     PathTangents tan{sc.pv + p * net.carried()};
     ScoreEval<D, float> target;
-    sc.r2[p] = mlp_prepare<D>(V, k, c.sqrt_abar, plan, x, dw,
+    sc.r2[p] = mlp_prepare<D>(V, k, c.mean_scale, plan, x, dw,
                               [&]() -> decltype(auto) { return rng.probes(p, k); }, tan, target);
     for (int i = 0; i < d; ++i) sc.st[p * d + i] = target.s[i];
     sc.divt[p] = target.div;
@@ -451,7 +451,7 @@ TAEP_HD void tile_step(const Net& net, const float* w, const ForwardView& V, int
     float* dw = sc.dw + p * d;
     sc.taep[p] += double(mlp_increment(d, c, plan, s, est, sc.st + p * d, sc.divt[p], sc.quad[p],
                                        sc.r2[p], dw, P > 0 ? sc.aux + p : nullptr));
-    euler_maruyama_step(d, c.decay, c.sqrt_beta, dw, sc.x + p * d);
+    euler_maruyama_step(d, c.decay, c.sqrt_g2, dw, sc.x + p * d);
   });
   X::sync();
 }

@@ -48,14 +48,14 @@ struct ProbeSource {
 // Score and divergence of the target alone at x and step k, and with `dw` (Milstein) also its
 // quadratic form dw.(grad s_*).dw. T: float, or a packet of floats.
 template <int D, class T>
-TAEP_HD void target_score(const ForwardView& V, int k, float sqrt_abar, const T* x,
+TAEP_HD void target_score(const ForwardView& V, int k, float mean_scale, const T* x,
                           ScoreEval<D, T>& p, const T* dw = nullptr) {
   const int d = D > 0 ? D : V.d;
   MixtureSums<D, T> sums, unused;
   unused.clear(d);
   const bool quad = dw != nullptr;
   accumulate_mixture<D>(d, V.target.K, V.target.mean, V.target.comp + std::size_t(k) * V.target.K,
-                        nullptr, sqrt_abar, x, quad ? dw : x, quad, sums, unused);
+                        nullptr, mean_scale, x, quad ? dw : x, quad, sums, unused);
   p.finish(sums, quad ? dw : x, d, quad);
 }
 
@@ -107,14 +107,14 @@ struct ProbeAverageOf {
 };
 using ProbeAverage = ProbeAverageOf<float>;
 template <class T>
-TAEP_HD ProbeAverageOf<T> average_probes(const T* est, int P, float half_beta, float h) {
+TAEP_HD ProbeAverageOf<T> average_probes(const T* est, int P, float half_g2, float h) {
   using W = typename Lanes<T>::wide;
   T sum = 0.f;
   for (int j = 0; j < P; ++j) sum += est[j];
   const T mean = sum / float(P);
   W noise(0.0);
   if (P >= 2) {
-    const double bh = 2.0 * double(half_beta) * double(h);
+    const double bh = 2.0 * double(half_g2) * double(h);
     for (int l = 0; l < Lanes<T>::count; ++l) {
       const float m = get_lane(mean, l);
       double var = 0.0;
@@ -181,7 +181,7 @@ TAEP_HD T milstein_tangents(int d, const T* dw, Tangents& tan) {
 // returns the path's ProbeSource, called only when there are probes) and the target's score,
 // divergence and (Milstein) quadratic form into `target`. Returns |dW|^2 for Milstein (else 0).
 template <int D, class T, class OpenProbes, class Tangents>
-TAEP_HD T mlp_prepare(const ForwardView& V, int k, float sqrt_abar, const MlpTangentPlan& plan,
+TAEP_HD T mlp_prepare(const ForwardView& V, int k, float mean_scale, const MlpTangentPlan& plan,
                       const T* x, const T* dw, OpenProbes&& open_probes, Tangents& tan,
                       ScoreEval<D, T>& target) {
   const int d = D > 0 ? D : V.d;
@@ -192,7 +192,7 @@ TAEP_HD T mlp_prepare(const ForwardView& V, int k, float sqrt_abar, const MlpTan
     auto&& probes = open_probes();
     for (int j = 0; j < plan.count * d; ++j) tan.put(j, probes.next());
   }
-  target_score<D>(V, k, sqrt_abar, x, target, plan.milstein ? dw : nullptr);
+  target_score<D>(V, k, mean_scale, x, target, plan.milstein ? dw : nullptr);
   return r2;
 }
 
@@ -207,7 +207,7 @@ TAEP_HD T mlp_increment(int d, const StepScalars& c, const MlpTangentPlan& plan,
                         const T& r2, const T* dw, typename Lanes<T>::wide* noise_variance) {
   T div = est[0];
   if (plan.hutch) {
-    const ProbeAverageOf<T> avg = average_probes(est, plan.count, c.half_beta, c.h);
+    const ProbeAverageOf<T> avg = average_probes(est, plan.count, c.half_g2, c.h);
     div = avg.mean;
     if (noise_variance)
       for (int l = 0; l < Lanes<T>::count; ++l)
@@ -215,7 +215,7 @@ TAEP_HD T mlp_increment(int d, const StepScalars& c, const MlpTangentPlan& plan,
   } else if (plan.milstein) {
     div = milstein_trace(d, est);
   }
-  T inc = taep_increment(d, c.half_beta, c.h, c.sqrt_beta, s_model, div, s_target, div_target, dw);
+  T inc = taep_increment(d, c.half_g2, c.h, c.sqrt_g2, s_model, div, s_target, div_target, dw);
   if (plan.milstein) inc += milstein_correction(c, T(r2 * est[0]), quad_target, div, div_target);
   return inc;
 }

@@ -4,34 +4,20 @@
 // The state is y = (x_1..x_d, l) with dx/dt = v(x, t) = -a(t) x - g2(t)/2 s(x, t) and
 // dl/dt = div v = -a(t) d - g2(t)/2 div s(x, t), carried from t_min to t_max; then
 // log q(x(t_min)) = log pi(x(t_max)) + l(t_max) (docs/likelihood.md section 1). The integrators
-// know nothing of scores: they take a right-hand side rhs(t, y, dy) over n values. Everything the
-// ODE needs from the schedule is in OdeSchedule, so another schedule needs only another adapter.
+// know nothing of scores: they take a right-hand side rhs(t, y, dy) over n values. The schedule
+// (VP or VE) enters only through its drift rate a(t) and g(t)^2 (physics/schedule.hpp).
 #include "taep/physics/hd.hpp"
 #include "taep/physics/schedule.hpp"
 
 namespace taep {
 namespace physics {
 
-// The schedule as the PF-ODE sees it: f(x, t) = -a(t) x, g(t)^2, the marginal of a point x0 at time
-// t, N(c(t) x0, n(t) I) (c the mean scale, n the noise variance), and the prior N(0, prior_variance I).
-// VP (docs/physics.md section 1): a = beta/2, g2 = beta, c = sqrt(abar), n = 1 - abar, prior N(0, I).
-struct OdeSchedule {
-  VpSchedule vp;
-  double prior_variance = 1.0;
-
-  TAEP_HD double drift(double t) const { return 0.5 * vp.beta(t); }
-  TAEP_HD double g2(double t) const { return vp.beta(t); }
-  TAEP_HD double mean_scale(double t) const { return sqrt_(vp.abar(t)); }
-  // -expm1 keeps its relative accuracy as abar -> 1 at small t (docs/physics.md section 1).
-  TAEP_HD double noise_variance(double t) const { return -::expm1(vp.log_abar(t)); }
-};
-
 // The PF-ODE's right-hand side from the score s and its divergence at (x, t): dy[0..d) the
 // velocity, dy[d] its divergence.
 template <class S>
-TAEP_HD void pf_ode_rhs(const OdeSchedule& sched, double t, int d, const double* x, const S* score,
+TAEP_HD void pf_ode_rhs(const Schedule& sched, double t, int d, const double* x, const S* score,
                         double div_score, double* dy) {
-  const double a = sched.drift(t), half_g2 = 0.5 * sched.g2(t);
+  const double a = sched.drift_rate(t), half_g2 = 0.5 * sched.g2(t);
   for (int i = 0; i < d; ++i) dy[i] = -a * x[i] - half_g2 * double(score[i]);
   dy[d] = -a * d - half_g2 * div_score;
 }

@@ -3,14 +3,14 @@
 // clock (section 9), written once for the CPU backends and the CUDA kernels (as forward_taep.hpp is
 // for forward paths). On the grid t_k = t_min + k h, k = 0..N:
 //
-//   x_N ~ N(0, I)                                    stream kReverseStart: normal4 blocks, d values
-//   x_{k-1} = x_k + [1/2 beta_k x_k + beta_k s_theta(x_k, t_k)] h + sqrt(beta_k h) xi_k,  k = N..1
+//   x_N ~ N(0, pi^2 I) (pi^2 the prior variance)    stream kReverseStart: normal4 blocks, d values
+//   x_{k-1} = x_k + [a_k x_k + g_k^2 s_theta(x_k, t_k)] h + g_k sqrt(h) xi_k,  k = N..1
 //                                                    xi: stream kReverseNoise, d normals per step in
 //                                                    step order from t_max (the step from t_k uses
 //                                                    values (N-k) d .. (N-k) d + d-1)
-//   dW_k = (x_{k+1} - x_k + 1/2 beta_k x_k h) / sqrt(beta_k)              (implied forward increment)
-//   S   += beta_k/2 [l_theta - l_*](x_k) h + sqrt(beta_k) (s_theta - s_*)(x_k) . dW_k,   k = N-1..0
-//   (milstein) += beta_k/2 [dW_k.(grad s_theta - grad s_*).dW_k - h (div s_theta - div s_*)]
+//   dW_k = (x_{k+1} - x_k + a_k x_k h) / g_k                             (implied forward increment)
+//   S   += g_k^2/2 [l_theta - l_*](x_k) h + g_k (s_theta - s_*)(x_k) . dW_k,   k = N-1..0
+//   (milstein) += g_k^2/2 [dW_k.(grad s_theta - grad s_*).dW_k - h (div s_theta - div s_*)]
 //
 // i.e. exactly the functional of a forward path (taep_increment.hpp), evaluated at the earlier
 // forward time t_k of each step. One score evaluation at x_k serves both the TAEP increment of
@@ -41,42 +41,44 @@ namespace physics {
 // Everything a reverse path needs, as non-owning pointers into host or device memory.
 struct ReverseView {
   ForwardView fwd;     // the forward tables (steps 0..N-1), mixtures, seed, scheme, reference flag
-  StepScalars last{};  // at t_N = t_max: half_beta, h, sqrt_h, sqrt_beta, sqrt_abar (decay unused)
+  StepScalars last{};  // at t_N = t_max (decay unused)
   const ComponentStep* model_last = nullptr;  // fwd.model.K coefficients at t_N (exact-score models)
 };
 
-// x(t_max) ~ N(0, I): d normals of the start stream (a packet stream fills one path per lane).
+// x(t_max) ~ N(0, prior_std^2 I), the schedule's prior: d normals of the start stream (a packet
+// stream fills one path per lane).
 template <class Stream, class T>
-TAEP_HD void reverse_start(int d, Stream& start, T* x) {
+TAEP_HD void reverse_start(int d, float prior_std, Stream& start, T* x) {
   NormalSource<Stream> z(start);
-  for (int i = 0; i < d; ++i) x[i] = z.next();
+  for (int i = 0; i < d; ++i) x[i] = prior_std * z.next();
 }
 
-// One reverse step from t_k, in place: x <- x + [1/2 beta_k x + beta_k s] h + sqrt(beta_k h) xi.
+// One reverse step from t_k, in place: x <- x + [a_k x + g_k^2 s] h + g_k sqrt(h) xi.
 // c: the scalars of grid point k; s: s_theta(x, t_k); xi: d standard normals.
 template <class T>
 TAEP_HD void reverse_step(int d, const StepScalars& c, const T* s, const T* xi, T* x) {
-  const float hb_h = c.half_beta * c.h;
-  const float noise = c.sqrt_beta * c.sqrt_h;
-  for (int i = 0; i < d; ++i) x[i] = x[i] + (hb_h * x[i] + 2.f * hb_h * s[i]) + noise * xi[i];
+  const float a_h = c.drift * c.h;
+  const float hg2_h = c.half_g2 * c.h;
+  const float noise = c.sqrt_g2 * c.sqrt_h;
+  for (int i = 0; i < d; ++i) x[i] = x[i] + (a_h * x[i] + 2.f * hg2_h * s[i]) + noise * xi[i];
 }
 
 // The forward increment that the pair (x_k, x_{k+1}) implies on the forward clock:
-// dW_k = (x_{k+1} - x_k + 1/2 beta_k x_k h) / sqrt(beta_k). c: the scalars of grid point k.
+// dW_k = (x_{k+1} - x_k + a_k x_k h) / g_k. c: the scalars of grid point k.
 template <class T>
 TAEP_HD void implied_increment(int d, const StepScalars& c, const T* x_next, const T* x, T* dw) {
-  const float hb_h = c.half_beta * c.h;
-  for (int i = 0; i < d; ++i) dw[i] = ((x_next[i] - x[i]) + hb_h * x[i]) / c.sqrt_beta;
+  const float a_h = c.drift * c.h;
+  for (int i = 0; i < d; ++i) dw[i] = ((x_next[i] - x[i]) + a_h * x[i]) / c.sqrt_g2;
 }
 
 // The model's score alone at x from per-component coefficients `comp` (model.K of them).
 template <int D, class T>
-TAEP_HD void model_score(const ForwardView& V, const ComponentStep* comp, float sqrt_abar,
+TAEP_HD void model_score(const ForwardView& V, const ComponentStep* comp, float mean_scale,
                          const T* x, ScoreEval<D, T>& q) {
   const int d = D > 0 ? D : V.d;
   MixtureSums<D, T> sums, unused;
   unused.clear(d);
-  accumulate_mixture<D>(d, V.model.K, V.model.mean, comp, nullptr, sqrt_abar, x, x, false, sums,
+  accumulate_mixture<D>(d, V.model.K, V.model.mean, comp, nullptr, mean_scale, x, x, false, sums,
                         unused);
   q.finish(sums, x, d, false);
 }
@@ -96,15 +98,15 @@ TAEP_HD auto reverse_path(const ReverseView& R, Start& start, Noise& noise, bool
   T x_next[storage_dim<D>()];  // x_{k+1}
   T dw[storage_dim<D>()];      // implied dW_k (and xi before each reverse step)
   PathResultOf<W> out{W(0.0), W(0.0)};
-  reverse_start(d, start, x);
+  reverse_start(d, V.prior_std, start, x);
   if (reference)
     for (int l = 0; l < Lanes<T>::count; ++l)
-      set_lane(out.reference, l, -log_ratio_at<D>(V, V.abar_end, x, l));
+      set_lane(out.reference, l, -log_ratio_at<D>(V, V.marginal_end, x, l));
 
   NormalSource<Noise> z(noise);
   ScoreEval<D, T> p, q;
   // The step from t_N = t_max: the model's score there, nothing else.
-  model_score<D>(V, R.model_last, R.last.sqrt_abar, x, q);
+  model_score<D>(V, R.model_last, R.last.mean_scale, x, q);
   for (int i = 0; i < d; ++i) {
     x_next[i] = x[i];
     dw[i] = z.next();
@@ -116,8 +118,8 @@ TAEP_HD auto reverse_path(const ReverseView& R, Start& start, Noise& noise, bool
     const StepScalars c = V.step[k];
     if (with_taep) {
       implied_increment(d, c, x_next, x, dw);
-      evaluate_scores<D>(V, k, c.sqrt_abar, x, dw, p, q);
-      T inc = taep_increment(d, c.half_beta, c.h, c.sqrt_beta, q.s, q.div, p.s, p.div, dw);
+      evaluate_scores<D>(V, k, c.mean_scale, x, dw, p, q);
+      T inc = taep_increment(d, c.half_g2, c.h, c.sqrt_g2, q.s, q.div, p.s, p.div, dw);
       if (V.milstein) inc += milstein_correction(c, q.quad, p.quad, q.div, p.div);
       add_widened(S, inc);
     } else if (k > 0) {
@@ -126,9 +128,9 @@ TAEP_HD auto reverse_path(const ReverseView& R, Start& start, Noise& noise, bool
       // no more than the model alone), else the model's own pass (which is what evaluate_scores
       // runs for it).
       if (V.shared)
-        evaluate_scores<D>(V, k, c.sqrt_abar, x, x, p, q);
+        evaluate_scores<D>(V, k, c.mean_scale, x, x, p, q);
       else
-        model_score<D>(V, V.model.comp + std::size_t(k) * V.model.K, c.sqrt_abar, x, q);
+        model_score<D>(V, V.model.comp + std::size_t(k) * V.model.K, c.mean_scale, x, q);
     }
     if (k == 0) break;
     for (int i = 0; i < d; ++i) {
@@ -140,7 +142,7 @@ TAEP_HD auto reverse_path(const ReverseView& R, Start& start, Noise& noise, bool
   out.taep = S;
   if (reference)
     for (int l = 0; l < Lanes<T>::count; ++l)
-      set_lane(out.reference, l, get_lane(out.reference, l) + log_ratio_at<D>(V, V.abar_start, x, l));
+      set_lane(out.reference, l, get_lane(out.reference, l) + log_ratio_at<D>(V, V.marginal_start, x, l));
   for (int i = 0; i < d; ++i) sample[i] = x[i];
   return out;
 }

@@ -19,6 +19,8 @@ enum Stream : std::uint32_t {
   kTrainEval = 7,     // fresh examples for evaluating the DSM loss (dsm_loss)
   kReverseStart = 8,  // x(t_max) ~ N(0, I) of a reverse-process path: normal4 blocks
   kNllProbe = 9,      // taep nll's Hutchinson probes: point i's P*d values, fixed for its whole solve
+  kRatesDraw = 10,    // taep rates: draw i of grid point k (path k * draws + i): one uint4, then normals
+  kRatesProbe = 11,   // taep rates's Hutchinson probes of draw (k, i): P*d values
 };
 
 constexpr int kPathIdBits = 40;  // paths per run < 2^40 (1.1e12)
