@@ -40,6 +40,7 @@ std::unique_ptr<Command> make_dft_command();
 std::unique_ptr<Command> make_experiment_command();
 std::unique_ptr<Command> make_track_command();
 std::unique_ptr<Command> make_nll_command();
+std::unique_ptr<Command> make_rates_command();
 
 // Writes text to stdout or throws.
 void write_stdout(const std::string& text);

@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   for (auto make : {taep::cli::make_run_command, taep::cli::make_train_command,
                     taep::cli::make_sample_command, taep::cli::make_dft_command,
                     taep::cli::make_experiment_command, taep::cli::make_track_command,
-                    taep::cli::make_nll_command}) {
+                    taep::cli::make_nll_command, taep::cli::make_rates_command}) {
     auto command = make();
     CLI::App* sub = command->add_to(app);
     commands.emplace_back(sub, std::move(command));
