@@ -36,6 +36,7 @@
 #include "host/io/safetensors.hpp"
 #include "taep/config.hpp"
 #include "taep/engine.hpp"
+#include "taep/entropy.hpp"
 #include "taep/error.hpp"
 #include "taep/mlp.hpp"
 #include "taep/problem.hpp"
@@ -479,6 +480,28 @@ std::string track_json(const std::string& snapshots, const std::string& run_json
   });
 }
 
+// taep::entropy_rates (taep/entropy.hpp): the document `taep rates` writes. Progress after every
+// grid point (done/total in grid points); Ctrl-C stops it there.
+std::string rates_json(const std::string& config_json, int grid, std::uint64_t draws,
+                       std::optional<double> data_entropy, std::uint64_t nll_points,
+                       nb::object progress) {
+  CallState state(std::move(progress));
+  return state.released([&] {
+    taep::RatesOptions o;
+    o.grid_points = grid;
+    o.draws = draws;
+    o.data_entropy = data_entropy;
+    o.nll_points = nll_points;
+    o.on_progress = [&](std::uint64_t done, std::uint64_t total) {
+      state.hook([&](nb::dict& d) {
+        d["done"] = done;
+        d["total"] = total;
+      });
+    };
+    return taep::rates_result_to_json(taep::entropy_rates(taep::build_problem(taep::parse_config(config_json)), o));
+  });
+}
+
 // The layers as the weight file names them (include/taep/mlp.hpp): layers.<i>.weight [out, in],
 // layers.<i>.bias [out]; the vectors are moved into the arrays.
 nb::dict weights_dict(taep::MlpModel&& model) {
@@ -585,6 +608,8 @@ NB_MODULE(_taep, m) {
         nb::arg("seed"), nb::arg("progress").none());
   m.def("detailed_ft", &detailed_ft_json, nb::arg("config_json"), nb::arg("min_count"),
         nb::arg("progress").none(), nb::arg("score").none() = nb::none());
+  m.def("rates", &rates_json, nb::arg("config_json"), nb::arg("grid"), nb::arg("draws"),
+        nb::arg("data_entropy").none(), nb::arg("nll_points"), nb::arg("progress").none());
   m.def("train", &train, nb::arg("config_json"), nb::arg("progress").none(),
         nb::arg("snapshot_every"), nb::arg("snapshot_dir"));
   m.def("load_weights", &load_weights, nb::arg("path"));

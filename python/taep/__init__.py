@@ -36,6 +36,7 @@ __all__ = [
     "paths",
     "sample",
     "detailed_ft",
+    "rates",
     "track",
     "train",
     "load_weights",
@@ -373,6 +374,32 @@ def detailed_ft(config: Any = None, *, min_count: int = 20, score: Any = None,
     with _Progress(progress, "path") as callback:
         return json.loads(_taep.detailed_ft(_run_config(config, overrides, dotted, model),
                                             int(min_count), callback, engine))
+
+
+def rates(config: Any = None, *, grid: int = 65, draws: int = 4096,
+          data_entropy: Optional[float] = None, nll_points: int = 0,
+          overrides: Optional[Mapping[str, Any]] = None,
+          progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]:
+    """Entropy rates of the diffusion and the thermodynamic NLL bound (README.md, "taep rates";
+    docs/entropy-rates.md); returns the document ``taep rates --out`` writes, parsed.
+
+    Args:
+        config, overrides, **dotted: as for run() (built-in score models only).
+        grid: time-grid points from t_min to t_max, uniform in log SNR (``--grid``), >= 3.
+        draws: exact draws of p(x, t) per grid point (``--draws``), >= 2.
+        data_entropy: S0 in nats, replacing its estimate (``--data-entropy``).
+        nll_points: also the PF-ODE NLL of this many points drawn at t_min (``--nll-points``).
+        progress: called after every grid point, info having done and total (grid points).
+    """
+    for name, value, least in (("grid", grid, 3), ("draws", draws, 2), ("nll_points", nll_points, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(name, f"must be an integer >= {least} (got {value!r})")
+    if data_entropy is not None and not isinstance(data_entropy, (int, float)):
+        raise ConfigError("data_entropy", f"must be a number of nats (got {data_entropy!r})")
+    with _Progress(progress, "grid point") as callback:
+        return json.loads(_taep.rates(_run_config(config, overrides, dotted, None), grid, draws,
+                                      None if data_entropy is None else float(data_entropy),
+                                      nll_points, callback))
 
 
 def track(snapshots: "str | os.PathLike[str]", *, holdout: "Optional[str | os.PathLike[str]]" = None,

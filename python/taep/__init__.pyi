@@ -41,6 +41,10 @@ def detailed_ft(config: Config = None, *, min_count: int = 20, score: Any = None
                 batch: int = 4096, reference: Any = None,
                 reference_divergence: Optional[ScoreFunction] = None, overrides: Overrides = None,
                 progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]: ...
+def rates(config: Config = None, *, grid: int = 65, draws: int = 4096,
+          data_entropy: Optional[float] = None, nll_points: int = 0,
+          overrides: Optional[Mapping[str, Any]] = None,
+          progress: Optional[ProgressCallback] = None, **dotted: Any) -> Dict[str, Any]: ...
 def track(snapshots: Union[str, os.PathLike[str]], *,
           holdout: Optional[Union[str, os.PathLike[str]]] = None, config: Config = None,
           against: str = "last", samples: int = 2000, k: int = 5, paths: Optional[int] = None,
