@@ -113,6 +113,23 @@ TEST(Rates, VpMixtureEntropyChangeAndTheSecondMomentExcess) {
   ASSERT_TRUE(r.data_entropy && r.end_entropy);
   EXPECT_NEAR(r.data_entropy->mean, 1.396810, 4 * r.data_entropy->stderr_);
   EXPECT_NEAR(r.end_entropy->mean, 1.418979, 4 * r.end_entropy->stderr_);
+  // Per-path entropies along forward paths (docs/entropy-rates.md section 5): the mean system
+  // entropy change is H(p_1) - H(p_tmin), the medium one (abar(t_min) - abar(1)) (E|x0|^2 - d)/2,
+  // and the total one the integral of the intrinsic rate.
+  taep::RatesOptions po;
+  po.grid_points = 65;
+  po.draws = 20000;
+  po.paths = 20000;
+  c.schedule.steps = 400;
+  const taep::RatesResult rp = taep::entropy_rates(taep::build_problem(c), po);
+  ASSERT_TRUE(rp.path_system && rp.path_medium && rp.path_total);
+  EXPECT_NEAR(rp.path_system->mean, 1.418979 - 1.396810, 4 * rp.path_system->stderr_ + 1e-3);
+  const Schedule vp;
+  const double ex2 = 0.3 * (4 + 0.16) + 0.7 * (2.25 + 0.36);
+  EXPECT_NEAR(rp.path_medium->mean, 0.5 * (vp.abar(1e-3) - vp.abar(1)) * (ex2 - 1),
+              4 * rp.path_medium->stderr_ + 1e-3);
+  EXPECT_NEAR(rp.path_total->mean, rp.int_forward_intrinsic.mean,
+              4 * (rp.path_total->stderr_ + rp.int_forward_intrinsic.stderr_) + 2e-3);
   for (const taep::RatePoint& p : r.points) {
     const double lhs = p.generative_exchange.mean + 2 * p.generative_intrinsic.mean;
     const double rhs = 0.5 * p.g2 * (p.x_sq.mean - 1) - p.g2 * (p.score_sq.mean + p.divergence.mean);
@@ -163,6 +180,14 @@ TEST_F(RatesCli, WritesTheDocumentedSectionsAndNamesBadFlags) {
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_EQ(j["grid"].size(), 5u);
   EXPECT_TRUE(j["bound"]["nll"]["mean"].is_number());
+  // --set creates a section the config file leaves out (here the whole schedule).
+  write("c.json", R"({"run": {"threads": 2}})");
+  const Outcome ve = run("rates c.json --set schedule.type=ve --set schedule.sigma=10 --grid 3 "
+                         "--draws 16 --out ve.json --quiet");
+  ASSERT_EQ(ve.exit_code, 0) << ve.err;
+  const auto jv = nlohmann::json::parse(taep_test::read_text(work_ / "ve.json"));
+  EXPECT_EQ(jv["config"]["schedule"]["type"], "ve");
+  EXPECT_EQ(jv["config"]["run"]["threads"], 2);
   const Outcome bad = run("rates --grid 2 --out bad.json");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--grid"), std::string::npos) << bad.err;

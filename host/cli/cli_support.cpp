@@ -216,9 +216,11 @@ std::string apply_sets(const std::string& text, const std::vector<std::string>& 
       const std::string part = key.substr(begin, dot - begin);
       if (!at->is_object())
         throw ConfigError("--set", "'" + path + "' is not an object, so '" + key + "' cannot be set");
+      const bool absent = !at->contains(part);
       at = &(*at)[part];
       path += (path.empty() ? "" : ".") + part;
       if (dot == std::string::npos) break;
+      if (absent) *at = fields::json::object();  // a section the config leaves out
       begin = dot + 1;
     }
     // JSON when it is JSON (numbers, booleans, null, arrays, objects, quoted strings), else text.

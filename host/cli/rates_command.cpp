@@ -20,7 +20,7 @@ namespace {
   const std::string message = std::string(e.what()).substr(e.field().size() + 2);
   for (const auto& [field, flag] :
        {std::pair<const char*, const char*>{"grid_points", "--grid"}, {"draws", "--draws"},
-        {"data_entropy", "--data-entropy"}, {"count", "--nll-points"}})
+        {"data_entropy", "--data-entropy"}, {"paths", "--paths"}, {"count", "--nll-points"}})
     if (e.field() == field) throw ConfigError(flag, message);
   throw e;
 }
@@ -40,6 +40,9 @@ class RatesCommand final : public Command {
           cmd->add_option("--draws", options_.draws, "Exact draws of p(x, t) per grid point (default 4096)"),
           cmd->add_option("--nll-points", options_.nll_points,
                           "Also the PF-ODE NLL (dopri5) of this many points drawn at t_min (default 0: none)"),
+          cmd->add_option("--paths", options_.paths,
+                          "Also the per-path medium, system and total entropy of this many forward "
+                          "paths (default 0: none)"),
           cmd->add_option("--data-entropy", data_entropy_,
                           "S0 in nats, replacing the estimate -E log p(x, t_min) (needed when the "
                           "target's density is unknown, e.g. uniform data: d ln(b - a))")})

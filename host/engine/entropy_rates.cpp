@@ -18,6 +18,7 @@
 #include "host/engine/point_score.hpp"
 #include "host/io/json_out.hpp"
 #include "host/problem/forward_problem.hpp"
+#include "taep/engine.hpp"
 #include "taep/error.hpp"
 #include "taep/physics/mixture.hpp"
 #include "taep/physics/philox.hpp"
@@ -90,6 +91,8 @@ void check_options(const RatesOptions& o, const Config& config, const ForwardPro
     throw ConfigError("draws", "must be an integer in [2, 2^30] (got " + std::to_string(o.draws) + ")");
   if (std::uint64_t(o.grid_points) * o.draws >= rng::kMaxPaths)
     throw ConfigError("draws", "grid_points * draws must be below 2^40");
+  if (o.paths >= rng::kMaxPaths)
+    throw ConfigError("paths", "must be below 2^40 (got " + std::to_string(o.paths) + ")");
   if (o.data_entropy && !std::isfinite(*o.data_entropy))
     throw ConfigError("data_entropy", "must be a finite number of nats");
 }
@@ -245,6 +248,36 @@ RatesResult entropy_rates(const Problem& problem, const RatesOptions& options) {
                          "bound; give the data entropy (--data-entropy) to get them");
   }
   r.song_upper_bound = r.prior_cross_entropy.mean - r.int_G.mean;
+  if (options.paths > 0) {
+    // Per-path entropies from the endpoints of forward paths (docs/entropy-rates.md section 5).
+    const PathValues pv = simulate_paths(problem, Backend::cpu, 0, options.paths);
+    const physics::Marginal m0 = sched.marginal(P.grid.t_min), m1 = sched.marginal(P.grid.t_max);
+    std::vector<Draw> ends(options.paths);
+    for (std::uint64_t i = 0; i < options.paths; ++i) {
+      double x0[physics::kMaxDim], x1[physics::kMaxDim], xx0 = 0, xx1 = 0;
+      for (int j = 0; j < d; ++j) {
+        x0[j] = pv.x0[i * d + j];
+        x1[j] = pv.xN[i * d + j];
+        xx0 += x0[j] * x0[j];
+        xx1 += x1[j] * x1[j];
+      }
+      Draw& e = ends[std::size_t(i)];
+      e.xx = sched.ve() ? 0.0 : -0.5 * (xx1 - xx0);  // medium (2a/g^2 = 1 for VP, a = 0 for VE)
+      if (known_target) {
+        const auto log_p = [&](const physics::Marginal& m, const double* x) {
+          return physics::mixture_log_density(d, P.target.K, P.target.mean_d.data(),
+                                              P.target.log_w.data(), P.target.sigma2.data(), m, x);
+        };
+        e.log_p = log_p(m0, x0) - log_p(m1, x1);  // system
+      }
+    }
+    r.paths = options.paths;
+    r.path_medium = estimate(ends, [](const Draw& e) { return e.xx; });
+    if (known_target) {
+      r.path_system = estimate(ends, [](const Draw& e) { return e.log_p; });
+      r.path_total = estimate(ends, [](const Draw& e) { return e.xx + e.log_p; });
+    }
+  }
   if (options.nll_points > 0) {
     NllOptions o = options.nll;
     o.command = options.command;
@@ -327,6 +360,11 @@ std::string rates_result_to_json(const RatesResult& r, int indent) {
     bound["nll"] = nullptr;
   }
   j["bound"] = bound;
+  j["paths"] = r.paths == 0 ? ojson(nullptr)
+                            : ojson{{"count", r.paths},
+                                    {"medium", opt(r.path_medium)},
+                                    {"system", opt(r.path_system)},
+                                    {"total", opt(r.path_total)}};
   j["warnings"] = r.warnings;
   const PerformanceSummary& p = r.performance;
   j["performance"] = {{"backend", p.backend}, {"device", p.device}, {"wall_seconds", p.wall_seconds},

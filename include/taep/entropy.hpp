@@ -32,6 +32,10 @@ struct RatesOptions {
   std::uint64_t draws = 4096;    // exact draws per grid point, >= 2
   std::optional<double> data_entropy;  // S0 in nats, overriding the estimate (e.g. d ln(b - a))
   std::uint64_t nll_points = 0;  // > 0: also the PF-ODE NLL of this many points drawn at t_min
+  // > 0: also the per-path entropies of this many forward paths of `taep run` (paths 0..n-1, the
+  // config's steps and seed): medium -(2a/g^2) int x o dx (VP: -(|x_N|^2 - |x_0|^2)/2; VE: 0),
+  // system log p(x_0, t_min) - log p(x_N, t_max) (target density known), and their sum.
+  std::uint64_t paths = 0;
   NllOptions nll;                // its solver settings
   std::string command;
   std::function<void(std::uint64_t, std::uint64_t)> on_progress;  // (grid points done, in all)
@@ -76,13 +80,16 @@ struct RatesResult {
   std::optional<double> bound, bound_end_entropy;
   double song_upper_bound = 0;  // CE(p(t_max), prior) - int G
   std::optional<NllResult> nll;  // nll_points > 0
+  // paths > 0: means over forward paths of the per-path entropy changes (nats).
+  std::uint64_t paths = 0;
+  std::optional<Estimate> path_medium, path_system, path_total;
   PerformanceSummary performance;
   Provenance provenance;
   Config config;
   std::vector<std::string> warnings;
 };
 
-// ConfigError("grid_points"), ("draws"), ("data_entropy") for bad options; ("model.type") for a
+// ConfigError("grid_points"), ("draws"), ("data_entropy"), ("paths") for bad options; ("model.type") for a
 // callback model; run.backend "cuda" throws BackendUnavailable.
 RatesResult entropy_rates(const Problem& problem, const RatesOptions& options = {});
 
