@@ -12,6 +12,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "host/cpu/cpu_simd.hpp"
@@ -351,6 +352,11 @@ std::string rates_result_to_json(const RatesResult& r, int indent) {
                  {"bound", r.bound ? num(*r.bound) : ojson(nullptr)},
                  {"bound_end_entropy", r.bound_end_entropy ? num(*r.bound_end_entropy) : ojson(nullptr)},
                  {"song_upper_bound", num(r.song_upper_bound)}};
+  // The same bound with the other plug-in rates (docs/entropy-rates.md section 3: they can fail).
+  for (const auto& [name, e] : {std::pair<const char*, const Estimate*>{"bound_F", &r.int_F},
+                                {"bound_D", &r.int_D}, {"bound_H", &r.int_H}})
+    bound[name] = r.data_entropy ? num(0.5 * (r.data_entropy->mean + r.prior_entropy) - 0.5 * e->mean)
+                                 : ojson(nullptr);
   if (r.nll) {
     bound["nll"] = {{"mean", num(r.nll->nll_mean)}, {"stderr", num(r.nll->nll_stderr)},
                     {"points", r.nll->count - r.nll->failures}, {"failures", r.nll->failures},
