@@ -39,16 +39,32 @@ import sys
 OBJECTS = ["forward_taep_kernel", "reverse_kernel", "reduce_kernel", "mlp_kernels"]
 
 
-def find_cuobjdump():
-    found = shutil.which("cuobjdump")
+def find_tool(name):
+    """A CUDA binary tool: on PATH, in /usr/local/cuda/bin, or from its PyPI wheel."""
+    found = shutil.which(name)
     if found:
         return found
     for root in ["/usr/local/cuda/bin"] + sys.path:
-        for cand in glob.glob(os.path.join(root, "cuobjdump")) + glob.glob(
-                os.path.join(root, "nvidia", "cu*", "bin", "cuobjdump")):
+        for cand in glob.glob(os.path.join(root, name)) + glob.glob(
+                os.path.join(root, "nvidia", "cu*", "bin", name)):
             if os.access(cand, os.X_OK):
                 return cand
     return None
+
+
+def find_cuobjdump():
+    return find_tool("cuobjdump")
+
+
+def tool_env():
+    """cuobjdump -sass runs nvdisasm, which the cuobjdump wheel does not bring (the
+    nvidia-cuda-nvdisasm wheel does): point cuobjdump at it wherever it is."""
+    env = dict(os.environ)
+    nvdisasm = find_tool("nvdisasm")
+    if nvdisasm and "NVDISASM_PATH" not in env:
+        env["NVDISASM_PATH"] = os.path.dirname(nvdisasm)
+        env["PATH"] = os.path.dirname(nvdisasm) + os.pathsep + env.get("PATH", "")
+    return env
 
 
 LINE = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z0-9_.]+)(.*?);")
@@ -210,7 +226,7 @@ def analyse(build, arch, components):
         if not os.path.exists(obj):
             continue
         proc = subprocess.run([cuobjdump, "-sass", "-arch", arch, obj], capture_output=True,
-                              text=True)
+                              text=True, env=tool_env())
         if proc.returncode != 0:
             raise SystemExit(f"sass_count: cuobjdump failed on {obj}: {proc.stderr.strip()}")
         funcs = parse_sass(proc.stdout)
