@@ -96,7 +96,7 @@ TEST(SampleFile, BadNpyFilesNameTheFieldAndTheProblem) {
                       "more data than its shape");
   std::string ints = good;
   ints.replace(ints.find("<f8"), 3, "<i8");
-  expect_config_error(read(temp_file("ints.npy", ints)), "target.samples", "dtype '<i8'");
+  expect_config_error(read(temp_file("ints.npy", ints)), "target.samples", "dtype \"<i8\"");
   std::string fortran = good;
   fortran.replace(fortran.find("False"), 5, "True ");
   expect_config_error(read(temp_file("fortran.npy", fortran)), "target.samples", "Fortran order");

@@ -207,7 +207,8 @@ class NpyReader {
     } else if (descr == "<f4") {
       item_ = 4;
     } else {
-      bad("holds dtype '" + descr + "'; samples must be little-endian float32 ('<f4') or float64 ('<f8')");
+      bad("holds dtype " + fields::show(descr) +
+          "; samples must be little-endian float32 ('<f4') or float64 ('<f8')");
     }
     if (std::regex_search(dict, std::regex("'fortran_order'\\s*:\\s*True")))
       bad("is in Fortran order; save it in C order (numpy.ascontiguousarray)");
@@ -222,7 +223,8 @@ class NpyReader {
       one_d_ = true;
       dims.push_back(1);
     }
-    if (dims.size() != 2) bad("has shape (" + s + "); samples must have shape (N, d) or (N,)");
+    if (dims.size() != 2)
+      bad("has shape " + fields::show("(" + s + ")") + "; samples must have shape (N, d) or (N,)");
     rows_ = dims[0];
     d_ = dims[1];
     if (rows_ == 0) bad("holds no samples (shape " + shape_text() + ")");
