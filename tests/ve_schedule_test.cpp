@@ -148,18 +148,25 @@ TEST(VeSchedule, ForwardTaepOfAnExactModelMatchesItsClosedForm) {
   EXPECT_NEAR(r.ift.estimate, 1.0, 4 * r.ift.stderr_ + 5e-3);
 }
 
+// Data N(mean, sd^2) in 1D, its exact score as the model, the tutorial VE schedule g(t) = sigma^t,
+// on the CPU with two threads.
+taep::Config ve_gaussian_config(double mean, double sd, double sigma) {
+  taep::Config c = taep::default_config();
+  c.target.preset.clear();
+  c.target.mixture = taep::MixtureSpec{{1.0}, {{mean}}, {sd}};
+  c.model.collapse.reset();
+  c.model.mixture = c.target.mixture;
+  c.schedule.sde = Schedule::ve_tutorial(sigma);
+  c.run.backend = taep::Backend::cpu;
+  c.run.threads = 2;
+  return c;
+}
+
 // The reverse process on VE starts from N(0, sigma_max^2 - sigma_min^2) and, driven by the exact
 // score of a Gaussian, ends at that Gaussian (up to the prior mismatch, tiny here).
 TEST(VeSchedule, ReverseSamplesOfTheExactScoreHaveTheTargetsMoments) {
-  taep::Config c = taep::default_config();
-  c.target.preset.clear();
-  c.target.mixture = taep::MixtureSpec{{1.0}, {{1.0}}, {0.5}};
-  c.model.collapse.reset();
-  c.model.mixture = c.target.mixture;
-  c.schedule.sde = Schedule::ve_tutorial(25);
+  taep::Config c = ve_gaussian_config(1.0, 0.5, 25);
   c.schedule.steps = 2000;
-  c.run.backend = taep::Backend::cpu;
-  c.run.threads = 2;
   const std::uint64_t n = 20000;
   const taep::SampleResult s = taep::sample(c, n);
   ASSERT_EQ(s.nonfinite, 0u);
@@ -189,14 +196,8 @@ TEST(VeSchedule, PfOdeNllOfTheExactGaussianScoreIsTheClosedForm) {
   EXPECT_NEAR(ve_gaussian_mean_nll(25, 0), 1.41896, 1e-5);
   EXPECT_NEAR(ve_gaussian_mean_nll(30, 0), 1.41895, 1e-5);
 
-  taep::Config c = taep::default_config();
-  c.target.preset.clear();
-  c.target.mixture = taep::MixtureSpec{{1.0}, {{0.0}}, {1.0}};
-  c.model.collapse.reset();
-  c.model.mixture = c.target.mixture;
-  c.schedule.sde = Schedule::ve_tutorial(10);
+  taep::Config c = ve_gaussian_config(0.0, 1.0, 10);
   c.schedule.t_min = 1e-5;
-  c.run.threads = 2;
   const std::vector<double> x = {-2.5, -1.0, -0.1, 0.0, 0.4, 1.3, 3.0};
   const taep::NllResult r = taep::nll(taep::build_problem(c), x, 1);
   const Schedule& s = c.schedule.sde;

@@ -3,7 +3,6 @@
 // depends on the thread count.
 #include "taep/entropy.hpp"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <chrono>
@@ -15,7 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "host/cpu/cpu_simd.hpp"
 #include "host/engine/point_score.hpp"
 #include "host/io/json_out.hpp"
 #include "host/problem/forward_problem.hpp"
@@ -45,14 +43,19 @@ struct Linear {
   double at(const Draw& w) const { return c0 + ss * w.ss + div * w.div + xs * w.xs + xx * w.xx; }
 };
 
-template <class F>
-Estimate estimate(const std::vector<Draw>& draws, F&& f) {
-  const double n = double(draws.size());
+// The entropy changes of one forward path (docs/entropy-rates.md section 5).
+struct PathChange {
+  double medium, system;
+};
+
+template <class V, class F>
+Estimate estimate(const std::vector<V>& values, F&& f) {
+  const double n = double(values.size());
   double sum = 0;
-  for (const Draw& w : draws) sum += f(w);
+  for (const V& w : values) sum += f(w);
   const double mean = sum / n;
   double ss = 0;
-  for (const Draw& w : draws) ss += (f(w) - mean) * (f(w) - mean);
+  for (const V& w : values) ss += (f(w) - mean) * (f(w) - mean);
   return {mean, std::sqrt(ss / (n - 1) / n)};
 }
 
@@ -110,8 +113,7 @@ RatesResult entropy_rates(const Problem& problem, const RatesOptions& options) {
   const std::uint64_t N = options.draws;
   const bool known_target = P.analytic_target;  // its density and score are closed forms
   const int threads = config.run.threads > 0 ? config.run.threads : omp_get_max_threads();
-  const detail::MlpIsa isa = P.mlp ? detail::mlp_cpu_isa() : detail::MlpIsa::blas;
-  if (P.mlp && isa == detail::MlpIsa::blas) openblas_set_num_threads(1);
+  const detail::MlpIsa isa = detail::point_engine_isa(bool(P.mlp));
 
   RatesResult r;
   r.d = d;
@@ -253,7 +255,7 @@ RatesResult entropy_rates(const Problem& problem, const RatesOptions& options) {
     // Per-path entropies from the endpoints of forward paths (docs/entropy-rates.md section 5).
     const PathValues pv = simulate_paths(problem, Backend::cpu, 0, options.paths);
     const physics::Marginal m0 = sched.marginal(P.grid.t_min), m1 = sched.marginal(P.grid.t_max);
-    std::vector<Draw> ends(options.paths);
+    std::vector<PathChange> ends(options.paths);
     for (std::uint64_t i = 0; i < options.paths; ++i) {
       double x0[physics::kMaxDim], x1[physics::kMaxDim], xx0 = 0, xx1 = 0;
       for (int j = 0; j < d; ++j) {
@@ -262,21 +264,22 @@ RatesResult entropy_rates(const Problem& problem, const RatesOptions& options) {
         xx0 += x0[j] * x0[j];
         xx1 += x1[j] * x1[j];
       }
-      Draw& e = ends[std::size_t(i)];
-      e.xx = sched.ve() ? 0.0 : -0.5 * (xx1 - xx0);  // medium (2a/g^2 = 1 for VP, a = 0 for VE)
+      PathChange& e = ends[std::size_t(i)];
+      e.medium = sched.ve() ? 0.0 : -0.5 * (xx1 - xx0);  // 2a/g^2 = 1 for VP, a = 0 for VE
+      e.system = 0;
       if (known_target) {
         const auto log_p = [&](const physics::Marginal& m, const double* x) {
           return physics::mixture_log_density(d, P.target.K, P.target.mean_d.data(),
                                               P.target.log_w.data(), P.target.sigma2.data(), m, x);
         };
-        e.log_p = log_p(m0, x0) - log_p(m1, x1);  // system
+        e.system = log_p(m0, x0) - log_p(m1, x1);
       }
     }
     r.paths = options.paths;
-    r.path_medium = estimate(ends, [](const Draw& e) { return e.xx; });
+    r.path_medium = estimate(ends, [](const PathChange& e) { return e.medium; });
     if (known_target) {
-      r.path_system = estimate(ends, [](const Draw& e) { return e.log_p; });
-      r.path_total = estimate(ends, [](const Draw& e) { return e.xx + e.log_p; });
+      r.path_system = estimate(ends, [](const PathChange& e) { return e.system; });
+      r.path_total = estimate(ends, [](const PathChange& e) { return e.medium + e.system; });
     }
   }
   if (options.nll_points > 0) {
@@ -287,15 +290,8 @@ RatesResult entropy_rates(const Problem& problem, const RatesOptions& options) {
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  r.performance.backend = "cpu";
-  r.performance.device = detail::cpu_device(
-      P.mlp ? (isa == detail::MlpIsa::blas ? "MLP via OpenBLAS"
-                                           : std::string("MLP by ") + detail::to_string(isa) + " kernels")
-            : std::string("exact-score mixture"),
-      threads);
-  r.performance.wall_seconds = seconds;
-  r.performance.path_steps_per_second = seconds > 0 ? double(std::uint64_t(M) * N) / seconds : 0.0;
-  r.performance.threads = threads;
+  r.performance = detail::point_engine_performance(bool(P.mlp), isa, threads, seconds,
+                                                   double(std::uint64_t(M) * N));
   r.provenance = make_provenance(r.performance.backend, r.performance.device, options.command);
   return r;
 }

@@ -4,7 +4,6 @@
 // index (Hutchinson probes) and the settings, never on the thread count or schedule.
 #include "taep/nll.hpp"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -15,7 +14,6 @@
 #include <memory>
 #include <optional>
 
-#include "host/cpu/cpu_simd.hpp"
 #include "host/cpu/mlp_cpu.hpp"
 #include "host/io/json_out.hpp"
 #include "host/engine/point_score.hpp"
@@ -143,8 +141,7 @@ NllResult nll(const Problem& problem, const std::vector<double>& points, int d,
   const std::uint64_t count = points.size() / std::size_t(d);
   const int threads = config.run.threads > 0 ? config.run.threads : std::max(1, omp_get_max_threads());
   const physics::Schedule& sched = P.schedule;
-  const detail::MlpIsa isa = P.mlp ? detail::mlp_cpu_isa() : detail::MlpIsa::blas;
-  if (P.mlp && isa == detail::MlpIsa::blas) openblas_set_num_threads(1);  // OpenMP is over points
+  const detail::MlpIsa isa = detail::point_engine_isa(bool(P.mlp));
 
   NllResult r;
   r.d = d;
@@ -244,15 +241,7 @@ NllResult nll(const Problem& problem, const std::vector<double>& points, int d,
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  r.performance.backend = "cpu";
-  r.performance.device = detail::cpu_device(
-      P.mlp ? (isa == detail::MlpIsa::blas ? "MLP via OpenBLAS"
-                                           : std::string("MLP by ") + detail::to_string(isa) + " kernels")
-            : std::string("exact-score mixture"),
-      threads);
-  r.performance.wall_seconds = seconds;
-  r.performance.path_steps_per_second = seconds > 0 ? double(nfe_total) / seconds : 0.0;
-  r.performance.threads = threads;
+  r.performance = detail::point_engine_performance(bool(P.mlp), isa, threads, seconds, double(nfe_total));
   r.provenance = make_provenance(r.performance.backend, r.performance.device, options.command);
   return r;
 }

@@ -2,9 +2,15 @@
 // Score and divergence of a model at one point (x, t), in double at the interface: the exact-score
 // mixture (analytic) and the MLP (exact trace or Hutchinson), as the per-point engines (taep nll,
 // taep rates) evaluate them; each thread owns its own evaluator.
+#include <cblas.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
+
+#include "host/cpu/cpu_simd.hpp"
+#include "taep/result.hpp"
 
 #include "host/cpu/mlp_cpu.hpp"
 #include "host/problem/forward_problem.hpp"
@@ -85,6 +91,30 @@ class MlpScore {
   bool rademacher_;
   std::vector<float> v_, divs_;
 };
+
+// The MLP kernels a per-point engine evaluates with (blas for a mixture model). OpenMP runs over
+// points, so OpenBLAS gets one thread.
+inline MlpIsa point_engine_isa(bool mlp) {
+  const MlpIsa isa = mlp ? mlp_cpu_isa() : MlpIsa::blas;
+  if (mlp && isa == MlpIsa::blas) openblas_set_num_threads(1);
+  return isa;
+}
+
+// The performance record of a per-point engine: `evaluations` score-and-divergence evaluations in
+// `seconds` on `threads` CPU threads.
+inline PerformanceSummary point_engine_performance(bool mlp, MlpIsa isa, int threads,
+                                                   double seconds, double evaluations) {
+  PerformanceSummary p;
+  p.backend = "cpu";
+  p.device = cpu_device(mlp ? (isa == MlpIsa::blas ? "MLP via OpenBLAS"
+                                                   : std::string("MLP by ") + to_string(isa) + " kernels")
+                            : std::string("exact-score mixture"),
+                        threads);
+  p.wall_seconds = seconds;
+  p.path_steps_per_second = seconds > 0 ? evaluations / seconds : 0.0;
+  p.threads = threads;
+  return p;
+}
 
 }  // namespace detail
 }  // namespace taep
